@@ -1,0 +1,190 @@
+"""Video codecs through ffmpeg (libx264, libx265, ffv1): the whole volume is one stream, slices are frames.
+
+Frames go to ffmpeg as raw video on a pipe in exactly the pixel format the encoder codes, and come back the
+same way, so no scaler touches the values: grey data is the Y plane, chroma planes (4:2:0 / 4:4:4 rows, kept as
+the thesis ran them) are constant mid-grey and the stream is flagged full range (``-color_range pc``). Odd sizes
+are edge-padded to even for 4:2:0 and cropped back after decoding.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from .base import Codec, Encoded, Param
+
+CHROMA_FORMATS = {"gray": "gray{b}le", "420": "yuv420p{b}le", "444": "yuv444p{b}le"}
+
+
+def pix_fmt(chroma: str, bits: int) -> str:
+    if bits == 8:
+        return {"gray": "gray", "420": "yuv420p", "444": "yuv444p"}[chroma]
+    return CHROMA_FORMATS[chroma].format(b=bits)
+
+
+def pack_frames(frames: np.ndarray, chroma: str, bits: int) -> bytes:
+    """Raw planar frames: Y = data, U = V = 2^(bits-1) (neutral), little-endian."""
+    dtype = np.dtype("<u2") if bits > 8 else np.dtype("u1")
+    n, h, w = frames.shape
+    if chroma == "gray":
+        return frames.astype(dtype, copy=False).tobytes()
+    ch, cw = (h // 2, w // 2) if chroma == "420" else (h, w)
+    buf = np.empty((n, h * w + 2 * ch * cw), dtype)
+    buf[:, : h * w] = frames.reshape(n, -1)
+    buf[:, h * w:] = 1 << (bits - 1)
+    return buf.tobytes()
+
+
+def unpack_frames(raw: bytes, shape: tuple[int, int, int], chroma: str, bits: int) -> np.ndarray:
+    n, h, w = shape
+    dtype = np.dtype("<u2") if bits > 8 else np.dtype("u1")
+    per_frame = h * w if chroma == "gray" else h * w + 2 * ((h // 2) * (w // 2) if chroma == "420" else h * w)
+    data = np.frombuffer(raw, dtype)
+    if data.size != n * per_frame:
+        raise RuntimeError(f"ffmpeg returned {data.size} samples, expected {n * per_frame} ({n} frames)")
+    return data.reshape(n, per_frame)[:, : h * w].reshape(n, h, w)
+
+
+class FfmpegCodec(Codec):
+    """Common ffmpeg plumbing; subclasses build the encoder arguments."""
+
+    family = "ffmpeg"
+    per_slice = False
+    encoder: ClassVar[str]
+    container = "mkv"
+
+    @property
+    def chroma(self) -> str:
+        return self.p.get("chroma", "gray")
+
+    def depth(self) -> int:
+        return int(self.p["bits"])
+
+    def pix_fmt(self) -> str:
+        return pix_fmt(self.chroma, self.depth())
+
+    def check(self, ctx):
+        super().check(ctx)
+        ctx.ffmpeg.require(self.encoder, self.pix_fmt())
+
+    def version(self, ctx):
+        return ctx.ffmpeg.version.replace("ffmpeg version ", "ffmpeg ").split(" Copyright")[0]
+
+    def encoder_args(self) -> list[str]:
+        raise NotImplementedError
+
+    def encode(self, frames, ctx):
+        n, h, w = frames.shape
+        pad = (h % 2, w % 2) if self.chroma == "420" else (0, 0)
+        if any(pad):
+            frames = np.pad(frames, ((0, 0), (0, pad[0]), (0, pad[1])), mode="edge")
+        ph, pw = frames.shape[1:]
+        fmt, bits = self.pix_fmt(), self.depth()
+        with tempfile.TemporaryDirectory(prefix="medpipe-") as tmp:
+            out = Path(tmp) / f"stream.{self.container}"
+            # -color_range pc on the input too: otherwise ffmpeg inserts a limited->full range conversion
+            # (measured: max error 263 on 12-bit CT in x265 "lossless" 4:4:4).
+            ctx.ffmpeg.run(["-color_range", "pc", "-f", "rawvideo", "-pix_fmt", fmt, "-s", f"{pw}x{ph}", "-framerate", "25",
+                            "-i", "pipe:0", *self.threads_args(ctx), *self.encoder_args(),
+                            "-pix_fmt", fmt, "-color_range", "pc", str(out)],
+                           stdin=pack_frames(frames, self.chroma, bits))
+            data = out.read_bytes()
+        return Encoded([data], (n, h, w), frames.dtype.str, side={"padded": [ph, pw]})
+
+    def decode(self, enc, ctx):
+        ph, pw = enc.side["padded"]
+        n, h, w = enc.shape
+        with tempfile.TemporaryDirectory(prefix="medpipe-") as tmp:
+            src = Path(tmp) / f"stream.{self.container}"
+            src.write_bytes(enc.chunks[0])
+            raw = ctx.ffmpeg.run([*self.threads_args(ctx), "-i", str(src), "-f", "rawvideo",
+                                  "-pix_fmt", self.pix_fmt(), "pipe:1"])
+        frames = unpack_frames(raw, (n, ph, pw), self.chroma, self.depth())
+        return np.ascontiguousarray(frames[:, :h, :w]).astype(np.dtype(enc.dtype), copy=False)
+
+    def threads_args(self, ctx) -> list[str]:
+        return ["-threads", str(ctx.ffmpeg.threads)] if ctx.ffmpeg.threads else []
+
+
+class _HybridVideo(FfmpegCodec):
+    """x264 / x265 shared parameters (the thesis's columns: preset, chroma, crf, g, tune)."""
+
+    lib_params: ClassVar[str]
+
+    @property
+    def lossless(self):
+        return bool(self.p.get("lossless")) or self.p.get("qp") == 0
+
+    def encoder_args(self):
+        p = self.p
+        args = ["-c:v", self.encoder, "-preset", p["preset"]]
+        if p.get("lossless"):
+            pass  # x265: set through -x265-params lossless=1 (lib_extra)
+        elif p["qp"] is not None:
+            args += ["-qp", str(p["qp"])]
+        elif p["crf"] is not None:
+            args += ["-crf", str(p["crf"])]
+        if p["g"] is not None:
+            args += ["-g", str(p["g"])]
+        if p["tune"]:
+            args += ["-tune", p["tune"]]
+        lib = self.lib_extra()
+        if lib:
+            args += [self.lib_params, ":".join(lib)]
+        return args + [str(a) for a in p["extra"]]
+
+    def lib_extra(self) -> list[str]:
+        return []
+
+
+_COMMON_HYBRID = {
+    "preset": Param(str, "medium", "encoder speed preset",
+                    ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                     "veryslow", "placebo")),
+    "chroma": Param(str, "gray", "gray (monochrome), 420 or 444 (constant chroma planes, as the thesis)",
+                    ("gray", "420", "444")),
+    "crf": Param((int, float), None, "constant rate factor (encoder default when neither crf nor qp is set)"),
+    "qp": Param(int, None, "constant quantiser; 0 is lossless for x264"),
+    "g": Param(int, None, "keyframe interval (GOP length)"),
+    "tune": Param(str, None, "encoder tune (e.g. grain)"),
+    "extra": Param(list, [], "further ffmpeg output arguments, as a list"),
+}
+
+
+class X264(_HybridVideo):
+    name, encoder, lib_params = "x264", "libx264", "-x264-params"
+    description = "H.264/AVC via ffmpeg libx264, 8 or 10 bits"
+    params = {**_COMMON_HYBRID, "bits": Param(int, 10, "coded depth: 8 or 10 (x264's maximum)", (8, 10))}
+
+
+class X265(_HybridVideo):
+    name, encoder, lib_params = "x265", "libx265", "-x265-params"
+    description = "H.265/HEVC via ffmpeg libx265, 8, 10 or 12 bits; lossless=true is bit-exact within 12 bits"
+    params = {**_COMMON_HYBRID, "bits": Param(int, 12, "coded depth: 8, 10 or 12", (8, 10, 12)),
+              "lossless": Param(bool, False, "x265 lossless mode (bit-exact when values fit the depth)"),
+              "x265_params": Param(str, "", "extra x265-params, colon-separated")}
+
+    def lib_extra(self):
+        extra = ["log-level=error"]
+        if self.p["lossless"]:
+            extra.append("lossless=1")
+        if self.p["x265_params"]:
+            extra.append(self.p["x265_params"])
+        return extra
+
+
+class Ffv1(FfmpegCodec):
+    name, encoder = "ffv1", "ffv1"
+    description = "FFV1 version 3 (intra-only, lossless) via ffmpeg, grey up to 16 bits"
+    params = {"bits": Param(int, 16, "coded depth (gray<bits>le)", (8, 10, 12, 16)),
+              "slices": Param(int, 4, "slices per frame (parallel coding)"),
+              "coder": Param(int, 1, "0 Golomb-Rice, 1 range coder (default tables), 2 custom tables")}
+
+    def encoder_args(self):
+        return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", str(self.p["slices"]),
+                "-coder", str(self.p["coder"]), "-context", "1"]
+
+
+CODECS = [X264, X265, Ffv1]

@@ -1,0 +1,25 @@
+"""Errors a user can act on. The CLI prints them as one line; anything else is a bug."""
+
+
+class MedpipeError(Exception):
+    """A foreseeable problem with input, preset or environment; the message says what to do."""
+
+
+class PresetError(MedpipeError):
+    """The preset is malformed: unknown key, wrong type, unknown codec."""
+
+
+class InputError(MedpipeError):
+    """An input file or folder cannot be read as a volume."""
+
+
+class CodecUnavailable(MedpipeError):
+    """A codec's library or ffmpeg encoder is missing here; the message names what to install."""
+
+
+class CodecSkip(MedpipeError):
+    """A codec cannot represent this volume as configured (e.g. 13-bit data for a 12-bit lossless codec)."""
+
+
+class FfmpegError(MedpipeError):
+    """ffmpeg exited non-zero; the message carries the command line and the tail of stderr."""

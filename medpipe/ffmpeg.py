@@ -1,0 +1,126 @@
+"""The one place that runs ffmpeg.
+
+Which binary: ``--ffmpeg`` / the preset's ``ffmpeg`` key, else ``MEDPIPE_FFMPEG``, else the static build shipped in
+the imageio-ffmpeg wheel (libx264, libx265 with 12-bit, ffv1, libjxl), so a pip-only install has every video codec.
+Commands are argv lists, never shell strings; each one run is logged so it can be pasted into a shell.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import CodecUnavailable, FfmpegError
+
+ENV_VAR = "MEDPIPE_FFMPEG"
+
+
+def find_ffmpeg(explicit: str | os.PathLike | None = None) -> str:
+    """Resolve the ffmpeg binary: explicit > $MEDPIPE_FFMPEG > imageio-ffmpeg's wheel binary > PATH."""
+    for candidate in (explicit, os.environ.get(ENV_VAR)):
+        if candidate:
+            found = shutil.which(str(candidate)) or (str(candidate) if Path(candidate).is_file() else None)
+            if not found:
+                raise CodecUnavailable(f"ffmpeg '{candidate}' not found; fix --ffmpeg / ${ENV_VAR} / the preset")
+            return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        pass
+    found = shutil.which("ffmpeg")
+    if not found:
+        raise CodecUnavailable("ffmpeg not available: pip install imageio-ffmpeg (or set MEDPIPE_FFMPEG)")
+    return found
+
+
+@dataclass
+class Ffmpeg:
+    """A resolved ffmpeg binary, what it supports, and the log of commands run through it."""
+
+    exe: str
+    log: list[str] = field(default_factory=list)
+    threads: int = 0  # 0 = ffmpeg's choice; the matrix runner lowers it when cells run in parallel
+
+    @classmethod
+    def locate(cls, explicit=None) -> "Ffmpeg":
+        return cls(find_ffmpeg(explicit))
+
+    @property
+    def version(self) -> str:
+        return _version(self.exe)
+
+    @property
+    def encoders(self) -> frozenset[str]:
+        return _encoders(self.exe)
+
+    def pixel_formats(self, encoder: str) -> frozenset[str]:
+        return _encoder_pix_fmts(self.exe, encoder)
+
+    def require(self, encoder: str, pix_fmt: str | None = None) -> None:
+        """Raise CodecUnavailable naming exactly what this binary lacks."""
+        if encoder not in self.encoders:
+            raise CodecUnavailable(f"ffmpeg at {self.exe} has no encoder '{encoder}'; use the imageio-ffmpeg "
+                                   "wheel's build (pip install imageio-ffmpeg) or set MEDPIPE_FFMPEG")
+        if pix_fmt and pix_fmt not in self.pixel_formats(encoder):
+            raise CodecUnavailable(f"ffmpeg encoder '{encoder}' at {self.exe} does not take pixel format "
+                                   f"'{pix_fmt}' (it takes {', '.join(sorted(self.pixel_formats(encoder)))})")
+
+    def run(self, args: list[str], stdin: bytes | None = None) -> bytes:
+        """Run ``ffmpeg -nostdin -y -hide_banner -loglevel error ARGS``; return stdout or raise FfmpegError."""
+        argv = [self.exe, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args]
+        if stdin is not None:  # -nostdin would refuse pipe:0 input; it only disables interaction
+            argv.remove("-nostdin")
+        self.log.append(quote(argv))
+        try:
+            proc = subprocess.run(argv, input=stdin, capture_output=True,
+                                  stdin=None if stdin is not None else subprocess.DEVNULL)
+        except OSError as exc:
+            raise FfmpegError(f"cannot start ffmpeg ({exc}): {quote(argv)}")
+        if proc.returncode != 0:
+            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-6:]
+            raise FfmpegError(f"ffmpeg failed (exit {proc.returncode}): {' | '.join(tail) or 'no message'}\n"
+                              f"  command: {quote(argv)}")
+        return proc.stdout
+
+
+def quote(argv: list[str]) -> str:
+    """A command line that can be pasted into a POSIX shell (Windows users: cmd quoting differs)."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def _probe(exe: str, *args: str) -> str:
+    try:
+        return subprocess.run([exe, "-hide_banner", *args], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CodecUnavailable(f"ffmpeg at {exe} does not run ({exc}); set MEDPIPE_FFMPEG to a working binary")
+
+
+@lru_cache(maxsize=None)
+def _version(exe: str) -> str:
+    first = _probe(exe, "-version").splitlines()
+    return first[0] if first else "unknown"
+
+
+@lru_cache(maxsize=None)
+def _encoders(exe: str) -> frozenset[str]:
+    names = set()
+    for line in _probe(exe, "-encoders").splitlines():
+        m = re.match(r"\s*[VAS][F.][S.][X.][B.][D.]\s+(\S+)", line)
+        if m:
+            names.add(m.group(1))
+    return frozenset(names)
+
+
+@lru_cache(maxsize=None)
+def _encoder_pix_fmts(exe: str, encoder: str) -> frozenset[str]:
+    text = _probe(exe, "-h", f"encoder={encoder}")
+    m = re.search(r"Supported pixel formats:\s*(.*)", text)
+    return frozenset(m.group(1).split()) if m else frozenset()

@@ -1,0 +1,32 @@
+"""Shared test fixtures: the shipped sample, the dev data (skipped cleanly when ../shared is absent)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "ct_head_ge_dcmqa"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared(rel: str) -> Path:
+    """A path under ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / rel
+    if not path.exists():
+        pytest.skip(f"dev data not present: {path} (tests on ../shared/data run only where it exists)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_volume():
+    from medpipe.volume import load_volume
+
+    return load_volume(SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def ctx():
+    from medpipe.bench import Context
+
+    return Context()
