@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    console = Console(stderr=False)
+    console = Console()
+    if not console.is_terminal:  # piped or logged: wide enough that the table does not fold
+        console = Console(width=160)
     try:
         if argv and argv[0] in SUBCOMMANDS:
             import importlib

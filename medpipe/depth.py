@@ -29,7 +29,8 @@ class DepthMap:
 
     @property
     def coded_dtype(self):
-        return np.uint8 if self.bits_out <= 8 else np.uint16
+        # 8-bit sources stay 8-bit (codecs then write 8-bit streams); otherwise 16-bit containers
+        return np.uint8 if self.bits_out <= 8 or np.dtype(self.dtype).itemsize == 1 else np.uint16
 
     def forward(self, pixels: np.ndarray) -> np.ndarray:
         v = pixels.astype(np.int32)

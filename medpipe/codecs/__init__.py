@@ -22,8 +22,9 @@ def codec_class(name: str) -> type[Codec]:
     try:
         return REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, REGISTRY, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(REGISTRY))}"
+        close = difflib.get_close_matches(name, REGISTRY, n=3, cutoff=0.6)
+        hint = (f"; did you mean {' or '.join(repr(c) for c in close)}?" if close
+                else f"; known: {', '.join(sorted(REGISTRY))}")
         raise PresetError(f"unknown codec '{name}'{hint}") from None
 
 

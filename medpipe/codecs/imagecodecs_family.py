@@ -128,7 +128,7 @@ class JpegXL(ImagecodecsCodec):
     dicom_ts = UID_JPEGXL_LOSSLESS
 
     def encode_slice(self, sl):
-        bits = max(int(sl.max()).bit_length(), 8) if sl.dtype == np.uint16 else None
+        bits = max(int(sl.max()).bit_length(), 9) if sl.dtype == np.uint16 else None  # 8 + uint16 is refused
         return _codecs().jpegxl_encode(sl, lossless=True, effort=self.p["effort"], bitspersample=bits)
 
 
