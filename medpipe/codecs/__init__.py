@@ -6,9 +6,9 @@ import difflib
 
 from ..errors import PresetError
 from .base import COMMON_PARAMS, Codec, Encoded, Param
-from . import glymur_family, imagecodecs_family, opencv_family, pillow_jpls, video
+from . import glymur_family, imagecodecs_family, opencv_family, pillow_jpls, pydicom_family, video
 
-FAMILIES = [imagecodecs_family, pillow_jpls, opencv_family, glymur_family, video]
+FAMILIES = [imagecodecs_family, pillow_jpls, opencv_family, glymur_family, video, pydicom_family]
 REGISTRY: dict[str, type[Codec]] = {cls.name: cls for fam in FAMILIES for cls in fam.CODECS}
 
 

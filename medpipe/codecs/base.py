@@ -125,3 +125,17 @@ class Codec:
 
     def decode_slice(self, data: bytes) -> np.ndarray:
         raise NotImplementedError
+
+
+class NearLossless(Codec):
+    """JPEG-LS style NEAR parameter: 0 is lossless, k > 0 guarantees |error| <= k (checked by the bench)."""
+
+    params = {"near": Param(int, 0, "NEAR: maximum absolute error per sample (0 = lossless)")}
+
+    @property
+    def lossless(self):
+        return self.p["near"] == 0
+
+    @property
+    def error_bound(self):
+        return self.p["near"]

@@ -5,7 +5,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import Codec, Param
+from .base import Codec, NearLossless, Param
 
 UID_JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
 UID_JPEGLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
@@ -68,18 +68,9 @@ class JpegLosslessSV1(ImagecodecsCodec):
         return _codecs().jpeg8_encode(sl, lossless=True, predictor=1, bitspersample=bits if bits > 8 else None)
 
 
-class JpegLS(ImagecodecsCodec):
+class JpegLS(ImagecodecsCodec, NearLossless):
     name, lib = "jpegls", "jpegls"
     description = "JPEG-LS (CharLS); near=0 lossless, near>0 near-lossless with |error| <= near"
-    params = {"near": Param(int, 0, "NEAR: maximum absolute error per sample (0 = lossless)")}
-
-    @property
-    def lossless(self):
-        return self.p["near"] == 0
-
-    @property
-    def error_bound(self):
-        return self.p["near"]
 
     @property
     def dicom_ts(self):  # type: ignore[override]

@@ -5,23 +5,14 @@ import io
 
 import numpy as np
 
-from .base import Codec, Param
+from .base import NearLossless
 
 
-class PillowJpegLS(Codec):
+class PillowJpegLS(NearLossless):
     name, family = "jpegls_pillow", "pillow-jpls"
     description = "JPEG-LS via pillow-jpls; near=0 lossless"
     requires = ("PIL", "pillow_jpls")
     install_hint = "pillow-jpls (pip install pillow-jpls)"
-    params = {"near": Param(int, 0, "NEAR: maximum absolute error per sample (0 = lossless)")}
-
-    @property
-    def lossless(self):
-        return self.p["near"] == 0
-
-    @property
-    def error_bound(self):
-        return self.p["near"]
 
     def version(self, ctx):
         from importlib.metadata import version
