@@ -145,6 +145,10 @@ def parse_preset(data: Any, *, path: Path | None = None) -> Preset:
     executor = data.get("executor", "local")
     if executor not in ("local", "dask"):
         raise PresetError(f"{where}executor: {executor!r} is not 'local' or 'dask'")
+    if data.get("report"):  # checked now, not after the whole matrix has run
+        from .report import check_options
+
+        check_options(data["report"], f"{where}report")
     repeat = int(data.get("repeat", 1) or 1)
     if repeat < 1:
         raise PresetError(f"{where}repeat: must be >= 1")
