@@ -12,6 +12,8 @@ import json
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .codecs import Codec
 from .depth import plan_depth
 from .errors import CodecSkip, CodecUnavailable, MedpipeError
@@ -26,8 +28,8 @@ TIMING_NOTE = ("encode_ms/decode_ms: wall time (time.perf_counter) of the codec 
 
 COLUMNS = ["volume", "codec", "setting", "label", "lossless", "bits", "codec_bits", "mapping", "slices", "rows",
            "cols", "raw_bytes", "compressed_bytes", "cr", "bpv", "mse", "psnr_db", "ssim", "max_abs_err",
-           "encode_ms", "decode_ms", "map_ms", "metrics_ms", "exact", "status", "reason", "dicom_ts", "version",
-           "modality", "body_part", "volume_hash", "cell_id"]
+           "encode_ms", "decode_ms", "map_ms", "metrics_ms", "exact", "status", "reason", "dicom_ts", "dicom_dir",
+           "version", "modality", "body_part", "volume_hash", "cell_id"]
 
 
 @dataclass
@@ -38,11 +40,13 @@ class Context:
     _ffmpeg: Ffmpeg | None = field(default=None, repr=False)
     repeat: int = 1
     ssim: bool = True
+    threads: int = 0  # threads per ffmpeg call (0: ffmpeg's choice); the matrix runner fixes it, see parallel.py
 
     @property
     def ffmpeg(self) -> Ffmpeg:
         if self._ffmpeg is None:
             self._ffmpeg = Ffmpeg.locate(self.ffmpeg_path)
+            self._ffmpeg.threads = self.threads
         return self._ffmpeg
 
 
@@ -50,6 +54,14 @@ def cell_id(volume: Volume, spec: CodecSpec, version: str) -> str:
     """Stable identity of a cell: volume content + codec + canonical parameters + library version."""
     key = json.dumps([volume.content_hash, spec.canonical(), version], sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def by_slice(fn, volume: np.ndarray, dtype) -> np.ndarray:
+    """``fn`` applied slice by slice into one new array: no whole-volume int32 temporaries (bounded memory)."""
+    out = np.empty(volume.shape, dtype)
+    for i, sl in enumerate(volume):
+        out[i] = fn(sl)
+    return out
 
 
 def timed(fn, repeat: int):
@@ -86,15 +98,17 @@ def run_cell(volume: Volume, spec: CodecSpec, ctx: Context, sink=None) -> dict:
         if codec.lossless and not dmap.exact and not codec.reduces_depth_ok:
             raise CodecSkip(f"values span {dmap.bits_in} bits, {codec.name} codes at most {dmap.bits_out}: "
                             "it would not be lossless (narrow the data or use ffv1/jpegls)")
-        coded = dmap.forward(volume.pixels)
+        coded = by_slice(dmap.forward, volume.pixels, dmap.coded_dtype)
         map_ms = (time.perf_counter() - t0) * 1000
         enc, row["encode_ms"] = timed(lambda: codec.encode(coded, ctx), ctx.repeat)
         dec, row["decode_ms"] = timed(lambda: codec.decode(enc, ctx), ctx.repeat)
         t0 = time.perf_counter()
         if dec.shape != coded.shape:
             raise MedpipeError(f"decoder returned shape {dec.shape}, expected {coded.shape}")
-        codec_err = 0 if not codec.lossless else int((dec != coded).sum())
-        restored = dmap.inverse(dec)
+        codec_err = 0 if not codec.lossless else sum(int(np.count_nonzero(d != c)) for d, c in zip(dec, coded))
+        del coded  # memory: a cell holds at most the volume and two coded-size arrays at a time
+        restored = by_slice(dmap.inverse, dec, volume.pixels.dtype)
+        del dec
         row["map_ms"] = map_ms + (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
         q = compare(volume.pixels, restored, volume.span_bits, with_ssim=ctx.ssim)

@@ -40,6 +40,7 @@ class Volume:
     patient_hash: str = ""
     headers: list = field(default_factory=list, repr=False)  # pydicom Datasets without PixelData, one per slice/file
     notes: list[str] = field(default_factory=list)  # things done to the data on loading (e.g. RGB -> gray)
+    frame_order: list[int] | None = None  # multi-frame source: stored frame index of each slice (None: same order)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -89,6 +90,18 @@ def read_dicom(path: Path, *, pixels: bool = True):
     try:
         return pydicom.dcmread(path, stop_before_pixels=not pixels)
     except InvalidDicomError:
+        try:  # old exports: a bare data set without preamble / file meta; accept it only if it looks like one
+            ds = pydicom.dcmread(path, stop_before_pixels=not pixels, force=True)
+            if "SOPClassUID" in ds and "Rows" in ds:
+                if "TransferSyntaxUID" not in ds.file_meta:  # say how it was read, so pixels can be decoded
+                    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+                    implicit, little = ds.original_encoding
+                    ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                                      ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+                return ds
+        except Exception:  # noqa: BLE001 - any parse failure means "not DICOM" here
+            pass
         raise InputError(f"{path}: not a DICOM file (no DICM preamble); remove it or point --input elsewhere")
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: cannot be read as DICOM ({type(exc).__name__}: {exc}); is it truncated?")
@@ -102,10 +115,14 @@ def decode_pixels(ds, path: Path) -> np.ndarray:
         return ds.pixel_array
     except (NotImplementedError, RuntimeError) as exc:
         ts = ds.file_meta.get("TransferSyntaxUID", "?") if hasattr(ds, "file_meta") else "?"
+        if "is not supported" in str(exc):  # pydicom has no decoder for this syntax at all (e.g. MPEG-2 video)
+            name = getattr(ts, "name", ts)
+            raise InputError(f"{path}: unsupported transfer syntax {ts} ({name}): medpipe cannot decode its "
+                             "pixel data; convert the file to an uncompressed or JPEG syntax or leave it out")
         raise InputError(f"{path}: cannot decode pixel data with transfer syntax {ts} ({exc}); "
                          "install the decoders in requirements.txt (pylibjpeg, pylibjpeg-libjpeg, "
                          "pylibjpeg-openjpeg, pyjpegls)")
-    except (ValueError, EOFError, OSError, KeyError, IndexError) as exc:
+    except (ValueError, EOFError, OSError, KeyError, IndexError, AttributeError, TypeError) as exc:
         raise InputError(f"{path}: pixel data is damaged or truncated ({type(exc).__name__}: {exc})")
 
 
@@ -146,12 +163,28 @@ def patient_hash(ds) -> str:
     return hashlib.sha256(key).hexdigest()[:10]
 
 
-def to_gray(frame: np.ndarray, photometric: str) -> np.ndarray:
-    """RGB / YBR_FULL colour -> luma (ITU-R BT.601 weights), as the thesis grey-scaled its colour samples."""
+def to_gray(frame: np.ndarray, photometric: str = "RGB") -> np.ndarray:
+    """RGB colour -> luma (ITU-R BT.601 weights), as the thesis grey-scaled its colour samples.
+
+    pydicom 3's ``pixel_array`` already converts YBR_FULL / YBR_FULL_422 (and J2K's YBR_ICT/RCT) to RGB, so the
+    array is RGB whatever ``photometric`` the header names; the luma of RGB is YBR_FULL's Y.
+    """
     f = frame.astype(np.float64)
-    if photometric.startswith("YBR"):
-        return np.clip(np.rint(f[..., 0]), 0, 255).astype(np.uint8)
     return np.clip(np.rint(f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114), 0, 255).astype(np.uint8)
+
+
+def colour_frames(arr: np.ndarray, nframes: int, photometric: str, color: str) -> tuple[np.ndarray, str]:
+    """A colour image (rows x cols x 3, or frames x rows x cols x 3) -> grey frames or component planes."""
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.dtype.itemsize > 1:
+        raise InputError(f"colour images of {arr.dtype.itemsize * 8} bits are not supported (8-bit only)")
+    if color == "components":
+        # each component coded as its own grey plane: slice = frame * samples + component
+        planes = np.moveaxis(arr, -1, 1).reshape(-1, *arr.shape[1:3])
+        return planes, (f"colour ({photometric}) coded per component: {arr.shape[-1]} planes per image, "
+                        "slice = image x components + component (RGB order)")
+    return to_gray(arr), f"colour ({photometric}) converted to 8-bit grey (BT.601 luma)"
 
 
 def strip_pixels(ds):
@@ -163,8 +196,49 @@ def strip_pixels(ds):
     return ds
 
 
-def volume_from_datasets(datasets: list, paths: list[Path], name: str, source: Path) -> Volume:
-    """Build one Volume from already-read DICOM datasets of one series (single- or multi-frame)."""
+def frame_positions(ds) -> list | None:
+    """Per-frame positions along the normal of an enhanced multi-frame object (functional groups), or None."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if not per_frame:
+        return None
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+
+    def orientation(item):
+        for group in (item, shared):
+            seq = group.get("PlaneOrientationSequence") if group is not None else None
+            if seq:
+                return seq[0].get("ImageOrientationPatient")
+        return None
+
+    out = []
+    for item in per_frame:
+        pos = item.get("PlanePositionSequence")
+        iop, ipp = orientation(item), pos[0].get("ImagePositionPatient") if pos else None
+        if not iop or not ipp or len(iop) != 6 or len(ipp) != 3:
+            return None
+        normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
+        out.append(round(float(np.dot(normal, np.asarray(ipp, float))), 3))
+    return out
+
+
+def value_transform(ds) -> tuple[float, float]:
+    """(slope, intercept): top-level Rescale, else the enhanced objects' shared Pixel Value Transformation."""
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    for groups in (ds.get("SharedFunctionalGroupsSequence"), ds.get("PerFrameFunctionalGroupsSequence")):
+        if groups:
+            seq = groups[0].get("PixelValueTransformationSequence")
+            if seq:
+                return float(seq[0].get("RescaleSlope", 1) or 1), float(seq[0].get("RescaleIntercept", 0) or 0)
+    return 1.0, 0.0
+
+
+def volume_from_datasets(datasets: list, paths: list[Path], name: str, source: Path, color: str = "gray") -> Volume:
+    """Build one Volume from already-read DICOM datasets of one series (single- or multi-frame).
+
+    Colour images become 8-bit grey (``color="gray"``, the thesis's choice) or one grey plane per component
+    (``color="components"``); either is recorded in ``notes``.
+    """
     order = sort_slices(datasets, paths) if len(datasets) > 1 else [0]
     datasets = [datasets[i] for i in order]
     paths = [paths[i] for i in order]
@@ -176,8 +250,10 @@ def volume_from_datasets(datasets: list, paths: list[Path], name: str, source: P
         spp = int(ds.get("SamplesPerPixel", 1))
         nframes = int(ds.get("NumberOfFrames", 1) or 1)
         if spp > 1:
-            arr = to_gray(arr, str(ds.get("PhotometricInterpretation", "RGB")))
-            note = f"colour ({ds.get('PhotometricInterpretation')}) converted to 8-bit grey (BT.601 luma)"
+            try:
+                arr, note = colour_frames(arr, nframes, str(ds.get("PhotometricInterpretation", "RGB")), color)
+            except InputError as exc:
+                raise InputError(f"{path}: {exc}") from None
             if note not in notes:
                 notes.append(note)
         if nframes == 1 and arr.ndim == 2:
@@ -185,8 +261,24 @@ def volume_from_datasets(datasets: list, paths: list[Path], name: str, source: P
         frames.append(arr)
     shapes = {f.shape[1:] for f in frames}
     if len(shapes) > 1:
-        raise InputError(f"{source}: slices differ in size {sorted(shapes)}; split the series by image size")
-    pixels = np.ascontiguousarray(np.concatenate(frames, axis=0))
+        raise InputError(f"{source}: slices differ in size {sorted(shapes)}; split the series by image size "
+                         "(give the folder as input: medpipe.discover splits mixed series)")
+    pixels = np.concatenate(frames, axis=0)
+    frame_order = None
+    if len(datasets) == 1 and pixels.shape[0] > 1 and int(first.get("SamplesPerPixel", 1)) == 1:
+        positions = frame_positions(first)
+        if positions and len(positions) == pixels.shape[0]:
+            if len(set(positions)) == len(positions):
+                frame_order = sorted(range(len(positions)), key=lambda i: positions[i])
+                if frame_order != list(range(len(positions))):
+                    pixels = pixels[frame_order]
+                    notes.append("frames sorted along the slice normal (functional groups); DICOM output keeps "
+                                 "the stored order")
+                else:
+                    frame_order = None
+            else:
+                notes.append("frames share positions (several stacks or time points): kept in stored order")
+    pixels = np.ascontiguousarray(pixels)
     spp = int(first.get("SamplesPerPixel", 1))
     signed = bool(int(first.get("PixelRepresentation", 0))) and spp == 1
     bits_alloc = int(first.get("BitsAllocated", pixels.dtype.itemsize * 8)) if spp == 1 else 8
@@ -198,9 +290,9 @@ def volume_from_datasets(datasets: list, paths: list[Path], name: str, source: P
         source=source, files=paths, modality=str(first.get("Modality", "")),
         body_part=str(first.get("BodyPartExamined", "")),
         description=str(first.get("SeriesDescription", "") or first.get("ProtocolName", "")),
-        rescale_slope=float(first.get("RescaleSlope", 1) or 1),
-        rescale_intercept=float(first.get("RescaleIntercept", 0) or 0),
+        rescale_slope=value_transform(first)[0], rescale_intercept=value_transform(first)[1],
         patient_hash=patient_hash(first), headers=[strip_pixels(ds) for ds in datasets], notes=notes,
+        frame_order=frame_order,
     )
 
 
@@ -242,6 +334,36 @@ def load_png_folder(folder: Path, name: str | None = None) -> Volume:
     return Volume(name=name or folder.name, pixels=pixels, bits_stored=int(meta.get("bits_stored", bits_alloc)),
                   signed=signed, bits_allocated=bits_alloc, source=folder, files=pngs,
                   modality=str(meta.get("modality", "")), body_part=str(meta.get("body_part", "")))
+
+
+def load_png_image(path: Path, name: str | None = None, color: str = "gray") -> Volume:
+    """One PNG picture (grey 8/16-bit, or 8-bit RGB/RGBA converted like a colour DICOM) as a 1-slice volume."""
+    import imagecodecs
+
+    try:
+        arr = imagecodecs.png_decode(path.read_bytes())
+    except Exception as exc:  # imagecodecs raises its own error types per build
+        raise InputError(f"{path}: not a readable PNG ({exc})")
+    notes = []
+    if arr.ndim == 3:
+        if arr.shape[-1] == 4:
+            arr = arr[..., :3]
+            notes.append("alpha channel dropped")
+        elif arr.shape[-1] == 2:  # grey + alpha
+            arr = arr[..., 0]
+    if arr.ndim == 3:
+        try:
+            arr, note = colour_frames(arr, 1, "RGB", color)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        notes.append(note)
+    else:
+        arr = arr[None]
+    if arr.dtype.kind != "u":
+        raise InputError(f"{path}: PNG of {arr.dtype} samples is not supported")
+    bits = arr.dtype.itemsize * 8
+    return Volume(name=name or path.stem, pixels=np.ascontiguousarray(arr), bits_stored=bits, signed=False,
+                  bits_allocated=bits, source=path, files=[path], modality="OT", notes=notes)
 
 
 def dump_png(volume: Volume, folder: Path) -> Path:
