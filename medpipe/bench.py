@@ -64,6 +64,19 @@ def by_slice(fn, volume: np.ndarray, dtype) -> np.ndarray:
     return out
 
 
+def dicom_syntax(codec: Codec, volume: Volume, dmap) -> str | None:
+    """The DICOM transfer syntax this configuration fits on this volume (whether or not DICOM is written)."""
+    if not codec.per_slice:
+        from .dicom_out import NotWritable, video_syntax
+
+        try:
+            return video_syntax(codec, volume)
+        except NotWritable:
+            return None
+    # a lossless codec fed reduced-depth data would claim a lossless image: no syntax then
+    return codec.dicom_ts if dmap.exact or not codec.lossless else None
+
+
 def timed(fn, repeat: int):
     """(result of the last call, fastest wall time in ms)."""
     best, result = float("inf"), None
@@ -94,7 +107,7 @@ def run_cell(volume: Volume, spec: CodecSpec, ctx: Context, sink=None) -> dict:
         dmap = plan_depth(volume.value_range, volume.pixels.dtype, codec.depth(), spec.window)
         lossless = codec.lossless and dmap.exact
         row.update(lossless=lossless, codec_bits=dmap.bits_out, mapping=dmap.describe())
-        row["dicom_ts"] = codec.dicom_ts if dmap.exact or not codec.lossless else None
+        row["dicom_ts"] = dicom_syntax(codec, volume, dmap)
         if codec.lossless and not dmap.exact and not codec.reduces_depth_ok:
             raise CodecSkip(f"values span {dmap.bits_in} bits, {codec.name} codes at most {dmap.bits_out}: "
                             "it would not be lossless (narrow the data or use ffv1/jpegls)")

@@ -97,3 +97,14 @@ def test_unavailable_codec_is_a_skip_with_install_hint(variants, ctx):
 
 def vol_bits(vol):
     return vol.span_bits
+
+
+def test_dicom_transfer_syntax_column(sample_volume, ctx):
+    """Every row says which DICOM transfer syntax the configuration fits on this volume, or none."""
+    cases = [({"codec": "jpegls"}, "1.2.840.10008.1.2.4.80"), ({"codec": "jpegls", "near": 2}, "1.2.840.10008.1.2.4.81"),
+             ({"codec": "x265", "bits": 10, "chroma": "420", "preset": "ultrafast"}, "1.2.840.10008.1.2.4.108"),
+             ({"codec": "x265", "bits": 12, "chroma": "gray", "preset": "ultrafast"}, None),  # no 12-bit grey video TS
+             ({"codec": "jpeg8"}, None)]  # lossless coding of reduced data must not claim .4.70
+    for cfg, uid in cases:
+        row = run_cell(sample_volume, parse_codec(cfg, 0, ""), ctx)
+        assert row["status"] == "ok" and row["dicom_ts"] == uid, (cfg, row["dicom_ts"])
