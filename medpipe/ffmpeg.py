@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -72,12 +73,19 @@ class Ffmpeg:
             raise CodecUnavailable(f"ffmpeg encoder '{encoder}' at {self.exe} does not take pixel format "
                                    f"'{pix_fmt}' (it takes {', '.join(sorted(self.pixel_formats(encoder)))})")
 
-    def run(self, args: list[str], stdin: bytes | None = None) -> bytes:
-        """Run ``ffmpeg -nostdin -y -hide_banner -loglevel error ARGS``; return stdout or raise FfmpegError."""
+    def run(self, args: list[str], stdin=None, read_stdout=None):
+        """Run ``ffmpeg -nostdin -y -hide_banner -loglevel error ARGS``; return stdout or raise FfmpegError.
+
+        Streaming, so a volume never sits in memory twice: ``stdin`` may be an iterable of bytes chunks (e.g. one
+        frame each), written as ffmpeg reads them; ``read_stdout(stream)`` consumes stdout as it arrives and its
+        result is returned instead of the bytes.
+        """
         argv = [self.exe, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args]
         if stdin is not None:  # -nostdin would refuse pipe:0 input; it only disables interaction
             argv.remove("-nostdin")
         self.log.append(quote(argv))
+        if read_stdout is not None or not (stdin is None or isinstance(stdin, (bytes, bytearray, memoryview))):
+            return self._stream(argv, stdin, read_stdout)
         try:
             proc = subprocess.run(argv, input=stdin, capture_output=True,
                                   stdin=None if stdin is not None else subprocess.DEVNULL)
@@ -88,6 +96,55 @@ class Ffmpeg:
             raise FfmpegError(f"ffmpeg failed (exit {proc.returncode}): {' | '.join(tail) or 'no message'}\n"
                               f"  command: {quote(argv)}")
         return proc.stdout
+
+    def _stream(self, argv: list[str], stdin, read_stdout):
+        """run() with a feeder thread for stdin, a thread collecting stderr, and stdout read here."""
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise FfmpegError(f"cannot start ffmpeg ({exc}): {quote(argv)}")
+        errors: list = []
+        stderr: list[bytes] = []
+
+        def feed():
+            try:
+                for chunk in ([stdin] if isinstance(stdin, (bytes, bytearray, memoryview)) else stdin):
+                    proc.stdin.write(chunk)
+            except OSError:
+                pass  # ffmpeg stopped reading; its exit status and stderr say why
+            except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+                errors.append(exc)
+            finally:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+
+        threads = [threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)]
+        if stdin is not None:
+            threads.append(threading.Thread(target=feed, daemon=True))
+        for t in threads:
+            t.start()
+        result = None
+        try:
+            result = read_stdout(proc.stdout) if read_stdout else proc.stdout.read()
+        except Exception as exc:  # noqa: BLE001 - an ffmpeg failure explains it better, see below
+            errors.append(exc)
+        finally:
+            if errors and proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for t in threads:
+                t.join()
+            proc.stdout.close()
+        if proc.returncode != 0 and not (errors and proc.returncode < 0):
+            tail = b"".join(stderr).decode(errors="replace").strip().splitlines()[-6:]
+            raise FfmpegError(f"ffmpeg failed (exit {proc.returncode}): {' | '.join(tail) or 'no message'}\n"
+                              f"  command: {quote(argv)}")
+        if errors:
+            raise errors[0]
+        return result
 
 
 def quote(argv: list[str]) -> str:

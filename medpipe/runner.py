@@ -1,14 +1,17 @@
 """A preset run: load volumes, check the codecs, run every cell with progress, write and show results."""
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .bench import Context, run_cell
+from .bench import Context
 from .errors import MedpipeError
 from .preset import Preset
 from .results import provenance, render_table, run_folder, write_results
 from .inputs import load_inputs
+from .parallel import (CODEC_THREADS, STAGE_DIR, STORE, Outcome, ResultStore, cap_jobs_for_memory, default_jobs,
+                       execute, find_resume_folder, peak_rss_mb, plan_cells, run_settings, timing_note)
 from .volume import Volume, dump_png
 
 
@@ -36,19 +39,19 @@ def list_volumes(volumes: list[Volume], console) -> None:
     console.print(t)
 
 
-def run_matrix(preset: Preset, volumes: list[Volume], ctx: Context, console, sink=None) -> list[dict]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    rows: list[dict] = []
-    cells = [(v, s) for v in volumes for s in preset.codecs]
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as progress:
-        task = progress.add_task("cells", total=len(cells))
-        for vol, spec in cells:
-            progress.update(task, description=f"{vol.name} · {spec.label}")
-            rows.append(run_cell(vol, spec, ctx, sink=sink))
-            progress.advance(task)
-    return rows
+def run_matrix(preset: Preset, volumes: list[Volume], ctx: Context, console, sink=None, *, jobs: int = 1,
+               scheduler: str | None = None, folder: Path | None = None, session: str = "") -> Outcome:
+    """Run every (volume, codec) cell: in this process (jobs 1), in a pool of ``jobs`` processes, or on Dask
+    (``executor: dask`` / ``scheduler``). With ``folder``, finished cells go to its result store at once and
+    cells already there are not run again (--resume). Rows come back in matrix order."""
+    cells = plan_cells(volumes, preset.codecs, ctx)
+    store = ResultStore(folder, run_settings(ctx)) if folder else None
+    address = scheduler or preset.scheduler
+    executor = "dask" if address else preset.executor
+    if executor == "local":
+        jobs = cap_jobs_for_memory(jobs, volumes, console)
+    return execute(cells, ctx, console, jobs=jobs, executor=executor, scheduler=address, store=store,
+                   folder=folder, sink=sink, color=preset.color, session=session)
 
 
 def run_preset(preset: Preset, console, *, input_override: Path | None = None, out: Path | None = None,
@@ -60,7 +63,11 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
 
         return run_archive_preset(preset, console, input_override=input_override, out=out, ffmpeg=ffmpeg)
     started = datetime.now(timezone.utc)
-    ctx = Context(ffmpeg_path=ffmpeg or preset.ffmpeg, repeat=preset.repeat, ssim=preset.ssim)
+    jobs = jobs if jobs is not None else preset.jobs if preset.jobs is not None else default_jobs()
+    if jobs < 1:
+        raise MedpipeError(f"--jobs / jobs: must be at least 1, got {jobs}")
+    ctx = Context(ffmpeg_path=ffmpeg or preset.ffmpeg, repeat=preset.repeat, ssim=preset.ssim,
+                  threads=CODEC_THREADS)
     inputs = [input_override] if input_override else list(preset.inputs)
     if not inputs:
         raise MedpipeError("the preset names no input; add 'input:' or pass --input PATH")
@@ -69,7 +76,13 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
     if not volumes:
         raise MedpipeError("no input could be loaded: " + "; ".join(input_errors))
     list_volumes(volumes, console)
-    folder = run_folder(out or preset.output, preset.name, started)
+    folder = None
+    if resume:  # continue the newest results folder of this preset name (see medpipe/parallel.py)
+        folder = find_resume_folder(out or preset.output, preset.name)
+        console.print(f"resuming {folder}" if folder else f"--resume: no earlier '{preset.name}' run under "
+                      f"{out or preset.output}; starting a new one", highlight=False)
+    folder = folder or run_folder(out or preset.output, preset.name, started)
+    folder.mkdir(parents=True, exist_ok=True)
     if preset.dump_png:
         for vol in volumes:
             base = folder if preset.dump_png is True else Path(str(preset.dump_png))
@@ -79,9 +92,25 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
         from .dicom_out import make_sink
 
         sink = make_sink(preset, folder, console)
-    rows = run_matrix(preset, volumes, ctx, console, sink=sink)
+    try:
+        outcome = run_matrix(preset, volumes, ctx, console, sink=sink, jobs=jobs, scheduler=scheduler,
+                             folder=folder, session=started.isoformat(timespec="seconds"))
+    finally:
+        shutil.rmtree(folder / STAGE_DIR, ignore_errors=True)  # the workers' shared copies of the pixels
+    rows = outcome.rows
+    if outcome.commands:
+        ctx.ffmpeg.log.extend(c for c in outcome.commands if c not in ctx.ffmpeg.log)
     render_table(rows, console)
-    write_results(folder, rows, [v.describe() for v in volumes], provenance(preset, ctx, started))
+    prov = provenance(preset, ctx, started)
+    prov["timing"] = f"{prov.get('timing', '')} Parallel runs: {timing_note(outcome)}.".strip()
+    prov["parallel"] = {
+        "executor": outcome.executor, "jobs": outcome.jobs, "codec_threads": CODEC_THREADS,
+        "cells": len(rows), "from_store": outcome.from_store, "ran": outcome.ran,
+        "wall_s": round(outcome.wall_seconds, 3), "cells_s": round(outcome.cell_seconds, 3),
+        "peak_cell_rss_mb": outcome.peak_rss_mb,
+        "client_peak_rss_mb": peak_rss_mb() if outcome.jobs > 1 else None,
+        "store": STORE, "timings": timing_note(outcome)}
+    write_results(folder, rows, [v.describe() for v in volumes], prov)
     if preset.report:
         from .report import build_report
 

@@ -24,17 +24,44 @@ def pix_fmt(chroma: str, bits: int) -> str:
     return CHROMA_FORMATS[chroma].format(b=bits)
 
 
-def pack_frames(frames: np.ndarray, chroma: str, bits: int) -> bytes:
-    """Raw planar frames: Y = data, U = V = 2^(bits-1) (neutral), little-endian."""
+def iter_frames(frames: np.ndarray, chroma: str, bits: int):
+    """Raw planar frames one at a time (Y = data, U = V = 2^(bits-1), neutral; little-endian), so the volume is
+    never copied whole into one pipe buffer."""
     dtype = np.dtype("<u2") if bits > 8 else np.dtype("u1")
     n, h, w = frames.shape
-    if chroma == "gray":
-        return frames.astype(dtype, copy=False).tobytes()
-    ch, cw = (h // 2, w // 2) if chroma == "420" else (h, w)
-    buf = np.empty((n, h * w + 2 * ch * cw), dtype)
-    buf[:, : h * w] = frames.reshape(n, -1)
-    buf[:, h * w:] = 1 << (bits - 1)
-    return buf.tobytes()
+    neutral = b""
+    if chroma != "gray":
+        ch, cw = (h // 2, w // 2) if chroma == "420" else (h, w)
+        neutral = np.full(2 * ch * cw, 1 << (bits - 1), dtype).tobytes()
+    for frame in frames:
+        yield frame.astype(dtype, copy=False).tobytes()
+        if neutral:
+            yield neutral
+
+
+def pack_frames(frames: np.ndarray, chroma: str, bits: int) -> bytes:
+    """All frames as one buffer (see iter_frames)."""
+    return b"".join(iter_frames(frames, chroma, bits))
+
+
+def read_frames(stream, shape: tuple[int, int, int], chroma: str, bits: int) -> np.ndarray:
+    """Read raw planar frames from ffmpeg's stdout straight into the output array; chroma planes are dropped."""
+    n, h, w = shape
+    dtype = np.dtype("<u2") if bits > 8 else np.dtype("u1")
+    out = np.empty((n, h, w), dtype)
+    skip = 0 if chroma == "gray" else 2 * ((h // 2) * (w // 2) if chroma == "420" else h * w) * dtype.itemsize
+    scratch = memoryview(bytearray(skip))
+    for i in range(n):
+        for buf in (memoryview(out[i]).cast("B"), scratch):
+            got = 0
+            while got < len(buf):
+                k = stream.readinto(buf[got:])
+                if not k:
+                    raise RuntimeError(f"ffmpeg returned {i} whole frame(s), expected {n}")
+                got += k
+    if stream.read(1):
+        raise RuntimeError(f"ffmpeg returned more than the {n} frames expected")
+    return out
 
 
 def unpack_frames(raw: bytes, shape: tuple[int, int, int], chroma: str, bits: int) -> np.ndarray:
@@ -72,7 +99,8 @@ class FfmpegCodec(Codec):
     def version(self, ctx):
         return ctx.ffmpeg.version.replace("ffmpeg version ", "ffmpeg ").split(" Copyright")[0]
 
-    def encoder_args(self) -> list[str]:
+    def encoder_args(self, threads: int = 0) -> list[str]:
+        """Encoder arguments; ``threads`` (0: the encoder's choice) is the per-call thread budget."""
         raise NotImplementedError
 
     def encode(self, frames, ctx):
@@ -87,9 +115,9 @@ class FfmpegCodec(Codec):
             # -color_range pc on the input too: otherwise ffmpeg inserts a limited->full range conversion
             # (measured: max error 263 on 12-bit CT in x265 "lossless" 4:4:4).
             ctx.ffmpeg.run(["-color_range", "pc", "-f", "rawvideo", "-pix_fmt", fmt, "-s", f"{pw}x{ph}", "-framerate", "25",
-                            "-i", "pipe:0", *self.threads_args(ctx), *self.encoder_args(),
+                            "-i", "pipe:0", *self.threads_args(ctx), *self.encoder_args(ctx.ffmpeg.threads),
                             "-pix_fmt", fmt, "-color_range", "pc", str(out)],
-                           stdin=pack_frames(frames, self.chroma, bits))
+                           stdin=iter_frames(frames, self.chroma, bits))
             data = out.read_bytes()
         return Encoded([data], (n, h, w), frames.dtype.str, side={"padded": [ph, pw]})
 
@@ -99,9 +127,9 @@ class FfmpegCodec(Codec):
         with tempfile.TemporaryDirectory(prefix="medpipe-") as tmp:
             src = Path(tmp) / f"stream.{self.container}"
             src.write_bytes(enc.chunks[0])
-            raw = ctx.ffmpeg.run([*self.threads_args(ctx), "-i", str(src), "-f", "rawvideo",
-                                  "-pix_fmt", self.pix_fmt(), "pipe:1"])
-        frames = unpack_frames(raw, (n, ph, pw), self.chroma, self.depth())
+            frames = ctx.ffmpeg.run([*self.threads_args(ctx), "-i", str(src), "-f", "rawvideo",
+                                     "-pix_fmt", self.pix_fmt(), "pipe:1"],
+                                    read_stdout=lambda out: read_frames(out, (n, ph, pw), self.chroma, self.depth()))
         return np.ascontiguousarray(frames[:, :h, :w]).astype(np.dtype(enc.dtype), copy=False)
 
     def threads_args(self, ctx) -> list[str]:
@@ -117,7 +145,7 @@ class _HybridVideo(FfmpegCodec):
     def lossless(self):
         return bool(self.p.get("lossless")) or self.p.get("qp") == 0
 
-    def encoder_args(self):
+    def encoder_args(self, threads: int = 0):
         p = self.p
         args = ["-c:v", self.encoder, "-preset", p["preset"]]
         if p.get("lossless"):
@@ -130,12 +158,12 @@ class _HybridVideo(FfmpegCodec):
             args += ["-g", str(p["g"])]
         if p["tune"]:
             args += ["-tune", p["tune"]]
-        lib = self.lib_extra()
+        lib = self.lib_extra(threads)
         if lib:
             args += [self.lib_params, ":".join(lib)]
         return args + [str(a) for a in p["extra"]]
 
-    def lib_extra(self) -> list[str]:
+    def lib_extra(self, threads: int = 0) -> list[str]:
         return []
 
 
@@ -166,8 +194,10 @@ class X265(_HybridVideo):
               "lossless": Param(bool, False, "x265 lossless mode (bit-exact when values fit the depth)"),
               "x265_params": Param(str, "", "extra x265-params, colon-separated")}
 
-    def lib_extra(self):
+    def lib_extra(self, threads: int = 0):
         extra = ["log-level=error"]
+        if threads:  # -threads sets x265's frame threads only; its worker pool (WPP, lookahead) is pools=N
+            extra.append(f"pools={threads}")
         if self.p["lossless"]:
             extra.append("lossless=1")
         if self.p["x265_params"]:
@@ -182,7 +212,7 @@ class Ffv1(FfmpegCodec):
               "slices": Param(int, 4, "slices per frame (parallel coding)"),
               "coder": Param(int, 1, "0 Golomb-Rice, 1 range coder (default tables), 2 custom tables")}
 
-    def encoder_args(self):
+    def encoder_args(self, threads: int = 0):
         return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", str(self.p["slices"]),
                 "-coder", str(self.p["coder"]), "-context", "1"]
 
