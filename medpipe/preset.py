@@ -119,6 +119,11 @@ def parse_codec(entry: Any, index: int, where: str) -> CodecSpec:
     return CodecSpec(label=label, codec=codec, window=tuple(window) if window else None)
 
 
+def _on(section):
+    """``report: {}`` (all options default) means on, like ``report: true``."""
+    return True if section == {} else section
+
+
 def parse_preset(data: Any, *, path: Path | None = None) -> Preset:
     where = f"{path}: " if path else ""
     if not isinstance(data, dict):
@@ -156,7 +161,7 @@ def parse_preset(data: Any, *, path: Path | None = None) -> Preset:
         name=str(data.get("name") or (path.stem if path else "run")), path=path, inputs=inputs,
         output=Path(str(data.get("output", "results"))), codecs=codecs, ffmpeg=data.get("ffmpeg"),
         dump_png=data.get("dump_png", False), ssim=bool(data.get("ssim", True)), repeat=repeat, color=color,
-        dicom_out=data.get("dicom_out", False), report=data.get("report", False),
+        dicom_out=_on(data.get("dicom_out", False)), report=_on(data.get("report", False)),
         archive=data.get("archive") or {}, jobs=data.get("jobs"), executor=executor,
         scheduler=data.get("scheduler"), raw=data,
     )
