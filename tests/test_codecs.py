@@ -1,7 +1,6 @@
 """Round trip through the real bench path: every registered codec x 8/12/16-bit and signed input."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from medpipe.bench import run_cell

@@ -39,11 +39,6 @@ def iter_frames(frames: np.ndarray, chroma: str, bits: int):
             yield neutral
 
 
-def pack_frames(frames: np.ndarray, chroma: str, bits: int) -> bytes:
-    """All frames as one buffer (see iter_frames)."""
-    return b"".join(iter_frames(frames, chroma, bits))
-
-
 def read_frames(stream, shape: tuple[int, int, int], chroma: str, bits: int) -> np.ndarray:
     """Read raw planar frames from ffmpeg's stdout straight into the output array; chroma planes are dropped."""
     n, h, w = shape
@@ -62,16 +57,6 @@ def read_frames(stream, shape: tuple[int, int, int], chroma: str, bits: int) -> 
     if stream.read(1):
         raise RuntimeError(f"ffmpeg returned more than the {n} frames expected")
     return out
-
-
-def unpack_frames(raw: bytes, shape: tuple[int, int, int], chroma: str, bits: int) -> np.ndarray:
-    n, h, w = shape
-    dtype = np.dtype("<u2") if bits > 8 else np.dtype("u1")
-    per_frame = h * w if chroma == "gray" else h * w + 2 * ((h // 2) * (w // 2) if chroma == "420" else h * w)
-    data = np.frombuffer(raw, dtype)
-    if data.size != n * per_frame:
-        raise RuntimeError(f"ffmpeg returned {data.size} samples, expected {n * per_frame} ({n} frames)")
-    return data.reshape(n, per_frame)[:, : h * w].reshape(n, h, w)
 
 
 class FfmpegCodec(Codec):
