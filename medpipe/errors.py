@@ -1,5 +1,13 @@
 """Errors a user can act on. The CLI prints them as one line; anything else is a bug."""
 
+import difflib
+
+
+def did_you_mean(key: str, valid) -> str:
+    """'; did you mean 'X'?' with the closest valid name, or the list of valid names."""
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
+
 
 class MedpipeError(Exception):
     """A foreseeable problem with input, preset or environment; the message says what to do."""

@@ -6,7 +6,6 @@ runs the same from any working directory; ``output`` is resolved against the wor
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import yaml
 
 from .codecs import COMMON_PARAMS, Codec, Param, codec_class
-from .errors import PresetError
+from .errors import PresetError, did_you_mean
 
 # Top-level keys: type(s) and meaning. Sub-sections (dicom_out, report, archive) are checked by their owners.
 TOP_KEYS: dict[str, tuple[tuple, str]] = {
@@ -71,11 +70,6 @@ class Preset:
     raw: dict = field(default_factory=dict)  # the YAML as loaded, for provenance
 
 
-def _suggest(key: str, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
-
-
 def _type_name(types) -> str:
     types = types if isinstance(types, tuple) else (types,)
     return " or ".join({bool: "true/false", int: "integer", float: "number", str: "text", list: "list",
@@ -103,7 +97,7 @@ def parse_codec(entry: Any, index: int, where: str) -> CodecSpec:
     valid: dict[str, Param] = {**cls.params, **COMMON_PARAMS}
     for key, value in params.items():
         if key not in valid:
-            raise PresetError(f"{here} ({cls.name}): unknown parameter '{key}'{_suggest(key, valid)}")
+            raise PresetError(f"{here} ({cls.name}): unknown parameter '{key}'{did_you_mean(key, valid)}")
         spec = valid[key]
         _check_type(value, spec.type, f"{here} ({cls.name}).{key}")
         if spec.choices and value is not None and value not in spec.choices:
@@ -130,7 +124,7 @@ def parse_preset(data: Any, *, path: Path | None = None) -> Preset:
         raise PresetError(f"{where}a preset is a YAML mapping of keys (input, codecs, ...)")
     for key, value in data.items():
         if key not in TOP_KEYS:
-            raise PresetError(f"{where}unknown key '{key}'{_suggest(str(key), TOP_KEYS)}")
+            raise PresetError(f"{where}unknown key '{key}'{did_you_mean(str(key), TOP_KEYS)}")
         _check_type(value, TOP_KEYS[key][0], f"{where}{key}")
     base = path.parent if path else Path.cwd()
     raw_inputs = ([data["input"]] if data.get("input") else []) + list(data.get("inputs") or [])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
-import difflib
 import html
 import io
 import json
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MedpipeError
+from .errors import MedpipeError, did_you_mean
 
 LIMITS_FILE = Path(__file__).with_name("clinical_limits.yaml")
 
@@ -79,11 +78,6 @@ def codec_color(codec: str) -> str:
 
 # ---------------------------------------------------------------- options
 
-def _suggest(key: str, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
-
-
 def check_options(options: Any, where: str = "report") -> dict:
     """``true`` / ``{...}`` -> the full options dict; unknown keys and wrong types are refused by name."""
     if options is None or options is True:
@@ -96,7 +90,7 @@ def check_options(options: Any, where: str = "report") -> dict:
     out = dict(DEFAULTS)
     for key, value in options.items():
         if key not in OPTIONS:
-            raise MedpipeError(f"{where}: unknown option '{key}'{_suggest(str(key), OPTIONS)}")
+            raise MedpipeError(f"{where}: unknown option '{key}'{did_you_mean(str(key), OPTIONS)}")
         types = OPTIONS[key][0]
         if value is not None and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
             raise MedpipeError(f"{where}.{key}: expected {' or '.join(t.__name__ for t in types)}, got {value!r} "
@@ -355,7 +349,7 @@ def load_limits(path: Path | str | None = None) -> Limits:
                                "{id: ct_head, modalities: [CT], max_cr: {DRG: 5}}")
         for src, value in (rule.get("max_cr") or {}).items():
             if src not in sources:
-                raise MedpipeError(f"{where}.max_cr: source '{src}' is not in 'sources'{_suggest(src, sources)}")
+                raise MedpipeError(f"{where}.max_cr: source '{src}' is not in 'sources'{did_you_mean(src, sources)}")
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise MedpipeError(f"{where}.max_cr.{src}: expected a positive number or null, got {value!r}")
     near = doc.get("near_lossless", 2)
@@ -378,7 +372,7 @@ def rule_for(limits: Limits, modality: str, body_part: str, override: str | None
             if rule["id"] == override:
                 return rule, f"region set in the report options: {override}"
         ids = [r["id"] for r in limits.rules]
-        raise MedpipeError(f"report.regions: unknown rule '{override}'{_suggest(override, ids)}")
+        raise MedpipeError(f"report.regions: unknown rule '{override}'{did_you_mean(override, ids)}")
     mod = (modality or "").upper()
     candidates = [r for r in limits.rules if mod in [str(m).upper() for m in r["modalities"]]]
     if not candidates:
@@ -734,7 +728,7 @@ def heatmap_figures(figs: Figures, results: Results, opts: dict, of_label: dict[
             unknown = [w for w in wanted if w not in {r["label"] for r in rows}]
             for w in unknown:
                 notes.append(f"heatmaps: '{w}' is not a lossy configuration of {name}"
-                             f"{_suggest(w, [r['label'] for r in rows])}")
+                             f"{did_you_mean(w, [r['label'] for r in rows])}")
             rows = [r for r in rows if r["label"] in wanted]
         if not rows:
             notes.append(f"heatmaps: {name} has no lossy rows to show")
@@ -890,7 +884,7 @@ def resolve_reference(wanted: str | None, curves: list[Curve], of_label: dict[st
         if by_codec:
             return by_codec[0], ""
         return swept[0], (f"report.reference '{wanted}' is not a swept curve, a label in one or a codec"
-                          f"{_suggest(wanted, swept + list(of_label))}; using '{swept[0]}'")
+                          f"{did_you_mean(wanted, swept + list(of_label))}; using '{swept[0]}'")
     return swept[0], ""
 
 

@@ -8,12 +8,11 @@ that matches none is archived alone and the reason is recorded.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..errors import PresetError
+from ..errors import PresetError, did_you_mean
 from ..volume import Volume
 
 ORDERS = ("sequential", "interleave", "similarity")
@@ -53,18 +52,13 @@ SETTING_HELP = {
 }
 
 
-def _suggest(key: str, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
-
-
 def parse_settings(data: dict | None, where: str = "archive") -> Settings:
     """Validate an ``archive:`` mapping (unknown keys get a close match) -> Settings."""
     data = dict(data or {})
     names = {f.name for f in fields(Settings)}
     for key in data:
         if key not in names:
-            raise PresetError(f"{where}: unknown key '{key}'{_suggest(str(key), names)}")
+            raise PresetError(f"{where}: unknown key '{key}'{did_you_mean(str(key), names)}")
     kw: dict = {}
     if "codec" in data:
         codec = data["codec"]
@@ -76,7 +70,7 @@ def parse_settings(data: dict | None, where: str = "archive") -> Settings:
     if "order" in data:
         if data["order"] not in ORDERS:
             raise PresetError(f"{where}.order: {data['order']!r} is not a known order"
-                              f"{_suggest(str(data['order']), ORDERS)}")
+                              f"{did_you_mean(str(data['order']), ORDERS)}")
         kw["order"] = data["order"]
     if "group_by" in data:
         keys = data["group_by"]
@@ -85,7 +79,7 @@ def parse_settings(data: dict | None, where: str = "archive") -> Settings:
             raise PresetError(f"{where}.group_by: expected a list of keys from {list(GROUP_KEYS)}")
         for k in keys:
             if k not in GROUP_KEYS:
-                raise PresetError(f"{where}.group_by: unknown key '{k}'{_suggest(str(k), GROUP_KEYS)}")
+                raise PresetError(f"{where}.group_by: unknown key '{k}'{did_you_mean(str(k), GROUP_KEYS)}")
         kw["group_by"] = tuple(keys)
     for key in ("spacing_tol", "thickness_tol", "epsilon"):
         if key in data:
