@@ -15,6 +15,7 @@ from conftest import ROOT, SAMPLE
 PRESET = """
 name: small
 input: {input}
+dump_png: true
 codecs:
   - {{codec: jpegls}}
   - {{codec: jpegls, near: 2}}
@@ -70,6 +71,11 @@ def test_small_preset_end_to_end(tmp_path, small_series):
     assert prov["preset"]["as_run"]["name"] == "small" and "numpy" in prov["libraries"]
     assert len(doc["rows"]) == 7 and doc["volumes"][0]["shape"] == [4, 512, 512]
     assert {p.name: p.read_bytes() for p in small_series.iterdir()} == before  # input untouched
+    from medpipe.volume import load_volume
+
+    pngs = folder / "png" / small_series.name  # dump_png: 16-bit PNG slices that reload to the same values
+    assert len(list(pngs.glob("*.png"))) == 4
+    assert (load_volume(pngs).pixels == load_volume(small_series).pixels).all()
 
 
 def test_input_override_and_failure_exit_code(tmp_path, small_series):
