@@ -138,7 +138,7 @@ def render_table(rows: list[dict], console=None) -> None:
                 status += f" [dim]({len(notes)})[/]"
             lossless = ("[green]exact[/]" if r["exact"] else "[bold red]NOT EXACT[/]") if r["lossless"] else "no"
             t.add_row(
-                r["label"], lossless if r["lossless"] is not None else "-",
+                r["label"], lossless if ok else "-",
                 f"{r['codec_bits']}/{r['bits']}" if r["codec_bits"] else "-",
                 _fmt(r["cr"], ".2f") if ok else "-", _fmt(r["bpv"], ".3f") if ok else "-",
                 _fmt(r["psnr_db"], ".2f") if ok else "-", _fmt(r["ssim"], ".5f") if ok else "-",
