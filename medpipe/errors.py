@@ -1,24 +1,24 @@
 """Errors a user can act on. The CLI prints them as one line; anything else is a bug."""
 
-import difflib
-
-
-def did_you_mean(key: str, valid) -> str:
-    """'; did you mean 'X'?' with the closest valid name, or the list of valid names."""
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
-
 
 class MedpipeError(Exception):
     """A foreseeable problem with input, preset or environment; the message says what to do."""
 
 
 class PresetError(MedpipeError):
-    """The preset is malformed: unknown key, wrong type, unknown codec."""
+    """The preset is malformed: unknown key, wrong type, value out of range, unknown codec."""
 
 
 class InputError(MedpipeError):
     """An input file or folder cannot be read as a volume."""
+
+
+class DamagedInput(InputError):
+    """Decoded pixel data contradicts its header or its series (a damaged codestream that decoded anyway)."""
+
+
+class OutputError(MedpipeError):
+    """An output cannot be written (disk full, read-only, permission, a path that would leave its folder)."""
 
 
 class CodecUnavailable(MedpipeError):
@@ -30,4 +30,4 @@ class CodecSkip(MedpipeError):
 
 
 class FfmpegError(MedpipeError):
-    """ffmpeg exited non-zero; the message carries the command line and the tail of stderr."""
+    """ffmpeg exited non-zero or timed out; the message carries the command line and the tail of stderr."""

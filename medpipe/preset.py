@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 
 from .codecs import COMMON_PARAMS, Codec, Param, codec_class
-from .errors import PresetError, did_you_mean
+from .errors import PresetError
+from .options import did_you_mean
 
 # Top-level keys: type(s) and meaning. Sub-sections (dicom_out, report, archive) are checked by their owners.
 TOP_KEYS: dict[str, tuple[tuple, str]] = {

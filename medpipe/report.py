@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MedpipeError, did_you_mean
+from .errors import MedpipeError
+from .options import did_you_mean
 
 LIMITS_FILE = Path(__file__).with_name("clinical_limits.yaml")
 

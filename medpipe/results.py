@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .bench import COLUMNS, TIMING_NOTE
-from .volume import atomic_write_bytes
+from .files import atomic_write_bytes
 
 LIBRARIES = ["medpipe", "numpy", "pydicom", "imagecodecs", "imageio-ffmpeg", "opencv-python-headless",
              "opencv-python", "pillow", "pillow-jpls", "pyjpegls", "pylibjpeg", "pylibjpeg-libjpeg",

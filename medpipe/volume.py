@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .files import atomic_write_bytes
 
 PNG_SIDECAR = "medpipe_slices.json"  # written by dump_png: value offset and signedness, so PNG -> Volume is exact
 
@@ -382,13 +383,6 @@ def dump_png(volume: Volume, folder: Path) -> Path:
         "offset": offset, "signed": volume.signed, "bits_stored": volume.bits_stored, "source": str(volume.source),
         "modality": volume.modality, "body_part": volume.body_part}, indent=1).encode())
     return folder
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary name beside the target, then rename: readers never see half a file."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- entry point

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..errors import PresetError, did_you_mean
+from ..errors import PresetError
+from ..options import did_you_mean
 from ..volume import Volume
 
 ORDERS = ("sequential", "interleave", "similarity")
