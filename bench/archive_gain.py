@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from medpipe.archive.compare import COLUMNS, gain_equal_psnr, measure  # noqa: E402
-from medpipe.bench import Context  # noqa: E402
+from medpipe.codecs import CodecContext  # noqa: E402
 from medpipe.errors import MedpipeError  # noqa: E402
-from medpipe.results import atomic_write_text, library_versions  # noqa: E402
+from medpipe.files import atomic_write_text  # noqa: E402
+from medpipe.results import library_versions  # noqa: E402
 from medpipe.volume import load_volume  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -139,7 +140,7 @@ def predictability(vols, console) -> list[dict]:
     import numpy as np
 
     from medpipe.archive.compare import align_shifts
-    from medpipe.archive.store import value_offset
+    from medpipe.archive.build import value_offset
 
     vals = [v.pixels.astype(np.float32) + value_offset(v) for v in vols]
     lo = int(min(x.min() for x in vals))
@@ -220,7 +221,7 @@ def main(argv=None) -> int:
         return 2
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or ROOT / "results" / f"archive_gain-{stamp}"
-    ctx = Context()
+    ctx = CodecContext()
     meta = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "args": vars(args) | {"out": str(out)},
             "ffmpeg": ctx.ffmpeg.version, "libraries": library_versions(), "groups": GROUPS}
     rows: list[dict] = []

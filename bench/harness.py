@@ -4,7 +4,7 @@
 
 Runs the preset's matrix in this process (one cell at a time, as ``--jobs 1``) on a real CT series (default: the
 shipped sample; e.g. ``--input ../shared/data/ct_head/cq500_ct5``), then prints, per cell and in total, the codec
-time (encode + decode, timed around the codec call alone by medpipe.bench) against everything else. The claim
+time (encode + decode, timed around the codec call alone by medpipe.roundtrip) against everything else. The claim
 checked: the harness (all but the codec calls) costs less than the codec calls themselves.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from medpipe.bench import Context, run_cell  # noqa: E402
+from medpipe.codecs import CodecContext  # noqa: E402
+from medpipe.matrix import CellSettings, run_cell  # noqa: E402
 from medpipe.preset import load_preset  # noqa: E402
 from medpipe.results import write_results  # noqa: E402
 from medpipe.volume import load_volume  # noqa: E402
@@ -36,11 +37,12 @@ def main() -> int:
     t0 = time.perf_counter()
     volume = load_volume(args.input or preset.inputs[0])
     load_s = time.perf_counter() - t0
-    ctx = Context(ssim=preset.ssim, repeat=1)
+    ctx = CodecContext(preset.ffmpeg, threads=1)
+    settings = CellSettings(ssim=preset.matrix["ssim"], fill_depth=preset.matrix["fill_depth"])
     rows, cell_wall = [], []
     for spec in specs:
         t0 = time.perf_counter()
-        rows.append(run_cell(volume, spec, ctx))
+        rows.append(run_cell(volume, spec, ctx, settings)["row"])
         cell_wall.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     import tempfile

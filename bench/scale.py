@@ -167,7 +167,7 @@ def memory(sizes: list[int], source: Path, tmp: Path) -> None:
         base = y0 - k * x0
         print(f"fit: worker peak = {base:.0f} MiB + {k:.2f} x volume MiB "
               f"(growth {y1 / y0:.2f}x for {x1 / x0:.1f}x the data: {'linear or less' if y1 / y0 <= x1 / x0 else 'MORE than linear'})")
-        from medpipe.parallel import cell_memory
+        from medpipe.matrix.resources import cell_memory
 
         big = 500 * 512 * 512 * 2 / 2**20
         need = cell_memory(int(big * 2**20)) / 2**20
@@ -183,8 +183,9 @@ def big_cell(n: int, source: Path, tmp: Path) -> None:
 
     import numpy as np
 
-    from medpipe.parallel import VolumeRef, run_task, shell_of, stage_volume
-    from medpipe.preset import parse_codec
+    from medpipe.codecs import CodecContext, parse_codec
+    from medpipe.matrix import CellSettings
+    from medpipe.matrix.workers import VolumeRef, make_task, run_task, shell_of, stage_volume
     from medpipe.volume import load_volume
 
     vol = load_volume(source)
@@ -197,9 +198,8 @@ def big_cell(n: int, source: Path, tmp: Path) -> None:
     print(f"== one cell of a {n} x 512 x 512 CT ({n * 512 * 512 * 2 / 2**20:.0f} MiB), worker path ==")
     for entry in ({"codec": "jpegls"}, {"codec": "ffv1"},
                   {"codec": "x265", "bits": 12, "chroma": "444", "preset": "ultrafast", "crf": 22}):
-        spec = parse_codec(entry, 0, "")
-        task = {"index": 0, "spec": spec, "volume": ref, "volume_obj": None, "ffmpeg": None, "repeat": 1,
-                "ssim": True, "threads": 1, "want_encoded": False}
+        spec = parse_codec(entry, "bench")
+        task = make_task(0, spec, ref, None, CodecContext(threads=1), CellSettings(), (), False)
         res = run_task(task)
         print(f"{spec.label:40s} {res['row']['status']:7s} peak {res['peak_rss_mb']:6.0f} MiB "
               f"({res['cell_s']:.1f} s)")

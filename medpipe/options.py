@@ -14,9 +14,11 @@ TYPE_NAMES = {bool: "true/false", int: "integer", float: "number", str: "text", 
 
 
 def did_you_mean(key: str, valid) -> str:
-    """'; did you mean 'X'?' with the closest valid name, or the list of valid names."""
-    close = difflib.get_close_matches(str(key), [str(v) for v in valid], n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else f"; valid: {', '.join(sorted(map(str, valid)))}"
+    """'; did you mean 'X' or 'Y'?' with the closest valid names, or the list of valid names."""
+    close = difflib.get_close_matches(str(key), [str(v) for v in valid], n=3, cutoff=0.5)
+    if close:
+        return "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    return f"; valid: {', '.join(sorted(map(str, valid)))}"
 
 
 @dataclass(frozen=True)

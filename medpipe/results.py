@@ -1,8 +1,9 @@
-"""Results files (the schema other tools read) and the terminal table.
+"""Results files: the schema other tools (and the report) read, and the one CSV writer.
 
-``results.csv``: one row per (volume, codec configuration), columns ``bench.COLUMNS``.
-``results.json``: ``{"provenance": {...}, "volumes": [...], "rows": [...]}`` with the same rows.
-Both are written to a temporary name and renamed when complete.
+``results.csv``: one row per (volume, codec configuration), columns :data:`COLUMNS`.
+``results.json``: ``{"provenance": {...}, "volumes": [...], "configurations": [...], "rows": [...]}`` with the
+same rows; ``configurations`` records each label's codec, parameters, quality knobs and rate-distortion curve, so a
+report never needs the codec classes. Everything is written to a temporary name and renamed when complete.
 """
 from __future__ import annotations
 
@@ -17,16 +18,20 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from .bench import COLUMNS, TIMING_NOTE
-from .files import atomic_write_bytes
+from .files import atomic_write_text
+
+TIMING_NOTE = ("encode_ms/decode_ms: wall time (time.perf_counter) of the codec call alone, best of `repeat`; "
+               "in-process codecs: all slices in one loop; ffmpeg codecs: the whole subprocess including its "
+               "start-up and the raw-frame pipe. Value mapping, metrics and file I/O are excluded and timed apart.")
+
+COLUMNS = ["volume", "codec", "setting", "label", "lossless", "bits", "codec_bits", "mapping", "slices", "rows",
+           "cols", "raw_bytes", "compressed_bytes", "cr", "bpv", "mse", "psnr_db", "ssim", "max_abs_err",
+           "encode_ms", "decode_ms", "map_ms", "metrics_ms", "exact", "status", "reason", "dicom_ts", "dicom_dir",
+           "version", "modality", "body_part", "volume_hash", "cell_id"]
 
 LIBRARIES = ["medpipe", "numpy", "pydicom", "imagecodecs", "imageio-ffmpeg", "opencv-python-headless",
              "opencv-python", "pillow", "pillow-jpls", "pyjpegls", "pylibjpeg", "pylibjpeg-libjpeg",
              "pylibjpeg-openjpeg", "glymur", "rich", "pyyaml", "matplotlib", "dask", "distributed"]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def library_versions() -> dict[str, str]:
@@ -39,20 +44,14 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def provenance(preset, ctx, started: datetime) -> dict:
-    ff = ctx._ffmpeg  # only if a video codec resolved it
-    return {
-        "tool": "medpipe", "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "libraries": library_versions(),
-        "ffmpeg": {"binary": ff.exe, "version": ff.version, "commands": ff.log} if ff else None,
-        "timing": TIMING_NOTE, "repeat": ctx.repeat,
-        "metrics": "PSNR/SSIM peak 2^bits-1 with bits = span of the volume's stored values (max-min); SSIM: "
-                   "Gaussian 11x11 sigma 1.5, K1 0.01, K2 0.03, 5-px border excluded, mean over slices",
-        "preset": {"path": str(preset.path) if preset.path else None, "as_run": preset.raw},
-    }
+METRICS_NOTE = ("PSNR/SSIM peak 2^bits-1 with bits = span of the volume's stored values (max-min); SSIM: "
+                "Gaussian 11x11 sigma 1.5, K1 0.01, K2 0.03, 5-px border excluded, mean over slices")
+
+
+def machine() -> dict:
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "libraries": library_versions()}
 
 
 def _cell(v):
@@ -73,16 +72,21 @@ def _json_safe(v):
     return v
 
 
-def write_results(folder: Path, rows: list[dict], volumes: list[dict], prov: dict) -> tuple[Path, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
+    """The one CSV writer: ``columns`` in order, numbers and flags written so :func:`read_rows` reads them back."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: _cell(r.get(k)) for k in COLUMNS})
+        writer.writerow({k: _cell(r.get(k)) for k in columns})
+    return atomic_write_text(path, buf.getvalue())
+
+
+def write_results(folder: Path, rows: list[dict], volumes: list[dict], prov: dict,
+                  configurations: list[dict] | None = None) -> tuple[Path, Path]:
     csv_path, json_path = folder / "results.csv", folder / "results.json"
-    atomic_write_text(csv_path, buf.getvalue())
-    doc = {"provenance": prov, "volumes": volumes,
+    write_csv(csv_path, rows, COLUMNS)
+    doc = {"provenance": prov, "volumes": volumes, "configurations": configurations or [],
            "rows": [{k: _json_safe(r.get(k)) for k in COLUMNS} for r in rows]}
     atomic_write_text(json_path, json.dumps(doc, indent=1, default=str))
     return csv_path, json_path
@@ -106,52 +110,6 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _fmt(v, spec: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if isinstance(v, float) and math.isinf(v):
-        return "inf"
-    return format(v, spec)
-
-
-def render_table(rows: list[dict], console=None) -> None:
-    """One rich table per volume; reasons (skips, failures, precision notes) as numbered notes below it."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    status_style = {"ok": "[green]ok[/]", "skipped": "[yellow]skipped[/]", "failed": "[bold red]FAILED[/]"}
-    for volume in dict.fromkeys(r["volume"] for r in rows):
-        vrows = [r for r in rows if r["volume"] == volume]
-        first = vrows[0]
-        t = Table(title=f"{volume}: {first['slices']} x {first['rows']} x {first['cols']}, values span "
-                        f"{first['bits']} bits, {first['raw_bytes'] / 2**20:.1f} MiB stored", title_justify="left")
-        t.add_column("codec / setting", no_wrap=True)
-        for col in ("lossless", "bits", "CR", "bpv", "PSNR dB", "SSIM", "max err", "enc ms", "dec ms", "status"):
-            t.add_column(col, justify="left" if col == "status" else "right", no_wrap=True)
-        notes: list[str] = []
-        for r in vrows:
-            ok = r["status"] == "ok"
-            status = status_style[r["status"]]
-            if r["reason"]:
-                notes.append(r["reason"])
-                status += f" [dim]({len(notes)})[/]"
-            lossless = ("[green]exact[/]" if r["exact"] else "[bold red]NOT EXACT[/]") if r["lossless"] else "no"
-            t.add_row(
-                r["label"], lossless if ok else "-",
-                f"{r['codec_bits']}/{r['bits']}" if r["codec_bits"] else "-",
-                _fmt(r["cr"], ".2f") if ok else "-", _fmt(r["bpv"], ".3f") if ok else "-",
-                _fmt(r["psnr_db"], ".2f") if ok else "-", _fmt(r["ssim"], ".5f") if ok else "-",
-                _fmt(r["max_abs_err"], "d") if ok else "-", _fmt(r["encode_ms"], ".0f") if ok else "-",
-                _fmt(r["decode_ms"], ".0f") if ok else "-", status)
-        console.print(t)
-        for i, note in enumerate(notes, 1):
-            console.print(f"  ({i}) {note}", highlight=False, soft_wrap=True)
-    console.print("[dim]bits = codec input depth / bits the stored values span (PSNR and SSIM peak 2^bits-1). "
-                  "lossless = configured lossless end to end, 'exact' verified bit-exact by this run. "
-                  "CR = stored bytes / compressed bytes; bpv = bits per voxel. ms = codec call only.[/]")
-
-
 def run_folder(output: Path, name: str, started: datetime) -> Path:
     stamp = started.astimezone().strftime("%Y%m%d-%H%M%S")
     folder = output / f"{name}-{stamp}"
@@ -160,3 +118,40 @@ def run_folder(output: Path, name: str, started: datetime) -> Path:
         n += 1
         folder = output / f"{name}-{stamp}-{n}"
     return folder
+
+
+# ---------------------------------------------------------------- slices kept for heatmaps
+
+SLICES_FILE, SLICES_INDEX = "slices.npz", "slices.json"
+
+
+def write_slices(folder: Path, volumes: dict[str, dict], entries: list[tuple[str, str | None, int, "object"]]
+                 ) -> None:
+    """Slices the report's heatmaps draw, saved by the run: ``entries`` are (volume, label or None for the
+    original, slice index, 2-D array); ``volumes`` holds what a heatmap says about each volume (shape, modality,
+    rescale, value minimum, span bits). The report reads them back without coding anything again."""
+    import numpy as np
+
+    index, arrays = [], {}
+    for i, (vol, label, k, arr) in enumerate(entries):
+        arrays[f"a{i}"] = np.asarray(arr)
+        index.append({"volume": vol, "label": label, "slice": int(k), "array": f"a{i}"})
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    from .files import atomic_write_bytes
+
+    atomic_write_bytes(folder / SLICES_FILE, buf.getvalue())
+    atomic_write_text(folder / SLICES_INDEX, json.dumps({"volumes": volumes, "slices": index}, indent=1))
+
+
+def read_slices(folder: Path) -> tuple[dict, dict]:
+    """(volume facts, {(volume, label or None, slice): array}) or ({}, {}) when the run kept none."""
+    import numpy as np
+
+    index_path, data_path = folder / SLICES_INDEX, folder / SLICES_FILE
+    if not index_path.is_file() or not data_path.is_file():
+        return {}, {}
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    with np.load(data_path) as data:
+        arrays = {(e["volume"], e["label"], e["slice"]): data[e["array"]] for e in index["slices"]}
+    return index.get("volumes") or {}, arrays

@@ -10,6 +10,10 @@ SAMPLE = ROOT / "samples" / "ct_head_ge_dcmqa"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (deselect with -m 'not slow')")
+
+
 def shared(rel: str) -> Path:
     """A path under ../shared/data, or skip the test with the reason."""
     path = SHARED_DATA / rel
@@ -27,6 +31,6 @@ def sample_volume():
 
 @pytest.fixture(scope="session")
 def ctx():
-    from medpipe.bench import Context
+    from medpipe.codecs import CodecContext
 
-    return Context()
+    return CodecContext()

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medpipe.codecs import CodecSpec, parse_codec
+from medpipe.matrix import CellSettings, run_cell
 from medpipe.volume import Volume
 
 
@@ -25,3 +27,18 @@ def depth_variants(sample: Volume, slices=slice(12, 16), rows=slice(150, 215), c
         "u16": make_volume(((off << 4) | (off & 15)).astype(np.uint16), "u16", 16),
         "s16": make_volume(sample.pixels[slices, rows, cols].copy(), "s16", 16),
     }
+
+
+def spec_of(cfg) -> CodecSpec:
+    return cfg if isinstance(cfg, CodecSpec) else parse_codec(dict(cfg), "test")
+
+
+def row_of(volume: Volume, cfg, ctx, sink=None, **settings) -> dict:
+    """The results row of one matrix cell (the real cell path: mapping, round trip, metrics, verdict); with
+    ``sink`` (e.g. a DicomSink) the verified streams are handed to it as the matrix does."""
+    spec = spec_of(cfg)
+    res = run_cell(volume, spec, ctx, CellSettings(**settings))
+    row = res["row"]
+    if sink is not None and res["encoded"] is not None and row["status"] == "ok":
+        sink(volume, spec, res["mapping"], res["encoded"], row)
+    return row

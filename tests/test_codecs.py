@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from medpipe.bench import run_cell
 from medpipe.codecs import REGISTRY
-from medpipe.preset import parse_codec
 
-from helpers import depth_variants
+from helpers import depth_variants, row_of, spec_of
 
 # Every registered codec with its defaults, plus the lossless and near-lossless variants worth pinning.
 CONFIGS = [{"codec": name} for name in sorted(REGISTRY)] + [
@@ -35,8 +33,8 @@ def _id(cfg):
 @pytest.mark.parametrize("cfg", CONFIGS, ids=_id)
 def test_round_trip(cfg, depth, variants, ctx):
     vol = variants[depth]
-    spec = parse_codec(dict(cfg), 0, "")
-    row = run_cell(vol, spec, ctx)
+    spec = spec_of(cfg)
+    row = row_of(vol, spec, ctx)
     if row["status"] == "skipped":
         reason = row["reason"]
         assert reason.startswith("not available") or "bits" in reason, reason
@@ -52,7 +50,7 @@ def test_round_trip(cfg, depth, variants, ctx):
 
 
 def test_lossless_video_refuses_data_wider_than_its_depth(variants, ctx):
-    row = run_cell(variants["u16"], parse_codec({"codec": "x265", "lossless": True}, 0, ""), ctx)
+    row = row_of(variants["u16"], {"codec": "x265", "lossless": True}, ctx)
     assert row["status"] == "skipped" and "x265 codes at most 12" in row["reason"]
     assert vol_bits(variants["u16"]) > 12
 
@@ -62,8 +60,7 @@ def test_chroma_rows_code_the_luma_exactly(variants, ctx):
     (a limited-range conversion here once cost up to 263 grey levels)."""
     vol = variants["u12"]
     for chroma in ("420", "444"):
-        spec = parse_codec({"codec": "x265", "lossless": True, "chroma": chroma, "preset": "ultrafast"}, 0, "")
-        row = run_cell(vol, spec, ctx)
+        row = row_of(vol, {"codec": "x265", "lossless": True, "chroma": chroma, "preset": "ultrafast"}, ctx)
         assert row["exact"] is True, (chroma, row["reason"], row["max_abs_err"])
 
 
@@ -72,14 +69,14 @@ def test_lossless_rows_exact_on_the_shipped_sample(sample_volume, ctx):
     for cfg in ({"codec": "jpegls"}, {"codec": "jpeg2000"}, {"codec": "htj2k"}, {"codec": "ljpeg"},
                 {"codec": "jpegxl", "effort": 3}, {"codec": "png", "level": 1}, {"codec": "ffv1"},
                 {"codec": "x265", "lossless": True, "preset": "ultrafast"}):
-        row = run_cell(sample_volume, parse_codec(cfg, 0, ""), ctx)
+        row = row_of(sample_volume, cfg, ctx)
         assert row["status"] == "ok", (cfg, row["reason"])
         assert row["lossless"] and row["exact"] is True, cfg
         assert row["cr"] > 2.5, (cfg, row["cr"])  # real CT compresses; a broken size would show here
 
 
 def test_thesis_8bit_jpeg_row_says_it_reduced_precision(sample_volume, ctx):
-    row = run_cell(sample_volume, parse_codec({"codec": "jpeg8"}, 0, ""), ctx)
+    row = row_of(sample_volume, {"codec": "jpeg8"}, ctx)
     assert row["status"] == "ok" and row["lossless"] is False and row["exact"] is False
     assert "12->8 bits" in row["mapping"] and "precision lost" in row["reason"]
     assert 0 < row["max_abs_err"] <= 8  # >>4 with the bin centre restored: at most half a bin of 16
@@ -90,7 +87,7 @@ def test_unavailable_codec_is_a_skip_with_install_hint(variants, ctx):
     reason = cls.missing()
     if reason is None:
         pytest.skip("glymur with a system OpenJPEG is installed here")
-    row = run_cell(variants["u12"], parse_codec({"codec": "jpeg2000_glymur"}, 0, ""), ctx)
+    row = row_of(variants["u12"], {"codec": "jpeg2000_glymur"}, ctx)
     assert row["status"] == "skipped" and "install" in row["reason"]
 
 
@@ -105,5 +102,5 @@ def test_dicom_transfer_syntax_column(sample_volume, ctx):
              ({"codec": "x265", "bits": 12, "chroma": "gray", "preset": "ultrafast"}, None),  # no 12-bit grey video TS
              ({"codec": "jpeg8"}, None)]  # lossless coding of reduced data must not claim .4.70
     for cfg, uid in cases:
-        row = run_cell(sample_volume, parse_codec(cfg, 0, ""), ctx)
+        row = row_of(sample_volume, cfg, ctx)
         assert row["status"] == "ok" and row["dicom_ts"] == uid, (cfg, row["dicom_ts"])

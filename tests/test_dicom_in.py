@@ -15,6 +15,7 @@ from rich.console import Console
 from medpipe.discover import discover
 from medpipe.inputs import load_inputs
 
+from helpers import row_of
 from conftest import SAMPLE, shared
 
 SLICES = sorted(SAMPLE.glob("*.dcm"))
@@ -164,14 +165,13 @@ def test_input_folder_is_never_written(corpus):
 
 def test_corpus_runs_through_dicom_out(corpus, tmp_path, ctx):
     """Odd size, RGB-as-grey, 1-slice and split volumes all write DICOM that reads back exactly."""
-    from medpipe.bench import run_cell
-    from medpipe.dicom_out import DicomSink
-    from medpipe.preset import parse_codec
+    from medpipe.dicom.writer import DicomSink
+    from medpipe.codecs import parse_codec
 
-    sink = DicomSink(tmp_path)
-    spec = parse_codec({"codec": "jpegls", "label": "jls"}, 0, "")
+    sink = DicomSink(tmp_path, ctx)
+    spec = parse_codec({"codec": "jpegls", "label": "jls"}, "test")
     for name, vol in corpus["volumes"].items():
-        row = run_cell(vol, spec, ctx, sink=sink)
+        row = row_of(vol, spec, ctx, sink=sink)
         assert row["status"] == "ok" and row["dicom_ts"] == "1.2.840.10008.1.2.4.80", (name, row["reason"])
         out = sorted(Path(row["dicom_dir"]).glob("*.dcm"))
         assert len(out) == vol.shape[0]
@@ -292,9 +292,8 @@ def enhanced_like(path: Path, reverse: bool = True) -> np.ndarray:
 
 
 def test_multiframe_frames_sorted_and_written_back_in_stored_order(tmp_path, ctx):
-    from medpipe.bench import run_cell
-    from medpipe.dicom_out import DicomSink
-    from medpipe.preset import parse_codec
+    from medpipe.dicom.writer import DicomSink
+    from medpipe.codecs import parse_codec
 
     stored = enhanced_like(tmp_path / "in" / "mf.dcm")
     vols, errors = load_inputs([tmp_path / "in"], Console(width=200))
@@ -303,7 +302,7 @@ def test_multiframe_frames_sorted_and_written_back_in_stored_order(tmp_path, ctx
     assert vol.frame_order == [3, 2, 1, 0] and any("sorted" in n for n in vol.notes)
     assert np.array_equal(vol.pixels, stored[::-1])
     assert vol.rescale_intercept == float(pydicom.dcmread(SLICES[0]).RescaleIntercept)
-    row = run_cell(vol, parse_codec({"codec": "jpegls"}, 0, ""), ctx, sink=DicomSink(tmp_path / "out"))
+    row = row_of(vol, parse_codec({"codec": "jpegls"}, "test"), ctx, sink=DicomSink(tmp_path / "out", ctx))
     assert row["status"] == "ok" and row["dicom_ts"], row["reason"]
     ds = pydicom.dcmread(Path(row["dicom_dir"]) / "mf.dcm")
     pvt = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]

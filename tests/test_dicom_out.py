@@ -10,11 +10,14 @@ import numpy as np
 import pydicom
 import pytest
 
-from medpipe.bench import COLUMNS, run_cell
-from medpipe.dicom_out import DicomSink, parse_options, strip_jpeg_wrappers
+from medpipe.results import COLUMNS
+from medpipe.dicom.syntaxes import strip_jpeg_wrappers
+from medpipe.dicom.writer import DICOM_OPTIONS, DicomSink
+from medpipe.options import on_off
 from medpipe.errors import PresetError
-from medpipe.preset import parse_codec
+from medpipe.codecs import parse_codec
 
+from helpers import row_of
 from conftest import SAMPLE, shared
 
 LOSSLESS = {  # label -> (codec entry, transfer syntax, DCMTK decompressor)
@@ -31,7 +34,7 @@ LOSSY = {
 
 
 def spec(label, entry):
-    return parse_codec({**entry, "label": label}, 0, "")
+    return parse_codec({**entry, "label": label}, "test")
 
 
 def modality_values(ds) -> np.ndarray:
@@ -47,7 +50,7 @@ def source_values(path: Path) -> np.ndarray:
 def written(tmp_path_factory, sample_volume, ctx):
     """Run each configuration once on the shipped signed head CT, writing DICOM; {label: row}."""
     root = tmp_path_factory.mktemp("dicom_out")
-    sink = DicomSink(root)
+    sink = DicomSink(root, ctx)
     rows = {}
     entries = {k: v[0] for k, v in LOSSLESS.items()} | {k: v[0] for k, v in LOSSY.items()}
     entries |= {"x264_420_8": {"codec": "x264", "bits": 8, "chroma": "420", "preset": "ultrafast"},
@@ -57,7 +60,7 @@ def written(tmp_path_factory, sample_volume, ctx):
                 "x265_420_10": {"codec": "x265", "bits": 10, "chroma": "420", "preset": "ultrafast"},
                 "png": {"codec": "png", "level": 1}, "jpegxl": {"codec": "jpegxl", "effort": 1}}
     for label, entry in entries.items():
-        rows[label] = run_cell(sample_volume, spec(label, entry), ctx, sink=sink)
+        rows[label] = row_of(sample_volume, spec(label, entry), ctx, sink=sink)
     return rows
 
 
@@ -118,7 +121,7 @@ def test_video_rows(written):
     assert written["x264_420_8"]["dicom_ts"] == "1.2.840.10008.1.2.4.102"
     assert written["x265_gray12"]["dicom_ts"] is None
     assert "no DICOM transfer syntax" in written["x265_gray12"]["reason"]
-    assert "monochrome" in written["x265_gray12"]["reason"]
+    assert "4:2:0" in written["x265_gray12"]["reason"] and "'gray'" in written["x265_gray12"]["reason"]
     assert "8-bit" in written["x264_420_10"]["reason"] and written["x264_420_10"]["dicom_ts"] is None
     assert "no DICOM transfer syntax" in written["png"]["reason"]
     jxl = written["jpegxl"]
@@ -209,7 +212,7 @@ def test_unsigned_12bit_series_keeps_stored_values(tmp_path, ctx):
     folder = shared("ct_head/cq500_ct5")
     files = sorted(folder.glob("*.dcm"))[:6]
     vol = load_dicom_files(files, "cq500_ct5_part", folder)
-    row = run_cell(vol, spec("jls", {"codec": "jpegls"}), ctx, sink=DicomSink(tmp_path))
+    row = row_of(vol, spec("jls", {"codec": "jpegls"}), ctx, sink=DicomSink(tmp_path, ctx))
     assert row["status"] == "ok" and row["dicom_ts"] == "1.2.840.10008.1.2.4.80", row["reason"]
     for f in files:
         src, ds = pydicom.dcmread(f), pydicom.dcmread(Path(row["dicom_dir"]) / f.name)
@@ -230,7 +233,7 @@ def test_xray_and_multiframe_with_extended_offset_table(tmp_path, ctx, sample_vo
     src.save_as(path)
     vol = load_dicom_files([path], "mf", path)
     assert vol.shape == (3, 512, 512)
-    row = run_cell(vol, spec("rle", {"codec": "rle"}), ctx, sink=DicomSink(tmp_path / "out",
+    row = row_of(vol, spec("rle", {"codec": "rle"}), ctx, sink=DicomSink(tmp_path / "out", ctx,
                                                                             offset_table="extended"))
     assert row["status"] == "ok", row["reason"]
     ds = pydicom.dcmread(Path(row["dicom_dir"]) / "mf.dcm")
@@ -253,11 +256,12 @@ def test_strip_jpeg_wrappers_keeps_image_data():
 
 
 def test_options_are_checked():
-    assert parse_options(True) == {}
+    assert on_off(True, DICOM_OPTIONS, "dicom_out") == {"folder": "dicom", "offset_table": "basic", "verify": True}
+    assert on_off(False, DICOM_OPTIONS, "dicom_out") is None
     with pytest.raises(PresetError, match="offset_table"):
-        parse_options({"offset_tabel": "basic"})
+        on_off({"offset_tabel": "basic"}, DICOM_OPTIONS, "dicom_out")
     with pytest.raises(PresetError, match="extended"):
-        parse_options({"offset_table": "huge"})
+        on_off({"offset_table": "huge"}, DICOM_OPTIONS, "dicom_out")
 
 
 def test_rle_native_encoder_gives_the_same_stream(monkeypatch, ctx):

@@ -16,12 +16,13 @@ import pytest
 from rich.console import Console
 
 from conftest import ROOT
-from medpipe.bench import Context
+from medpipe.codecs import CodecContext, parse_codec
 from medpipe.errors import InputError, MedpipeError
-from medpipe.parallel import (CODEC_THREADS, STORE, DaskCluster, ResultStore, VolumeRef, cap_jobs_for_memory, execute,
-                              find_resume_folder, plan_cells, run_settings, run_task, shell_of, worker_volume)
-from medpipe.preset import parse_codec
-from medpipe import parallel
+from medpipe.matrix import CODEC_THREADS, STORE, CellSettings, ResultStore, execute, find_resume_folder, plan_cells
+from medpipe.matrix import workers
+from medpipe.matrix.executors import DaskCluster
+from medpipe.matrix.resources import cap_jobs_for_memory
+from medpipe.matrix.workers import VolumeRef, make_task, run_task, shell_of, worker_volume
 from medpipe.volume import dump_png, load_png_folder
 
 CODECS = [
@@ -46,12 +47,13 @@ def quiet():
 
 
 def run(volumes, tmp_path, console=None, **kw):
-    ctx = Context(threads=CODEC_THREADS)
-    specs = [parse_codec(c, i, "") for i, c in enumerate(CODECS)]
+    ctx = CodecContext(threads=CODEC_THREADS)
+    settings = CellSettings()
+    specs = [parse_codec(c, f"codecs[{i}]") for i, c in enumerate(CODECS)]
     cells = plan_cells(volumes, specs, ctx)
     folder = tmp_path / kw.pop("sub", "run")
-    store = ResultStore(folder, run_settings(ctx))
-    return execute(cells, ctx, console or quiet(), store=store, folder=folder, **kw), store
+    store = ResultStore(folder, settings.as_dict())
+    return execute(cells, ctx, settings, console or quiet(), store=store, folder=folder, **kw), store
 
 
 def compared(rows):
@@ -116,7 +118,7 @@ def test_resume_finds_the_newest_run_of_the_preset(tmp_path):
 
 
 def test_workers_read_inputs_when_the_staged_copy_is_not_visible(sample_volume, crop, tmp_path):
-    parallel._VOLUMES.clear()
+    workers._VOLUMES.clear()
     ref = VolumeRef(shell_of(sample_volume), staged=None)
     vol = worker_volume(ref)  # read again from the DICOM files, checked against the content hash
     assert np.array_equal(vol.pixels, sample_volume.pixels)
@@ -139,13 +141,12 @@ def test_unreachable_scheduler_is_one_clear_error(crop, tmp_path, monkeypatch):
 
 def test_cell_memory_is_bounded_by_the_volume(crop):
     """A cell's peak memory grows with its volume, by a few times the volume's bytes (not the run's)."""
-    spec = parse_codec({"codec": "ffv1"}, 0, "")
+    spec = parse_codec({"codec": "ffv1"}, "test")
     peaks = {}
     for n in (4, 48):
         pixels = np.ascontiguousarray(np.concatenate([crop.pixels] * 4)[:n])
         vol = dataclasses.replace(crop, pixels=pixels, name=f"n{n}")
-        task = {"index": 0, "spec": spec, "volume": None, "volume_obj": vol, "ffmpeg": None, "repeat": 1,
-                "ssim": True, "threads": 1, "want_encoded": False}
+        task = make_task(0, spec, None, vol, CodecContext(threads=1), CellSettings(), (), False)
         res = run_task(task)
         assert res["row"]["status"] == "ok" and res["row"]["exact"]
         peaks[n] = res["peak_rss_mb"]
@@ -208,6 +209,6 @@ def test_fewer_cells_at_a_time_when_memory_is_short(crop):
     pytest.importorskip("psutil")
     huge = dataclasses.replace(crop, pixels=np.broadcast_to(np.zeros(1, np.int16), (100_000, 512, 512)))  # 52 GB
     console = Console(record=True, width=200, file=open(os.devnull, "w"))
-    assert cap_jobs_for_memory(4, [huge], console) == 1
+    assert cap_jobs_for_memory(4, [huge.raw_bytes], console) == 1
     assert "running 1 cell(s) at a time instead of 4" in console.export_text()
-    assert cap_jobs_for_memory(2, [crop], quiet()) == 2
+    assert cap_jobs_for_memory(2, [crop.raw_bytes], quiet()) == 2

@@ -12,6 +12,7 @@ import pytest
 
 from medpipe import report
 from medpipe.errors import MedpipeError
+from medpipe.report import bd, clinical, figures, heatmaps
 
 CODECS = [
     {"codec": "jpegls"},
@@ -28,26 +29,28 @@ CODECS = [
 
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory, sample_volume):
-    """A real results folder: 6 slices of the sample written as a PNG stack (the 'source'), 9 configurations."""
-    from medpipe.bench import Context, run_cell
+    """A real results folder made by a real run: 6 slices of the sample written as a PNG stack (the input),
+    9 configurations, slices 0 and 3 kept for heatmaps."""
+    import io
+
+    from rich.console import Console
+
     from medpipe.preset import parse_preset
-    from medpipe.results import provenance, write_results
+    from medpipe.runner import run_preset
     from medpipe.volume import dump_png, load_volume
 
     base = tmp_path_factory.mktemp("rep")
     src = base / "source" / "ct6"
     small = load_volume(report.Path(sample_volume.source))
     small.pixels = np.ascontiguousarray(small.pixels[10:16])
+    small.modality, small.body_part = "CT", "HEAD"
     dump_png(small, src)
-    vol = load_volume(src, "ct6")
-    vol.modality, vol.body_part = "CT", "HEAD"
-    preset = parse_preset({"name": "t", "input": str(src), "codecs": CODECS, "report": True})
-    ctx = Context()
-    started = datetime.now(timezone.utc)
-    rows = [run_cell(vol, spec, ctx) for spec in preset.codecs]
+    preset = parse_preset({"name": "t", "input": str(src), "codecs": CODECS, "jobs": 1,
+                           "report": {"slices": [0, 3], "heatmap_max": 8}})
+    assert run_preset(preset, Console(file=io.StringIO()), out=base / "results") == 0
+    (folder,) = (base / "results").iterdir()
+    rows = json.loads((folder / "results.json").read_text())["rows"]
     assert all(r["status"] == "ok" for r in rows), [r["reason"] for r in rows]
-    folder = base / "results" / "t-1"
-    write_results(folder, rows, [vol.describe()], provenance(preset, ctx, started))
     return folder
 
 
@@ -67,7 +70,7 @@ def _check_figures(out):
     assert pngs == sorted(i["file"] for i in items)
     for it in items:
         path = out / "figures" / it["file"]
-        assert report.png_size(path) == (it["width_px"], it["height_px"])
+        assert figures.png_size(path) == (it["width_px"], it["height_px"])
         with Image.open(path) as im:
             im.verify()
         assert it["width_px"] > 400 and it["height_px"] > 300
@@ -83,7 +86,7 @@ def test_report_with_heatmaps(run_dir, tmp_path):
     for it in items:
         kinds.setdefault(it["kind"], []).append(it)
     assert [i["panels"] for i in kinds["rd"]] == [2]
-    assert [i["panels"] for i in kinds["bars"]] == [len(report.BAR_METRICS)]
+    assert [i["panels"] for i in kinds["bars"]] == [len(figures.BAR_METRICS)]
     lossy = 8  # every configuration but jpegls near 0
     heat = kinds["heatmap"]
     assert len(heat) == 2 * math.ceil(lossy / 6)  # two slices, 6 configurations per page
@@ -95,29 +98,44 @@ def test_report_with_heatmaps(run_dir, tmp_path):
     for it in items:
         assert f"](figures/{it['file']})" in md
     assert "German Röntgen Society" in text and "Canadian Association of Radiologists" in text
-    assert "BD-rate" in text and "source not reachable" not in text
+    assert "BD-rate" in text and "kept no slices" not in text
 
 
 def test_report_from_results_file_alone(run_dir, tmp_path):
-    """Source gone, then results.json gone too: every figure but the heatmaps, and the reason said."""
+    """Input gone, kept slices gone, then results.json gone too: every figure but the heatmaps, reason said."""
+    from medpipe.cli import main
+
     folder = _copy(run_dir, tmp_path)
     doc = json.loads((folder / "results.json").read_text())
     doc["volumes"][0]["source"] = str(tmp_path / "moved-away")
     (folder / "results.json").write_text(json.dumps(doc))
     html = report.build_report(folder, True, None)
     items = _check_figures(folder / "report")
-    assert {i["kind"] for i in items} == {"rd", "bars"}
-    assert "source not reachable" in html.read_text()
+    assert {i["kind"] for i in items} == {"rd", "bars", "heatmap"}  # heatmaps come from the kept slices
+    assert "moved-away" in html.read_text()
 
-    (folder / "results.json").unlink()
+    for name in ("slices.npz", "slices.json", "results.json"):
+        (folder / name).unlink()
     shutil.rmtree(folder / "report")
-    assert report.main([str(folder / "results.csv")]) == 0
+    assert main(["report", str(folder / "results.csv")]) == 0
     items = _check_figures(folder / "report")
     assert {i["kind"] for i in items} == {"rd", "bars"}
     text = (folder / "report" / "report.html").read_text()
-    assert "no preset as run" in text
+    assert "kept no slices" in text
     # curves rebuilt from the CSV's setting column: jpegls and jpeg2000 and x265 sweep, BD table present
     assert text.count("(reference)") == 1
+
+
+def test_report_imports_no_codec():
+    """The report reads files: importing it (in a fresh interpreter) loads no codec module."""
+    import subprocess
+    import sys
+
+    code = ("import sys, medpipe.report, medpipe.cli.report; "
+            "print(sorted(m for m in sys.modules if m.startswith('medpipe.codecs') or m.startswith('medpipe.matrix')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=report.Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_flagged_csv_follows_limits(run_dir, tmp_path):
@@ -126,7 +144,7 @@ def test_flagged_csv_follows_limits(run_dir, tmp_path):
     folder = _copy(run_dir, tmp_path)
     report.build_report(folder, {"heatmaps": False}, None)
     rows = read_rows(folder / "report" / "results_flagged.csv")
-    limits = report.load_limits()
+    limits = clinical.load_limits()
     head = next(r for r in limits.rules if r["id"] == "ct_head")["max_cr"]
     for r in rows:
         assert (r["clinical_rule"] or "") == ("" if r["lossless"] else "ct_head")
@@ -139,19 +157,19 @@ def test_flagged_csv_follows_limits(run_dir, tmp_path):
 
 def test_bd_rate_self_and_known_cases():
     rate, q = [0.1, 0.2, 0.4, 0.8, 1.6], [38.0, 41.5, 44.0, 47.5, 50.0]
-    assert report.bd_rate(rate, q, rate, q) == pytest.approx(0.0, abs=1e-12)
-    assert report.bd_quality(rate, q, rate, q) == pytest.approx(0.0, abs=1e-12)
+    assert bd.bd_rate(rate, q, rate, q) == pytest.approx(0.0, abs=1e-12)
+    assert bd.bd_quality(rate, q, rate, q) == pytest.approx(0.0, abs=1e-12)
     # the same curve needing 25 % more bits everywhere, or giving 1.5 dB more everywhere
-    assert report.bd_rate(rate, q, [r * 1.25 for r in rate], q) == pytest.approx(25.0, rel=1e-9)
-    assert report.bd_rate(rate, q, [r * 0.8 for r in rate], q) == pytest.approx(-20.0, rel=1e-9)
-    assert report.bd_quality(rate, q, rate, [v + 1.5 for v in q]) == pytest.approx(1.5, rel=1e-9)
+    assert bd.bd_rate(rate, q, [r * 1.25 for r in rate], q) == pytest.approx(25.0, rel=1e-9)
+    assert bd.bd_rate(rate, q, [r * 0.8 for r in rate], q) == pytest.approx(-20.0, rel=1e-9)
+    assert bd.bd_quality(rate, q, rate, [v + 1.5 for v in q]) == pytest.approx(1.5, rel=1e-9)
     # test curve only half overlapping: measured on the overlap (exact when log rate is linear in PSNR)
     lin_q = [36.0, 39.0, 42.0, 45.0, 48.0]
     lin_r = [0.1 * 2 ** ((v - 36) / 3) for v in lin_q]
-    assert report.bd_rate(lin_r, lin_q, [r * 2 for r in lin_r[2:]], lin_q[2:]) == pytest.approx(100.0, rel=1e-9)
-    assert report.bd_rate(rate, q, [5, 6], [60.0, 62.0]) is None  # no overlap
-    assert report.bd_rate(rate, q, [1.0], [45.0]) is None  # one point is not a curve
-    assert report.bd_rate(rate, q, [0.5, 0.6, math.inf], [44.0, 45.0, math.inf]) is not None  # lossless dropped
+    assert bd.bd_rate(lin_r, lin_q, [r * 2 for r in lin_r[2:]], lin_q[2:]) == pytest.approx(100.0, rel=1e-9)
+    assert bd.bd_rate(rate, q, [5, 6], [60.0, 62.0]) is None  # no overlap
+    assert bd.bd_rate(rate, q, [1.0], [45.0]) is None  # one point is not a curve
+    assert bd.bd_rate(rate, q, [0.5, 0.6, math.inf], [44.0, 45.0, math.inf]) is not None  # lossless dropped
 
 
 def test_pchip_integral_matches_scipy():
@@ -159,7 +177,7 @@ def test_pchip_integral_matches_scipy():
     x = np.array([30.0, 33.0, 37.0, 40.0, 45.0, 52.0])
     y = np.array([0.1, 0.5, 0.4, 1.2, 2.0, 2.1])
     for lo, hi in [(30, 52), (31.5, 44.0), (33, 37), (38.2, 38.9)]:
-        assert report._integral(x, y, lo, hi) == pytest.approx(interp.PchipInterpolator(x, y).integrate(lo, hi),
+        assert bd._integral(x, y, lo, hi) == pytest.approx(interp.PchipInterpolator(x, y).integrate(lo, hi),
                                                                rel=1e-12)
 
 
@@ -184,13 +202,13 @@ def _row(modality, body_part, cr, max_err=50, lossless=False):
     ("US", "ABDOMEN", 50.0, "no limit"),
 ])
 def test_clinical_flags_follow_table(modality, body_part, cr, flag):
-    limits = report.load_limits()
-    f = report.clinical_flags([_row(modality, body_part, cr)], limits)[0]
+    limits = clinical.load_limits()
+    f = clinical.clinical_flags([_row(modality, body_part, cr)], limits)[0]
     assert f["clinical_flag"] == flag
 
 
 def test_clinical_limits_file_holds_spec_values():
-    limits = report.load_limits()
+    limits = clinical.load_limits()
     rules = {r["id"]: r for r in limits.rules}
     assert rules["ct_head"]["max_cr"] == {"DRG": 5, "CAR": 12}
     assert rules["ct_other"]["max_cr"] == {"DRG": 8, "CAR": 15}
@@ -201,32 +219,33 @@ def test_clinical_limits_file_holds_spec_values():
 
 
 def test_near_lossless_only_and_unknown_region():
-    limits = report.load_limits()
-    mg = report.clinical_flags([_row("MG", "BREAST", 3.0, max_err=1), _row("MG", "BREAST", 3.0, max_err=9),
+    limits = clinical.load_limits()
+    mg = clinical.clinical_flags([_row("MG", "BREAST", 3.0, max_err=1), _row("MG", "BREAST", 3.0, max_err=9),
                                 _row("MG", "BREAST", 2.0, lossless=True)], limits)
     assert [f["clinical_flag"] for f in mg] == ["within (near-lossless)", "beyond: near-lossless only", "lossless"]
-    ct = report.clinical_flags([_row("CT", "", 6.0)], limits)[0]  # region unknown: strictest CT rule
+    ct = clinical.clinical_flags([_row("CT", "", 6.0)], limits)[0]  # region unknown: strictest CT rule
     assert ct["clinical_rule"] == "ct_head" and "strictest" in ct["clinical_note"]
-    chest = report.clinical_flags([_row("CT", "", 6.0)], limits, {"*": "ct_other"})[0]
+    chest = clinical.clinical_flags([_row("CT", "", 6.0)], limits, {"*": "ct_other"})[0]
     assert chest["clinical_rule"] == "ct_other" and chest["clinical_flag"] == "within"
     with pytest.raises(MedpipeError, match="did you mean 'ct_head'"):
-        report.clinical_flags([_row("CT", "", 6.0)], limits, {"*": "ct_haed"})
+        clinical.clinical_flags([_row("CT", "", 6.0)], limits, {"*": "ct_haed"})
 
 
 def test_edited_limits_file_is_used(tmp_path):
-    text = report.LIMITS_FILE.read_text(encoding="utf-8").replace("max_cr: {DRG: 5, CAR: 12}",
+    text = clinical.LIMITS_FILE.read_text(encoding="utf-8").replace("max_cr: {DRG: 5, CAR: 12}",
                                                                    "max_cr: {DRG: 50, CAR: 60}")
     path = tmp_path / "limits.yaml"
     path.write_text(text, encoding="utf-8")
-    f = report.clinical_flags([_row("CT", "HEAD", 20.0)], report.load_limits(path))[0]
+    f = clinical.clinical_flags([_row("CT", "HEAD", 20.0)], clinical.load_limits(path))[0]
     assert f["clinical_flag"] == "within"
     path.write_text(text.replace("{DRG: 50, CAR: 60}", "{DRG: 50, CAAR: 60}"), encoding="utf-8")
     with pytest.raises(MedpipeError, match="did you mean 'CAR'"):
-        report.load_limits(path)
+        clinical.load_limits(path)
 
 
 def test_options_checked_with_suggestion():
     assert report.check_options(True)["heatmaps"] is True
+    assert report.check_options(False) is None
     with pytest.raises(MedpipeError, match="did you mean 'reference'"):
         report.check_options({"referense": "x265"})
     with pytest.raises(MedpipeError, match="report.slices"):
@@ -240,23 +259,36 @@ def test_missing_results_folder_is_one_clear_error(tmp_path):
         report.build_report(tmp_path, True, None)
 
 
-def test_same_codec_same_colour():
-    assert report.codec_color("x265") == report.codec_color("x265") != report.codec_color("x264")
-    assert report.codec_color("newcodec") == report.codec_color("newcodec")  # stable without hash seeds
+def test_same_codec_same_colour_in_every_process():
+    """A codec keeps its colour across reports: the same in a fresh interpreter with another hash seed, and
+    codecs of the matrix never share one."""
+    import os
+    import subprocess
+    import sys
+
+    names = ["x265", "x264", "ffv1", "jpegls", "jpeg2000", "htj2k", "jpegxl", "png", "ljpeg", "newcodec"]
+    here = [figures.codec_color(n) for n in names]
+    code = f"from medpipe.report.figures import codec_color; print([codec_color(n) for n in {names!r}])"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=report.Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == repr(here)
+    assert len(set(here[:-1])) == len(names) - 1
 
 
 def test_heatmap_choice_spreads_over_codecs():
     rows = [{"label": f"{c}{i}", "codec": c, "cr": float(i + 1)} for c in ("a", "b") for i in range(5)]
     rows.append({"label": "c0", "codec": "c", "cr": 3.0})
-    picked = report._pick_labels(rows, 5)
+    picked = heatmaps._pick_labels(rows, 5)
     assert len(picked) == 5 and "c0" in picked
     assert {"a0", "a4"} <= set(picked)  # both ends of a codec's CR range
-    assert report._pick_labels(rows[:3], 5) == ["a0", "a1", "a2"]
+    assert heatmaps._pick_labels(rows[:3], 5) == ["a0", "a1", "a2"]
 
 
 def test_preset_report_options_checked_at_load():
     from medpipe.preset import parse_preset
 
-    with pytest.raises(MedpipeError, match="report: unknown option 'heatmap_slices'"):
+    with pytest.raises(MedpipeError, match="report: unknown key 'heatmap_slices'"):
         parse_preset({"input": "x", "codecs": ["jpegls"], "report": {"heatmap_slices": [3]}})
-    assert parse_preset({"input": "x", "codecs": ["jpegls"], "report": {"slices": [3]}}).report == {"slices": [3]}
+    assert parse_preset({"input": "x", "codecs": ["jpegls"], "report": {"slices": [3]}}).report["slices"] == [3]

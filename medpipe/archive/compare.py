@@ -23,12 +23,11 @@ import time
 
 import numpy as np
 
-from ..bench import timed
+from ..depth import plan_group_mapping
 from ..metrics import compare
-from ..volume import Volume
-from .mapping import ValueMap, plan_mapping
+from ..roundtrip import round_trip
+from .build import make_codec, value_offset
 from .plan import stream_order, thumbnails
-from .store import make_codec, value_offset
 
 COLUMNS = ["group", "scans", "slices", "codec", "setting", "lossless", "mode", "order", "variant", "crf",
            "raw_bytes", "compressed_bytes", "cr", "bpv", "psnr_db", "ssim", "max_abs_err", "exact", "encode_ms",
@@ -47,9 +46,10 @@ def align_shifts(coded: list[np.ndarray]) -> list[tuple[int, int]]:
     return out
 
 
-def centroid_stream(coded: list[np.ndarray]) -> tuple[np.ndarray, list]:
+def centroid_stream(coded: list[np.ndarray], vmap) -> tuple[np.ndarray, list]:
     """Interleaved frames with a mean reference frame before each position bin; returns (stack, order) where
-    order entries are (scan, slice) or (-1, bin) for reference frames."""
+    order entries are (scan, slice) or (-1, bin) for reference frames. A reference frame holds only values the
+    group's mapping can code (the nearest table value)."""
     counts = [c.shape[0] for c in coded]
     order = stream_order(counts, "interleave")
     nbins = min(counts)
@@ -59,8 +59,10 @@ def centroid_stream(coded: list[np.ndarray]) -> tuple[np.ndarray, list]:
         members = [o for o in order if int((o[1] + 0.5) / counts[o[0]] * nbins) == b]
         order = [o for o in order if o not in members]
         if members:
-            mean = np.mean([coded[i][k].astype(np.float64) for i, k in members], axis=0)
-            frames.append(np.rint(mean).astype(coded[0].dtype))
+            mean = np.rint(np.mean([coded[i][k].astype(np.float64) for i, k in members], axis=0))
+            if vmap.kind == "table":
+                mean = vmap.table[np.clip(np.searchsorted(vmap.table, mean), 0, len(vmap.table) - 1)]
+            frames.append(mean.astype(coded[0].dtype))
             out_order.append((-1, b))
             for i, k in members:
                 frames.append(coded[i][k])
@@ -77,57 +79,49 @@ def _unorder(dec: np.ndarray, order: list, counts: list[int]) -> list[np.ndarray
     return out
 
 
-def measure(vols: list[Volume], entry: dict, ctx, mode: str, order: str = "sequential", variant: str = "",
+def measure(vols: list, entry: dict, ctx, mode: str, order: str = "sequential", variant: str = "",
             with_ssim: bool = True, harmonize: bool = True) -> dict:
-    """One comparison row: ``mode`` 'separate' or 'intertwined'."""
+    """One comparison row: ``mode`` 'separate' (each scan its own stream, each with its own copy of the mapping)
+    or 'intertwined' (one stream in ``order``), through the one round trip."""
     codec, label = make_codec(entry)
     codec.check(ctx)
     offsets = [value_offset(v) if harmonize else 0 for v in vols]
     arrays = [v.pixels.astype(np.int32) + off for v, off in zip(vols, offsets)]
-    vmap: ValueMap = plan_mapping(arrays, codec.depth(), codec.lossless, True, codec.name)
-    coded = [vmap.forward(a) for a in arrays]
-    counts = [c.shape[0] for c in coded]
-    shifts = align_shifts(coded) if variant == "aligned" else [(0, 0)] * len(coded)
+    vmap = plan_group_mapping(arrays, codec.depth(), codec.lossless, True, codec.name)
+    counts = [a.shape[0] for a in arrays]
+    shifts = align_shifts(arrays) if variant == "aligned" else [(0, 0)] * len(arrays)
     if variant == "aligned":
-        coded = [np.roll(c, s, axis=(1, 2)) for c, s in zip(coded, shifts)]
-    enc_ms = dec_ms = 0.0
-    nbytes = 0
+        arrays = [np.roll(a, s, axis=(1, 2)) for a, s in zip(arrays, shifts)]
     if mode == "separate":
-        decoded = []
-        for c in coded:
-            enc, ms = timed(lambda: codec.encode(c, ctx), 1)
-            dec, dms = timed(lambda: codec.decode(enc, ctx), 1)
-            nbytes += enc.nbytes
-            enc_ms += ms
-            dec_ms += dms
-            decoded.append(dec)
+        trips = [round_trip(a, codec, vmap, ctx, restore_dtype=np.int32) for a in arrays]
+        decoded = [t.restored for t in trips]
     else:
         if variant == "centroid":
-            stack, sorder = centroid_stream(coded)
+            stack, sorder = centroid_stream(arrays, vmap)
         else:
-            thumbs = [thumbnails(c) for c in coded] if order == "similarity" else None
+            thumbs = [thumbnails(vmap.forward(a)) for a in arrays] if order == "similarity" else None
             sorder = stream_order(counts, order, thumbs)
-            stack = np.stack([coded[i][k] for i, k in sorder])
-        enc, enc_ms = timed(lambda: codec.encode(stack, ctx), 1)
-        dec, dec_ms = timed(lambda: codec.decode(enc, ctx), 1)
-        nbytes = enc.nbytes
-        decoded = _unorder(dec, sorder, counts)
+            stack = np.stack([arrays[i][k] for i, k in sorder])
+        trips = [round_trip(stack, codec, vmap, ctx, restore_dtype=np.int32)]
+        decoded = _unorder(trips[0].restored, sorder, counts)
+    size = sum(t.size for t in trips)
     if variant == "aligned":
         decoded = [np.roll(d, (-s[0], -s[1]), axis=(1, 2)) for d, s in zip(decoded, shifts)]
+        arrays = [np.roll(a, (-s[0], -s[1]), axis=(1, 2)) for a, s in zip(arrays, shifts)]
     # quality on the values as coded (harmonised): the same differences as on stored values
-    restored = np.concatenate([vmap.inverse(d) for d in decoded])
+    restored = np.concatenate(decoded)
     original = np.concatenate(arrays)
     lo, hi = int(original.min()), int(original.max())
     bits = max(1, math.ceil(math.log2(hi - lo + 1)))
     q = compare(original, restored, bits, with_ssim=with_ssim)
     raw = sum(v.raw_bytes for v in vols)
-    size = nbytes + vmap.side_bytes
     lossless = codec.lossless and vmap.exact
     row = {"scans": len(vols), "slices": sum(counts), "codec": codec.name, "setting": label, "lossless": lossless,
            "mode": mode, "order": order if mode == "intertwined" else "", "variant": variant,
            "crf": entry.get("crf"), "raw_bytes": raw, "compressed_bytes": size, "cr": raw / size,
-           "bpv": size * 8 / sum(v.pixels.size for v in vols), **q.as_dict(), "encode_ms": enc_ms,
-           "decode_ms": dec_ms, "mapping": vmap.describe(), "status": "ok", "reason": ""}
+           "bpv": size * 8 / sum(v.pixels.size for v in vols), **q.as_dict(),
+           "encode_ms": sum(t.encode_ms for t in trips), "decode_ms": sum(t.decode_ms for t in trips),
+           "mapping": vmap.describe(), "status": "ok", "reason": ""}
     if lossless and not q.exact:
         row.update(status="failed", reason=f"LOSSLESS NOT EXACT: max error {q.max_abs_err}")
     return row

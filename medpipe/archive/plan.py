@@ -8,13 +8,12 @@ that matches none is archived alone and the reason is recorded.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import PresetError
-from ..options import did_you_mean
-from ..volume import Volume
+from ..options import Option, check_section, did_you_mean
 
 ORDERS = ("sequential", "interleave", "similarity")
 GROUP_KEYS = ("modality", "body_part", "protocol", "size", "spacing", "thickness")
@@ -37,73 +36,48 @@ class Settings:
     compare: bool = False  # preset runs: also encode each group's scans separately and write results.csv
 
 
-SETTING_HELP = {
-    "codec": "codec entry, e.g. {codec: x265, lossless: true} or {codec: ffv1}; 'auto' = lossless x265 12-bit "
-             "when values fit (with a value table if needed), else FFV1",
-    "order": f"frame order in the stream: {', '.join(ORDERS)}",
-    "group_by": f"metadata keys scans must share: {', '.join(GROUP_KEYS)} (image size is always required)",
-    "spacing_tol": "allowed relative pixel-spacing difference (0.2 = 20 %)",
-    "thickness_tol": "allowed relative slice-thickness difference",
-    "epsilon": "similarity threshold of thesis eq. 4.2 (S <= epsilon groups two scans)",
-    "key_frames": "relative slice positions (0..1) whose DCTs are compared",
-    "dct_block": "DCT coefficients kept per axis (low frequencies)",
-    "value_table": "allow a reversible value table to fit wide values into a 12-bit lossless codec",
-    "harmonize": "code stored + rescale intercept (when slope is 1), so scans of different scanners share values",
-    "compare": "also encode every scan separately and write the comparison results.csv",
+ARCHIVE_OPTIONS: dict[str, Option] = {
+    "codec": Option((str, dict), "auto", "codec entry, e.g. {codec: x265, lossless: true} or ffv1; 'auto' = "
+                                         "lossless x265 12-bit when values fit (with a value table if needed), "
+                                         "else FFV1"),
+    "order": Option(str, "sequential", "frame order in the stream", ORDERS),
+    "group_by": Option((list, str), list(GROUP_KEYS), "metadata keys scans must share (image size is always "
+                                                      "required)", item=str),
+    "spacing_tol": Option((int, float), 0.2, "allowed relative pixel-spacing difference (0.2 = 20 %)",
+                          range=(0, None)),
+    "thickness_tol": Option((int, float), 0.5, "allowed relative slice-thickness difference", range=(0, None)),
+    "epsilon": Option((int, float), 0.4, "similarity threshold of thesis eq. 4.2 (S <= epsilon groups two scans)",
+                      range=(0, None)),
+    "key_frames": Option(list, [0.25, 0.5, 0.75], "relative slice positions (0..1) whose DCTs are compared",
+                         item=(int, float)),
+    "dct_block": Option(int, 32, "DCT coefficients kept per axis (low frequencies)", range=(1, 512)),
+    "value_table": Option(bool, True, "allow a reversible value table to fit wide values into a 12-bit lossless "
+                                      "codec"),
+    "harmonize": Option(bool, True, "code stored + rescale intercept (when slope is 1), so scans of different "
+                                    "scanners share values"),
+    "compare": Option(bool, False, "also encode every scan separately and write the comparison results.csv"),
 }
+SETTING_HELP = {k: o.help for k, o in ARCHIVE_OPTIONS.items()}
 
 
 def parse_settings(data: dict | None, where: str = "archive") -> Settings:
-    """Validate an ``archive:`` mapping (unknown keys get a close match) -> Settings."""
-    data = dict(data or {})
-    names = {f.name for f in fields(Settings)}
-    for key in data:
-        if key not in names:
-            raise PresetError(f"{where}: unknown key '{key}'{did_you_mean(str(key), names)}")
-    kw: dict = {}
-    if "codec" in data:
-        codec = data["codec"]
-        codec = {"codec": codec} if isinstance(codec, str) else codec
-        if not isinstance(codec, dict) or "codec" not in codec:
-            raise PresetError(f"{where}.codec: expected a codec name or a mapping with 'codec', e.g. "
-                              "{codec: x265, lossless: true}")
-        kw["codec"] = dict(codec)
-    if "order" in data:
-        if data["order"] not in ORDERS:
-            raise PresetError(f"{where}.order: {data['order']!r} is not a known order"
-                              f"{did_you_mean(str(data['order']), ORDERS)}")
-        kw["order"] = data["order"]
-    if "group_by" in data:
-        keys = data["group_by"]
-        keys = [keys] if isinstance(keys, str) else keys
-        if not isinstance(keys, list):
-            raise PresetError(f"{where}.group_by: expected a list of keys from {list(GROUP_KEYS)}")
-        for k in keys:
-            if k not in GROUP_KEYS:
-                raise PresetError(f"{where}.group_by: unknown key '{k}'{did_you_mean(str(k), GROUP_KEYS)}")
-        kw["group_by"] = tuple(keys)
-    for key in ("spacing_tol", "thickness_tol", "epsilon"):
-        if key in data:
-            v = data[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise PresetError(f"{where}.{key}: expected a number >= 0, got {v!r}")
-            kw[key] = float(v)
-    if "key_frames" in data:
-        v = data["key_frames"]
-        if not isinstance(v, list) or not v or not all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in v):
-            raise PresetError(f"{where}.key_frames: expected a list of relative positions in 0..1, got {v!r}")
-        kw["key_frames"] = tuple(float(x) for x in v)
-    if "dct_block" in data:
-        v = data["dct_block"]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise PresetError(f"{where}.dct_block: expected a positive integer, got {v!r}")
-        kw["dct_block"] = v
-    for key in ("value_table", "harmonize", "compare"):
-        if key in data:
-            if not isinstance(data[key], bool):
-                raise PresetError(f"{where}.{key}: expected true/false, got {data[key]!r}")
-            kw[key] = data[key]
-    return Settings(**kw)
+    """Validate an ``archive:`` mapping against ARCHIVE_OPTIONS (unknown keys get a close match) -> Settings."""
+    opts = check_section(data, ARCHIVE_OPTIONS, where)
+    codec = opts["codec"]
+    codec = {"codec": codec} if isinstance(codec, str) else dict(codec)
+    if "codec" not in codec:
+        raise PresetError(f"{where}.codec: expected a codec name or a mapping with 'codec', e.g. "
+                          "{codec: x265, lossless: true}")
+    keys = [opts["group_by"]] if isinstance(opts["group_by"], str) else opts["group_by"]
+    for k in keys:
+        if k not in GROUP_KEYS:
+            raise PresetError(f"{where}.group_by: unknown key '{k}'{did_you_mean(str(k), GROUP_KEYS)}")
+    if not opts["key_frames"] or not all(0 <= x <= 1 for x in opts["key_frames"]):
+        raise PresetError(f"{where}.key_frames: expected relative positions in 0..1, got {opts['key_frames']!r}")
+    return Settings(codec=codec, order=opts["order"], group_by=tuple(keys), spacing_tol=float(opts["spacing_tol"]),
+                    thickness_tol=float(opts["thickness_tol"]), epsilon=float(opts["epsilon"]),
+                    key_frames=tuple(float(x) for x in opts["key_frames"]), dct_block=opts["dct_block"],
+                    value_table=opts["value_table"], harmonize=opts["harmonize"], compare=opts["compare"])
 
 
 # ---------------------------------------------------------------- metadata
@@ -115,7 +89,7 @@ def _float(v) -> float | None:
         return None
 
 
-def scan_meta(vol: Volume) -> dict:
+def scan_meta(vol) -> dict:
     h = vol.headers[0] if vol.headers else {}
     spacing = h.get("PixelSpacing") if hasattr(h, "get") else None
     return {
@@ -151,7 +125,7 @@ def meta_mismatch(a: dict, b: dict, s: Settings) -> str | None:
 
 # ---------------------------------------------------------------- eq. 4.1
 
-def key_dcts(vol: Volume, s: Settings) -> list[np.ndarray]:
+def key_dcts(vol, s: Settings) -> list[np.ndarray]:
     """Low-frequency DCT blocks of the key frames, in rescaled values (HU for CT)."""
     import cv2
 
@@ -184,7 +158,7 @@ class GroupPlan:
     similarity: dict = field(default_factory=dict)  # "i-j" -> S
 
 
-def group_volumes(volumes: list[Volume], s: Settings) -> list[GroupPlan]:
+def group_volumes(volumes: list, s: Settings) -> list[GroupPlan]:
     metas = [scan_meta(v) for v in volumes]
     dcts = [key_dcts(v, s) for v in volumes]
     groups: list[GroupPlan] = []

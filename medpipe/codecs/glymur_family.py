@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Codec
+from .imagecodecs_family import J2K_LOSSLESS
 
 
 class GlymurJpeg2000(Codec):
@@ -15,6 +16,8 @@ class GlymurJpeg2000(Codec):
     description = "JPEG 2000 lossless via glymur + system OpenJPEG"
     requires = ("glymur",)
     install_hint = "glymur and a system OpenJPEG >= 2.4 (apt install libopenjp2-7 / conda install openjpeg)"
+    cost = 7.0
+    dicom = (J2K_LOSSLESS,)
 
     @classmethod
     def missing(cls):

@@ -5,16 +5,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import Codec, NearLossless, Param
+from .base import Codec, NearLossless, Param, Syntax
 
-UID_JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
-UID_JPEGLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
-UID_JPEGLS_NEAR = "1.2.840.10008.1.2.4.81"
-UID_J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
-UID_J2K = "1.2.840.10008.1.2.4.91"
-UID_HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
-UID_HTJ2K = "1.2.840.10008.1.2.4.203"
-UID_JPEGXL_LOSSLESS = "1.2.840.10008.1.2.4.110"
+# DICOM transfer syntaxes these codestreams are (PS3.5 Table A-1, 10.x)
+LJPEG_SV1 = Syntax("1.2.840.10008.1.2.4.70", "JPEG Lossless SV1")
+JPEGLS_LOSSLESS = Syntax("1.2.840.10008.1.2.4.80", "JPEG-LS Lossless", {"near": 0})
+JPEGLS_NEAR = Syntax("1.2.840.10008.1.2.4.81", "JPEG-LS Near-Lossless", {"near": tuple(range(1, 256))})
+J2K_LOSSLESS = Syntax("1.2.840.10008.1.2.4.90", "JPEG 2000 Lossless", {"lossless": True})
+J2K = Syntax("1.2.840.10008.1.2.4.91", "JPEG 2000", {"lossless": False})
+HTJ2K_LOSSLESS = Syntax("1.2.840.10008.1.2.4.201", "HTJ2K Lossless")
+JPEGXL_LOSSLESS = Syntax("1.2.840.10008.1.2.4.110", "JPEG XL Lossless")
 
 
 def _codecs():
@@ -51,6 +51,8 @@ class JpegLossless8(ImagecodecsCodec):
     description = "JPEG lossless (process 14) on 8-bit input, as the thesis ran it; wider data is reduced first"
     max_bits = 8
     reduces_depth_ok = True
+    dicom = (LJPEG_SV1,)  # only when the mapping is exact (8-bit data): the matrix checks
+    lossy_method = "ISO_10918_1"
 
     def encode_slice(self, sl):
         return _codecs().jpeg8_encode(sl, lossless=True, predictor=1)
@@ -61,7 +63,7 @@ class JpegLosslessSV1(ImagecodecsCodec):
 
     name, lib = "ljpeg", "jpeg8"
     description = "lossless JPEG process 14 SV1 (DICOM 1.2.840.10008.1.2.4.70), 2-16 bits"
-    dicom_ts = UID_JPEG_LOSSLESS_SV1
+    dicom = (LJPEG_SV1,)
 
     def encode_slice(self, sl):
         bits = max(2, int(sl.max()).bit_length()) if sl.dtype == np.uint16 else 8
@@ -71,10 +73,7 @@ class JpegLosslessSV1(ImagecodecsCodec):
 class JpegLS(ImagecodecsCodec, NearLossless):
     name, lib = "jpegls", "jpegls"
     description = "JPEG-LS (CharLS); near=0 lossless, near>0 near-lossless with |error| <= near"
-
-    @property
-    def dicom_ts(self):  # type: ignore[override]
-        return UID_JPEGLS_LOSSLESS if self.lossless else UID_JPEGLS_NEAR
+    dicom = (JPEGLS_LOSSLESS, JPEGLS_NEAR)
 
     def encode_slice(self, sl):
         return _codecs().jpegls_encode(sl, level=self.p["near"] or None)
@@ -84,16 +83,18 @@ class Jpeg2000(ImagecodecsCodec):
     name, lib = "jpeg2000", "jpeg2k"
     description = "JPEG 2000 (OpenJPEG); lossless (reversible 5/3) or lossy at a target PSNR"
     params = {"lossless": Param(bool, True, "reversible 5/3 wavelet, bit-exact"),
-              "psnr": Param((int, float), None, "lossy: target PSNR in dB as OpenJPEG computes it"),
-              "level": Param(int, None, "lossy: imagecodecs quality level (ignored when lossless)")}
+              "psnr": Param((int, float), None, "lossy: target PSNR in dB as OpenJPEG computes it", range=(1, 200),
+                            knob=True),
+              "level": Param(int, None, "lossy: imagecodecs quality level (ignored when lossless)", range=(0, 100),
+                             knob=True)}
+    conflicts = (("psnr", "level"),)
+    cost = 9.0
+    dicom = (J2K_LOSSLESS, J2K)
+    lossy_method = "ISO_15444_1"
 
     @property
     def lossless(self):
         return bool(self.p["lossless"])
-
-    @property
-    def dicom_ts(self):  # type: ignore[override]
-        return UID_J2K_LOSSLESS if self.lossless else UID_J2K
 
     def encode_slice(self, sl):
         bits = max(int(sl.max()).bit_length(), 1 if sl.dtype == np.uint8 else 9)
@@ -106,7 +107,7 @@ class Jpeg2000(ImagecodecsCodec):
 class HTJ2K(ImagecodecsCodec):
     name, lib = "htj2k", "htj2k"
     description = "High-Throughput JPEG 2000 (OpenJPH), lossless"
-    dicom_ts = UID_HTJ2K_LOSSLESS
+    dicom = (HTJ2K_LOSSLESS,)
 
     def encode_slice(self, sl):
         return _codecs().htj2k_encode(sl, reversible=True)
@@ -115,8 +116,9 @@ class HTJ2K(ImagecodecsCodec):
 class JpegXL(ImagecodecsCodec):
     name, lib = "jpegxl", "jpegxl"
     description = "JPEG XL (libjxl) lossless (modular mode)"
-    params = {"effort": Param(int, None, "encoder effort 1-10 (libjxl default 7)")}
-    dicom_ts = UID_JPEGXL_LOSSLESS
+    params = {"effort": Param(int, None, "encoder effort 1-10 (libjxl default 7)", range=(1, 10))}
+    cost = 9.0
+    dicom = (JPEGXL_LOSSLESS,)
 
     def encode_slice(self, sl):
         bits = max(int(sl.max()).bit_length(), 9) if sl.dtype == np.uint16 else None  # 8 + uint16 is refused
@@ -126,7 +128,8 @@ class JpegXL(ImagecodecsCodec):
 class Png(ImagecodecsCodec):
     name, lib = "png", "png"
     description = "PNG (zlib deflate), 8 or 16 bits"
-    params = {"level": Param(int, 9, "zlib compression level 0-9")}
+    params = {"level": Param(int, 9, "zlib compression level 0-9", range=(0, 9))}
+    cost = 35.0
 
     def encode_slice(self, sl):
         return _codecs().png_encode(sl, level=self.p["level"])

@@ -12,7 +12,8 @@ class OpenCvPng(Codec):
     description = "PNG via OpenCV imencode (libpng), 8 or 16 bits"
     requires = ("cv2",)
     install_hint = "opencv-python-headless"
-    params = {"level": Param(int, 9, "PNG compression level 0-9")}
+    params = {"level": Param(int, 9, "PNG compression level 0-9", range=(0, 9))}
+    cost = 22.0
 
     def version(self, ctx):
         import cv2

@@ -6,6 +6,7 @@ import io
 import numpy as np
 
 from .base import NearLossless
+from .imagecodecs_family import JPEGLS_LOSSLESS, JPEGLS_NEAR
 
 
 class PillowJpegLS(NearLossless):
@@ -13,6 +14,7 @@ class PillowJpegLS(NearLossless):
     description = "JPEG-LS via pillow-jpls; near=0 lossless"
     requires = ("PIL", "pillow_jpls")
     install_hint = "pillow-jpls (pip install pillow-jpls)"
+    dicom = (JPEGLS_LOSSLESS, JPEGLS_NEAR)
 
     def version(self, ctx):
         from importlib.metadata import version

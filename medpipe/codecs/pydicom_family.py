@@ -1,15 +1,13 @@
 """Codecs through pydicom's own encoders: DICOM RLE Lossless (PS3.5 Annex G), one RLE frame per slice.
 
 pydicom picks the backend: the fast pylibjpeg-rle plugin when installed, else its pure-Python encoder (about 20x
-slower, same bytes). The stream is exactly what DICOM encapsulates, so medpipe.dicom_out writes it as it is.
+slower, same bytes). The stream is exactly what DICOM encapsulates, so medpipe.dicom writes it as it is.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Codec, Encoded
-
-UID_RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+from .base import Codec, Encoded, Syntax
 
 
 def _plugin() -> str:
@@ -25,7 +23,7 @@ class Rle(Codec):
     description = "DICOM RLE Lossless (PackBits per byte plane) via pydicom, 8 or 16 bits"
     requires = ("pydicom", "numpy")
     install_hint = "pydicom (pip install pydicom; pylibjpeg-rle makes it ~20x faster)"
-    dicom_ts = UID_RLE_LOSSLESS
+    dicom = (Syntax("1.2.840.10008.1.2.5", "RLE Lossless"),)
 
     def version(self, ctx) -> str:
         import pydicom

@@ -3,17 +3,18 @@
 Frames go to ffmpeg as raw video on a pipe in exactly the pixel format the encoder codes, and come back the
 same way, so no scaler touches the values: grey data is the Y plane, chroma planes (4:2:0 / 4:4:4 rows, kept as
 the thesis ran them) are constant mid-grey and the stream is flagged full range (``-color_range pc``). Odd sizes
-are edge-padded to even for 4:2:0 and cropped back after decoding.
+are edge-padded to even for 4:2:0, and frames smaller than the encoder opens (x265: 16 x 16) to that size; both are
+cropped back after decoding. Every call has a time limit derived from its work (a hung ffmpeg is stopped).
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from .base import Codec, Encoded, Param
+from ..files import temp_dir
+from .base import Codec, Encoded, Param, Syntax
 
 CHROMA_FORMATS = {"gray": "gray{b}le", "420": "yuv420p{b}le", "444": "yuv444p{b}le"}
 
@@ -66,6 +67,7 @@ class FfmpegCodec(Codec):
     per_slice = False
     encoder: ClassVar[str]
     container = "mkv"
+    lossless_coding = True
 
     @property
     def chroma(self) -> str:
@@ -88,47 +90,68 @@ class FfmpegCodec(Codec):
         """Encoder arguments; ``threads`` (0: the encoder's choice) is the per-call thread budget."""
         raise NotImplementedError
 
+    def padded_size(self, h: int, w: int) -> tuple[int, int]:
+        """Frame size the encoder is given: at least ``min_size``, even for 4:2:0."""
+        ph, pw = max(h, self.min_size[0]), max(w, self.min_size[1])
+        if self.chroma == "420":
+            ph, pw = ph + ph % 2, pw + pw % 2
+        return ph, pw
+
     def encode(self, frames, ctx):
         n, h, w = frames.shape
-        pad = (h % 2, w % 2) if self.chroma == "420" else (0, 0)
-        if any(pad):
-            frames = np.pad(frames, ((0, 0), (0, pad[0]), (0, pad[1])), mode="edge")
-        ph, pw = frames.shape[1:]
+        ph, pw = self.padded_size(h, w)
+        if (ph, pw) != (h, w):  # edge padding codes cheaply and is cropped off after decoding
+            frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
         fmt, bits = self.pix_fmt(), self.depth()
-        with tempfile.TemporaryDirectory(prefix="medpipe-") as tmp:
+        with temp_dir() as tmp:
             out = Path(tmp) / f"stream.{self.container}"
             # -color_range pc on the input too: otherwise ffmpeg inserts a limited->full range conversion
             # (measured: max error 263 on 12-bit CT in x265 "lossless" 4:4:4).
-            ctx.ffmpeg.run(["-color_range", "pc", "-f", "rawvideo", "-pix_fmt", fmt, "-s", f"{pw}x{ph}", "-framerate", "25",
-                            "-i", "pipe:0", *self.threads_args(ctx), *self.encoder_args(ctx.ffmpeg.threads),
-                            "-pix_fmt", fmt, "-color_range", "pc", str(out)],
-                           stdin=iter_frames(frames, self.chroma, bits))
+            ctx.ffmpeg.run(["-color_range", "pc", "-f", "rawvideo", "-pix_fmt", fmt, "-s", f"{pw}x{ph}",
+                            "-framerate", "25", "-i", "pipe:0", *self.threads_args(ctx),
+                            *self.encoder_args(ctx.ffmpeg.threads), "-pix_fmt", fmt, "-color_range", "pc", str(out)],
+                           stdin=iter_frames(frames, self.chroma, bits),
+                           timeout=ctx.ffmpeg.timeout_for(n * ph * pw, self.cost_per_voxel()))
             data = out.read_bytes()
         return Encoded([data], (n, h, w), frames.dtype.str, side={"padded": [ph, pw]})
 
     def decode(self, enc, ctx):
         ph, pw = enc.side["padded"]
         n, h, w = enc.shape
-        with tempfile.TemporaryDirectory(prefix="medpipe-") as tmp:
+        with temp_dir() as tmp:
             src = Path(tmp) / f"stream.{self.container}"
             src.write_bytes(enc.chunks[0])
             frames = ctx.ffmpeg.run([*self.threads_args(ctx), "-i", str(src), "-f", "rawvideo",
                                      "-pix_fmt", self.pix_fmt(), "pipe:1"],
-                                    read_stdout=lambda out: read_frames(out, (n, ph, pw), self.chroma, self.depth()))
+                                    read_stdout=lambda out: read_frames(out, (n, ph, pw), self.chroma, self.depth()),
+                                    timeout=ctx.ffmpeg.timeout_for(n * ph * pw, 1.0))
         return np.ascontiguousarray(frames[:, :h, :w]).astype(np.dtype(enc.dtype), copy=False)
 
     def threads_args(self, ctx) -> list[str]:
         return ["-threads", str(ctx.ffmpeg.threads)] if ctx.ffmpeg.threads else []
 
 
+# Relative encoder cost per voxel of each speed preset (one thread, measured on the shipped head CT); x265 costs
+# 2.5x x264, chroma planes 1.2x (4:2:0) and 1.5x (4:4:4). Only the scheduler and ffmpeg time limits use it.
+PRESET_COST = {"ultrafast": 0.3, "superfast": 0.4, "veryfast": 0.6, "faster": 1, "fast": 1.2, "medium": 2,
+               "slow": 4, "slower": 8, "veryslow": 14, "placebo": 30}
+CHROMA_COST = {"gray": 1.0, "420": 1.2, "444": 1.5}
+
+
 class _HybridVideo(FfmpegCodec):
     """x264 / x265 shared parameters (the thesis's columns: preset, chroma, crf, g, tune)."""
 
     lib_params: ClassVar[str]
+    fills_depth = True  # a lossy stream's quantiser is relative to the coded depth
+    conflicts = (("crf", "qp"),)
+    encoder_cost: ClassVar[float] = 1.0
 
     @property
     def lossless(self):
-        return bool(self.p.get("lossless")) or self.p.get("qp") == 0
+        return bool(self.p.get("lossless"))
+
+    def cost_per_voxel(self) -> float:
+        return PRESET_COST[self.p["preset"]] * self.encoder_cost * CHROMA_COST[self.chroma]
 
     def encoder_args(self, threads: int = 0):
         p = self.p
@@ -158,26 +181,48 @@ _COMMON_HYBRID = {
                      "veryslow", "placebo")),
     "chroma": Param(str, "gray", "gray (monochrome), 420 or 444 (constant chroma planes, as the thesis)",
                     ("gray", "420", "444")),
-    "crf": Param((int, float), None, "constant rate factor (encoder default when neither crf nor qp is set)"),
-    "qp": Param(int, None, "constant quantiser; 0 is lossless for x264"),
-    "g": Param(int, None, "keyframe interval (GOP length)"),
+    "crf": Param((int, float), None, "constant rate factor (encoder default when neither crf nor qp is set)",
+                 range=(0, 51), knob=True),
+    "qp": Param(int, None, "constant quantiser", range=(0, 51), knob=True),
+    "g": Param(int, None, "keyframe interval (GOP length)", range=(1, 10000)),
     "tune": Param(str, None, "encoder tune (e.g. grain)"),
-    "extra": Param(list, [], "further ffmpeg output arguments, as a list"),
+    "extra": Param(list, [], "further ffmpeg output arguments, as a list", item=(str, int, float)),
 }
 
 
 class X264(_HybridVideo):
     name, encoder, lib_params = "x264", "libx264", "-x264-params"
-    description = "H.264/AVC via ffmpeg libx264, 8 or 10 bits"
+    description = "H.264/AVC via ffmpeg libx264, 8 or 10 bits; qp 0 is lossless"
     params = {**_COMMON_HYBRID, "bits": Param(int, 10, "coded depth: 8 or 10 (x264's maximum)", (8, 10))}
+    lossy_method = "ISO_14496_10"
+    # PS3.5 8.2.7/8.2.8: H.264 High Profile / Level 4.1 is 8-bit 4:2:0 (YBR_PARTIAL_420), frames up to 1920x1080
+    dicom = (Syntax("1.2.840.10008.1.2.4.102", "MPEG-4 AVC/H.264 High Profile / Level 4.1",
+                    {"chroma": "420", "bits": 8, "qp": (None,) + tuple(range(1, 52))}, max_pixels=1920 * 1088,
+                    even_size=True, needs="8-bit 4:2:0 colour (YBR_PARTIAL_420), lossy"),)
+
+    @property
+    def lossless(self):
+        return self.p.get("qp") == 0  # x264 codes qp 0 losslessly (High 4:4:4 Predictive)
 
 
 class X265(_HybridVideo):
     name, encoder, lib_params = "x265", "libx265", "-x265-params"
     description = "H.265/HEVC via ffmpeg libx265, 8, 10 or 12 bits; lossless=true is bit-exact within 12 bits"
     params = {**_COMMON_HYBRID, "bits": Param(int, 12, "coded depth: 8, 10 or 12", (8, 10, 12)),
-              "lossless": Param(bool, False, "x265 lossless mode (bit-exact when values fit the depth)"),
+              "lossless": Param(bool, False, "x265 lossless mode (bit-exact when values fit the depth); qp 0 is "
+                                             "NOT lossless in x265"),
               "x265_params": Param(str, "", "extra x265-params, colon-separated")}
+    conflicts = (("crf", "qp", "lossless"),)
+    encoder_cost = 2.5
+    min_size = (16, 16)  # libx265 refuses smaller pictures ("Image size is too small")
+    lossy_method = "ISO_23008_2"
+    # PS3.5 8.2.9-8.2.10: HEVC Main / Main 10 Profile / Level 5.1, 4:2:0 (YBR_PARTIAL_420), lossy only
+    dicom = (Syntax("1.2.840.10008.1.2.4.107", "HEVC/H.265 Main Profile / Level 5.1",
+                    {"chroma": "420", "bits": 8, "lossless": False}, max_pixels=4096 * 2304, even_size=True,
+                    needs="8-bit 4:2:0 colour (YBR_PARTIAL_420), lossy"),
+             Syntax("1.2.840.10008.1.2.4.108", "HEVC/H.265 Main 10 Profile / Level 5.1",
+                    {"chroma": "420", "bits": 10, "lossless": False}, max_pixels=4096 * 2304, even_size=True,
+                    needs="10-bit 4:2:0 colour (YBR_PARTIAL_420), lossy"))
 
     def lib_extra(self, threads: int = 0):
         extra = ["log-level=error"]
@@ -194,8 +239,9 @@ class Ffv1(FfmpegCodec):
     name, encoder = "ffv1", "ffv1"
     description = "FFV1 version 3 (intra-only, lossless) via ffmpeg, grey up to 16 bits"
     params = {"bits": Param(int, 16, "coded depth (gray<bits>le)", (8, 10, 12, 16)),
-              "slices": Param(int, 4, "slices per frame (parallel coding)"),
-              "coder": Param(int, 1, "0 Golomb-Rice, 1 range coder (default tables), 2 custom tables")}
+              "slices": Param(int, 4, "slices per frame (parallel coding)", (1, 4, 6, 9, 12, 16, 24, 30)),
+              "coder": Param(int, 1, "0 Golomb-Rice, 1 range coder (default tables), 2 custom tables", (0, 1, 2))}
+    cost = 1.5
 
     def encoder_args(self, threads: int = 0):
         return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", str(self.p["slices"]),

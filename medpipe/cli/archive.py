@@ -1,4 +1,4 @@
-"""``run.py archive build|list|extract|verify`` and the preset entry point (a preset with an ``archive:`` mapping).
+"""``run.py archive build|list|extract|verify``.
 
     run.py archive build INPUT... --out ARCHIVE [--codec x265:lossless=true,preset=slow] [--order interleave]
     run.py archive list ARCHIVE
@@ -13,8 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from .archive.plan import GROUP_KEYS, ORDERS, SETTING_HELP, parse_settings
-from .errors import MedpipeError, PresetError
+from ..archive.plan import GROUP_KEYS, ORDERS, SETTING_HELP, parse_settings
+from ..codecs import CodecContext
+from ..depth import mapping_from_dict
+from ..errors import MedpipeError, PresetError
+from ..inputs import load_inputs
 
 
 def parse_codec_arg(text: str) -> dict:
@@ -80,19 +83,15 @@ def settings_from_args(args) -> dict:
 
 
 def load_scans(paths, console):
-    from .inputs import load_inputs
-
     vols, errors = load_inputs(list(paths), console)
-    if errors and not vols:
-        raise MedpipeError("no input could be loaded: " + "; ".join(errors))
+    if not vols:
+        raise MedpipeError("no input could be loaded: " + ("; ".join(errors) or "nothing found"))
     return vols, errors
 
 
 def cmd_build(args, console) -> int:
-    from .archive import build_archive
-    from .bench import Context
-
-    from .archive.store import make_codec
+    from ..archive import build_archive
+    from ..archive.build import make_codec
 
     settings = parse_settings(settings_from_args(args), "--codec/--order")
     if settings.codec.get("codec") != "auto":
@@ -100,14 +99,14 @@ def cmd_build(args, console) -> int:
     if args.out.exists():
         raise MedpipeError(f"{args.out}: already exists; choose another --out or remove it first")
     vols, errors = load_scans(args.inputs, console)
-    build_archive(vols, args.out, settings, Context(ffmpeg_path=args.ffmpeg), console)
+    build_archive(vols, args.out, settings, CodecContext(args.ffmpeg), console)
     return 1 if errors else 0
 
 
 def cmd_list(args, console) -> int:
     from rich.table import Table
 
-    from .archive import read_manifest
+    from ..archive import read_manifest
 
     m = read_manifest(args.archive)
     t = Table(title=f"{args.archive}  ({'lossless' if m['lossless'] else 'LOSSY'}, created {m['created']})",
@@ -115,7 +114,7 @@ def cmd_list(args, console) -> int:
     for c in ("group", "stream", "codec", "order", "mapping", "scans", "raw MiB", "stored MiB", "CR", "lossless"):
         t.add_column(c, overflow="fold")
     for g in m["groups"]:
-        t.add_row(g["id"], g["stream"], g["label"], g["order_kind"], g["mapping"]["describe"], str(len(g["scans"])),
+        t.add_row(g["id"], g["stream"], g["label"], g["order_kind"], mapping_from_dict(g["mapping"]).describe(), str(len(g["scans"])),
                   f"{g['raw_bytes'] / 2**20:.1f}", f"{g['compressed_bytes'] / 2**20:.2f}", f"{g['cr']:.2f}",
                   "[green]yes[/]" if g["lossless"] else "[yellow]no[/]")
     console.print(t)
@@ -135,106 +134,24 @@ def cmd_list(args, console) -> int:
 
 
 def cmd_extract(args, console) -> int:
-    from .archive import extract_archive
-    from .bench import Context
+    from ..archive import extract_archive
 
-    paths = extract_archive(args.archive, args.out, Context(ffmpeg_path=args.ffmpeg), args.patient, console)
+    paths = extract_archive(args.archive, args.out, CodecContext(args.ffmpeg), args.patient, console)
     console.print(f"restored {len(paths)} series into [bold]{args.out}[/]")
     return 0
 
 
 def cmd_verify(args, console) -> int:
-    from .archive import verify_archive
-    from .bench import Context
+    from ..archive import verify_archive
 
-    r = verify_archive(args.archive, Context(ffmpeg_path=args.ffmpeg), console)
+    r = verify_archive(args.archive, CodecContext(args.ffmpeg), console)
     console.print(f"[green]verified[/]: {r['groups']} group(s), {r['scans']} scan(s) "
                   f"({'every slice bit-exact' if r['lossless'] else 'lossy archive: streams intact'}) "
                   f"in {r['seconds']:.1f} s")
     return 0
 
 
-def main(argv: list[str]) -> int:
-    from rich.console import Console
-
-    console = Console()
+def main(argv: list[str], console) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return {"build": cmd_build, "list": cmd_list, "extract": cmd_extract, "verify": cmd_verify}[args.cmd](
-            args, console)
-    except MedpipeError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        return 2
-
-
-# ---------------------------------------------------------------- preset entry point
-
-def run_archive_preset(preset, console, *, input_override: Path | None = None, out: Path | None = None,
-                       ffmpeg: str | None = None) -> int:
-    """Build an archive from a preset's inputs; ``archive.codec`` or else the first of ``codecs`` codes it.
-
-    The archive lands in ``<output>/<name>-<stamp>/archive``; with ``archive.compare: true`` each group is also
-    coded scan by scan with the same settings and the comparison is written beside it (results.csv).
-    """
-    from .archive import build_archive
-    from .bench import Context
-    from .results import run_folder
-
-    data = dict(preset.archive)
-    if "codec" not in data and preset.codecs:
-        data["codec"] = preset.raw["codecs"][0]
-    settings = parse_settings(data, f"{preset.path or preset.name}: archive")
-    inputs = [input_override] if input_override else list(preset.inputs)
-    if len(inputs) < 1:
-        raise MedpipeError("the preset names no input; add 'inputs:' (the series to archive) or pass --input")
-    started = datetime.now(timezone.utc)
-    ctx = Context(ffmpeg_path=ffmpeg or preset.ffmpeg, ssim=preset.ssim)
-    vols, errors = load_scans(inputs, console)
-    folder = run_folder(out or preset.output, preset.name, started)
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest = build_archive(vols, folder / "archive", settings, ctx, console)
-    if settings.compare:
-        compare_groups(vols, manifest, folder, ctx, console)
-    console.print(f"archive: [bold]{folder / 'archive'}[/]")
-    return 1 if errors else 0
-
-
-def compare_groups(vols, manifest: dict, folder: Path, ctx, console) -> list[dict]:
-    """Each multi-scan group of a built archive: intertwined (as built) vs separate, same codec settings."""
-    import csv
-    import io
-
-    from rich.table import Table
-
-    from .archive.compare import COLUMNS, measure
-    from .results import atomic_write_text
-
-    by_name = {s["id"]: v for s, v in zip(manifest["scans"], vols)}
-    rows = []
-    for g in manifest["groups"]:
-        if len(g["scans"]) < 2:
-            continue
-        gv = [by_name[sid] for sid in g["scans"]]
-        entry = dict(g["codec"])
-        for mode in ("separate", "intertwined"):
-            r = measure(gv, entry, ctx, mode, g["order_kind"], harmonize=manifest["settings"]["harmonize"])
-            r["group"] = g["id"]
-            rows.append(r)
-        rows[-1]["gain"] = rows[-2]["compressed_bytes"] / rows[-1]["compressed_bytes"]
-    if not rows:
-        console.print("[yellow]compare: no group holds two or more scans; nothing to compare[/]")
-        return rows
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(folder / "results.csv", buf.getvalue())
-    t = Table(title="intertwined vs separate (same codec settings)", title_justify="left")
-    for c in ("group", "mode", "order", "bytes", "CR", "PSNR dB", "encode ms", "gain"):
-        t.add_column(c)
-    for r in rows:
-        t.add_row(r["group"], r["mode"], r["order"] or "-", f"{r['compressed_bytes']:,}", f"{r['cr']:.2f}",
-                  "inf" if r["exact"] else f"{r['psnr_db']:.2f}", f"{r['encode_ms']:.0f}",
-                  f"{r['gain']:.3f}" if r.get("gain") else "")
-    console.print(t)
-    return rows
+    return {"build": cmd_build, "list": cmd_list, "extract": cmd_extract, "verify": cmd_verify}[args.cmd](
+        args, console)
