@@ -1,0 +1,52 @@
+"""Command line (the top floor): every subcommand's CLI lives in this package, one module each.
+
+    medpipe PRESET [options]          (python run.py PRESET, python -m medpipe PRESET): run a preset
+    medpipe codecs                    (or --list-codecs): what is available here, what to install otherwise
+    medpipe archive build|list|extract|verify ...
+    medpipe report RESULTS_DIR ...
+
+medpipe errors become one line and exit code 2; Ctrl-C exits 130; no traceback for what a user can fix.
+"""
+from __future__ import annotations
+
+import sys
+
+from ..errors import MedpipeError
+
+SUBCOMMANDS = ("archive", "report", "codecs")
+
+
+def make_console():
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:  # piped or logged: wide enough that the table does not fold
+        console = Console(width=160)
+    return console
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    console = make_console()
+    try:
+        if argv and argv[0] == "archive":
+            from .archive import main as archive_main
+
+            return archive_main(argv[1:], console)
+        if argv and argv[0] == "report":
+            from .report import main as report_main
+
+            return report_main(argv[1:], console)
+        if argv and argv[0] == "codecs":
+            from .run import list_codecs
+
+            return list_codecs(console, argv[1] if len(argv) > 1 else None)
+        from .run import main as run_main
+
+        return run_main(argv, console)
+    except MedpipeError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/] (temporary files removed; with a preset run, --resume continues)")
+        return 130

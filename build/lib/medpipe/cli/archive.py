@@ -1,0 +1,157 @@
+"""``run.py archive build|list|extract|verify``.
+
+    run.py archive build INPUT... --out ARCHIVE [--codec x265:lossless=true,preset=slow] [--order interleave]
+    run.py archive list ARCHIVE
+    run.py archive extract ARCHIVE --out DIR [--patient ID]
+    run.py archive verify ARCHIVE
+"""
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from ..archive.plan import GROUP_KEYS, ORDERS, SETTING_HELP, parse_settings
+from ..codecs import CodecContext
+from ..depth import mapping_from_dict
+from ..errors import MedpipeError, PresetError
+from ..inputs import load_inputs
+
+
+def parse_codec_arg(text: str) -> dict:
+    """``NAME[:key=value,...]`` (values parsed as YAML scalars: true, 22, slow) or a YAML flow mapping."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            entry = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PresetError(f"--codec {text!r}: not a valid mapping ({exc})") from None
+        if not isinstance(entry, dict) or "codec" not in entry:
+            raise PresetError(f"--codec {text!r}: a mapping needs a 'codec' key, e.g. {{codec: x265, crf: 22}}")
+        return entry
+    name, _, rest = text.partition(":")
+    entry: dict = {"codec": name}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise PresetError(f"--codec {text!r}: '{item}' is not key=value (e.g. x265:lossless=true,preset=slow)")
+        entry[key.strip()] = yaml.safe_load(value)
+    return entry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run.py archive", description="Intertwined multi-patient archives "
+                                "(thesis chapter 4): group similar scans, code each group as one stream, restore "
+                                "any scan as DICOM.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="group, order and encode DICOM series into an archive folder")
+    b.add_argument("inputs", nargs="+", type=Path, help="DICOM series folders (or multi-frame files)")
+    b.add_argument("--out", type=Path, required=True, help="archive folder to create (must not exist)")
+    b.add_argument("--codec", default="auto", help=SETTING_HELP["codec"] + "; e.g. ffv1, jpegxl, "
+                   "'x265:crf=22,preset=slow' (lossy), 'x265:lossless=true,preset=fast'")
+    b.add_argument("--order", choices=ORDERS, default=None, help="frame order (default sequential)")
+    b.add_argument("--group-by", help=f"comma-separated metadata keys from {','.join(GROUP_KEYS)}")
+    b.add_argument("--epsilon", type=float, help=SETTING_HELP["epsilon"] + " (default 0.4)")
+    b.add_argument("--no-value-table", action="store_true", help="never use a value table")
+    b.add_argument("--ffmpeg", help="ffmpeg binary")
+    s = sub.add_parser("list", help="who is inside, codec, sizes, lossless or not")
+    s.add_argument("archive", type=Path)
+    x = sub.add_parser("extract", help="write scans back as DICOM series (verified before writing)")
+    x.add_argument("archive", type=Path)
+    x.add_argument("--out", type=Path, required=True, help="folder to write the series into")
+    x.add_argument("--patient", help="only this scan: scan id (s01), series name, PatientID or patient hash")
+    x.add_argument("--ffmpeg", help="ffmpeg binary")
+    v = sub.add_parser("verify", help="decode everything and check every checksum")
+    v.add_argument("archive", type=Path)
+    v.add_argument("--ffmpeg", help="ffmpeg binary")
+    return p
+
+
+def settings_from_args(args) -> dict:
+    data: dict = {"codec": parse_codec_arg(args.codec)}
+    if args.order:
+        data["order"] = args.order
+    if args.group_by:
+        data["group_by"] = [k.strip() for k in args.group_by.split(",") if k.strip()]
+    if args.epsilon is not None:
+        data["epsilon"] = args.epsilon
+    if args.no_value_table:
+        data["value_table"] = False
+    return data
+
+
+def load_scans(paths, console):
+    vols, errors = load_inputs(list(paths), console)
+    if not vols:
+        raise MedpipeError("no input could be loaded: " + ("; ".join(errors) or "nothing found"))
+    return vols, errors
+
+
+def cmd_build(args, console) -> int:
+    from ..archive import build_archive
+    from ..archive.build import make_codec
+
+    settings = parse_settings(settings_from_args(args), "--codec/--order")
+    if settings.codec.get("codec") != "auto":
+        make_codec(settings.codec)  # a typo in --codec is reported before the inputs are read
+    if args.out.exists():
+        raise MedpipeError(f"{args.out}: already exists; choose another --out or remove it first")
+    vols, errors = load_scans(args.inputs, console)
+    build_archive(vols, args.out, settings, CodecContext(args.ffmpeg), console)
+    return 1 if errors else 0
+
+
+def cmd_list(args, console) -> int:
+    from rich.table import Table
+
+    from ..archive import read_manifest
+
+    m = read_manifest(args.archive)
+    t = Table(title=f"{args.archive}  ({'lossless' if m['lossless'] else 'LOSSY'}, created {m['created']})",
+              title_justify="left")
+    for c in ("group", "stream", "codec", "order", "mapping", "scans", "raw MiB", "stored MiB", "CR", "lossless"):
+        t.add_column(c, overflow="fold")
+    for g in m["groups"]:
+        t.add_row(g["id"], g["stream"], g["label"], g["order_kind"], mapping_from_dict(g["mapping"]).describe(), str(len(g["scans"])),
+                  f"{g['raw_bytes'] / 2**20:.1f}", f"{g['compressed_bytes'] / 2**20:.2f}", f"{g['cr']:.2f}",
+                  "[green]yes[/]" if g["lossless"] else "[yellow]no[/]")
+    console.print(t)
+    t = Table(title="scans", title_justify="left")
+    for c in ("scan", "group", "patient", "study date", "series", "description", "slices", "rows x cols", "quality"):
+        t.add_column(c, overflow="fold")
+    for s in m["scans"]:
+        q = s.get("quality") or {}
+        qual = "bit-exact" if q.get("exact") else f"PSNR {q.get('psnr_db', 0):.2f} dB, SSIM {q.get('ssim', 0):.4f}"
+        t.add_row(s["id"], s["group"], s["patient_id"] or s["patient_hash"], s["study_date"] or "-",
+                  s["name"], s["series_description"] or "-", str(s["shape"][0]), f"{s['shape'][1]}x{s['shape'][2]}",
+                  qual)
+    console.print(t)
+    for g in m["groups"]:
+        console.print(f"[dim]{g['id']}: {g['why']}[/]", highlight=False)
+    return 0
+
+
+def cmd_extract(args, console) -> int:
+    from ..archive import extract_archive
+
+    paths = extract_archive(args.archive, args.out, CodecContext(args.ffmpeg), args.patient, console)
+    console.print(f"restored {len(paths)} series into [bold]{args.out}[/]")
+    return 0
+
+
+def cmd_verify(args, console) -> int:
+    from ..archive import verify_archive
+
+    r = verify_archive(args.archive, CodecContext(args.ffmpeg), console)
+    console.print(f"[green]verified[/]: {r['groups']} group(s), {r['scans']} scan(s) "
+                  f"({'every slice bit-exact' if r['lossless'] else 'lossy archive: streams intact'}) "
+                  f"in {r['seconds']:.1f} s")
+    return 0
+
+
+def main(argv: list[str], console) -> int:
+    args = build_parser().parse_args(argv)
+    return {"build": cmd_build, "list": cmd_list, "extract": cmd_extract, "verify": cmd_verify}[args.cmd](
+        args, console)

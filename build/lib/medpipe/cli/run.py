@@ -1,0 +1,57 @@
+"""``medpipe PRESET [options]``: run a preset (the thesis matrix, DICOM output, report, or an archive)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..codecs import REGISTRY, CodecContext
+from ..errors import MedpipeError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="medpipe", description="medpipe: compress medical volumes with every codec "
+                                "an archive could use, and measure what each saves and loses.",
+                                epilog="subcommands: 'medpipe archive -h', 'medpipe report -h', 'medpipe codecs'")
+    p.add_argument("preset", nargs="?", type=Path, help="YAML preset (see presets/)")
+    p.add_argument("--input", type=Path, help="input to use instead of the preset's inputs")
+    p.add_argument("--out", type=Path, help="folder for the results folder (default: the preset's output)")
+    p.add_argument("--ffmpeg", help="ffmpeg binary (default: $MEDPIPE_FFMPEG, then the imageio-ffmpeg wheel's)")
+    p.add_argument("--jobs", type=int, help="cells run in parallel (default: the preset's, else all cores)")
+    p.add_argument("--resume", action="store_true", help="skip cells already in the output's result store")
+    p.add_argument("--scheduler", help="run cells on this Dask scheduler (address)")
+    p.add_argument("--list-codecs", action="store_true", help="show which codecs are available here")
+    return p
+
+
+def list_codecs(console, ffmpeg: str | None) -> int:
+    from rich.table import Table
+
+    ctx = CodecContext(ffmpeg)
+    t = Table(title="codecs", title_justify="left")
+    for col in ("codec", "family", "available", "what it is / what to install"):
+        t.add_column(col, overflow="fold")
+    for name, cls in sorted(REGISTRY.items()):
+        try:
+            codec = cls()
+            codec.check(ctx)
+            t.add_row(name, cls.family, "[green]yes[/]", f"{cls.description} [{codec.version(ctx)}]")
+        except MedpipeError as exc:
+            t.add_row(name, cls.family, "[red]no[/]", str(exc))
+    console.print(t)
+    return 0
+
+
+def main(argv: list[str], console) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_codecs:
+        return list_codecs(console, args.ffmpeg)
+    if args.preset is None:
+        build_parser().print_usage()
+        console.print("error: give a preset, e.g. medpipe presets/headct.yaml (or python run.py ...)")
+        return 2
+    from ..preset import load_preset
+    from ..runner import run_preset
+
+    preset = load_preset(args.preset)
+    return run_preset(preset, console, input_override=args.input, out=args.out, ffmpeg=args.ffmpeg,
+                      jobs=args.jobs, resume=args.resume, scheduler=args.scheduler)

@@ -1,0 +1,111 @@
+"""One cell of the matrix: a (volume, codec configuration) pair -> one results row.
+
+The cell plans the value mapping the codec needs, runs :func:`medpipe.roundtrip.round_trip`, measures quality and
+decides the verdict. A cell that cannot run is ``skipped`` with the reason; one that breaks is ``failed``; neither
+stops the matrix. Its identity (:func:`cell_id`: volume content + codec + canonical parameters + library version)
+keys the result store behind ``--resume``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..codecs import CodecContext, CodecSpec
+from ..depth import plan_depth
+from ..errors import CodecSkip, CodecUnavailable, MedpipeError
+from ..metrics import compare
+from ..results import COLUMNS
+from ..roundtrip import round_trip
+
+
+@dataclass(frozen=True)
+class CellSettings:
+    """What, besides the cell's identity, changes a row (a stored row made with other settings is not reused)."""
+
+    repeat: int = 1
+    ssim: bool = True
+    fill_depth: bool = False
+    codec_threads: int = 1
+
+    def as_dict(self) -> dict:
+        return {"ssim": self.ssim, "repeat": self.repeat, "codec_threads": self.codec_threads,
+                "fill_depth": self.fill_depth}
+
+
+def cell_id(content_hash: str, spec: CodecSpec, version: str) -> str:
+    """Stable identity of a cell: volume content + codec + canonical parameters + library version."""
+    key = json.dumps([content_hash, spec.canonical(), version], sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def base_row(volume, spec: CodecSpec) -> dict:
+    n, h, w = volume.shape
+    row = {c: None for c in COLUMNS}
+    row.update(volume=volume.name, codec=spec.codec.name, setting=spec.codec.setting(), label=spec.label, slices=n,
+               rows=h, cols=w, raw_bytes=volume.raw_bytes, bits=volume.span_bits, modality=volume.modality,
+               body_part=volume.body_part, volume_hash=volume.content_hash[:16], status="ok", reason="")
+    return row
+
+
+def dicom_syntax(spec: CodecSpec, shape, mapping) -> tuple[str | None, str]:
+    """The DICOM transfer syntax this configuration fits on frames of ``shape``, from the codec's table; a
+    lossless codec fed reduced-depth data would claim a lossless image, so it has none."""
+    codec = spec.codec
+    if codec.lossless and not mapping.exact:
+        return None, "no DICOM transfer syntax: the value mapping loses precision before a lossless codec"
+    return codec.dicom_syntax(shape)
+
+
+def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings, keep: tuple[int, ...] = ()
+             ) -> dict:
+    """One cell -> ``{"row", "encoded", "mapping", "kept"}`` (never raises for a codec's own failure).
+
+    ``kept`` holds the restored slices at the ``keep`` indices (the report draws heatmaps from them), ``encoded``
+    and ``mapping`` let the client write the verified streams as DICOM without encoding twice.
+    """
+    codec = spec.codec
+    row = base_row(volume, spec)
+    out = {"row": row, "encoded": None, "mapping": None, "kept": {}}
+    try:
+        codec.check(ctx)
+        row["version"] = codec.version(ctx)
+        row["cell_id"] = cell_id(volume.content_hash, spec, row["version"])
+        fill = settings.fill_depth and codec.fills_depth and not codec.lossless
+        mapping = plan_depth(volume.value_range, volume.pixels.dtype, codec.depth(), spec.window, fill=fill)
+        lossless = codec.lossless and mapping.exact
+        row.update(lossless=lossless, codec_bits=mapping.bits_out, mapping=mapping.describe())
+        row["dicom_ts"] = dicom_syntax(spec, volume.shape, mapping)[0]
+        if codec.lossless and not mapping.exact and not codec.reduces_depth_ok:
+            raise CodecSkip(f"values span {mapping.bits_in} bits, {codec.name} codes at most {mapping.bits_out}: "
+                            "it would not be lossless (narrow the data or use ffv1/jpegls)")
+        rt = round_trip(volume.pixels, codec, mapping, ctx, repeat=settings.repeat)
+        row.update(encode_ms=rt.encode_ms, decode_ms=rt.decode_ms, map_ms=rt.map_ms)
+        t0 = time.perf_counter()
+        q = compare(volume.pixels, rt.restored, volume.span_bits, with_ssim=settings.ssim)
+        row["metrics_ms"] = (time.perf_counter() - t0) * 1000
+        row.update(q.as_dict(), compressed_bytes=rt.size, cr=volume.raw_bytes / rt.size,
+                   bpv=rt.size * 8 / volume.pixels.size)
+        if rt.codec_mismatches:
+            row.update(status="failed", reason=f"LOSSLESS CODEC NOT EXACT: {rt.codec_mismatches} samples differ "
+                                               "from its input")
+        elif lossless and not q.exact:
+            row.update(status="failed", reason=f"LOSSLESS NOT EXACT: max error {q.max_abs_err}")
+        elif codec.error_bound and mapping.exact and q.max_abs_err > codec.error_bound:
+            row.update(status="failed", reason=f"error bound {codec.error_bound} exceeded: max error "
+                                               f"{q.max_abs_err}")
+        elif not mapping.exact:
+            row["reason"] = f"precision lost by mapping: {mapping.describe()}"
+        if row["status"] == "ok":
+            out.update(encoded=rt.encoded, mapping=mapping,
+                       kept={int(k): np.ascontiguousarray(rt.restored[k]) for k in keep if 0 <= k < volume.shape[0]})
+    except (CodecUnavailable, CodecSkip) as exc:
+        row.update(status="skipped", reason=str(exc))
+    except MedpipeError as exc:
+        row.update(status="failed", reason=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a codec library's own error: record the cell, go on with the matrix
+        row.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+    return out

@@ -1,0 +1,157 @@
+"""Results files: the schema other tools (and the report) read, and the one CSV writer.
+
+``results.csv``: one row per (volume, codec configuration), columns :data:`COLUMNS`.
+``results.json``: ``{"provenance": {...}, "volumes": [...], "configurations": [...], "rows": [...]}`` with the
+same rows; ``configurations`` records each label's codec, parameters, quality knobs and rate-distortion curve, so a
+report never needs the codec classes. Everything is written to a temporary name and renamed when complete.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from .files import atomic_write_text
+
+TIMING_NOTE = ("encode_ms/decode_ms: wall time (time.perf_counter) of the codec call alone, best of `repeat`; "
+               "in-process codecs: all slices in one loop; ffmpeg codecs: the whole subprocess including its "
+               "start-up and the raw-frame pipe. Value mapping, metrics and file I/O are excluded and timed apart.")
+
+COLUMNS = ["volume", "codec", "setting", "label", "lossless", "bits", "codec_bits", "mapping", "slices", "rows",
+           "cols", "raw_bytes", "compressed_bytes", "cr", "bpv", "mse", "psnr_db", "ssim", "max_abs_err",
+           "encode_ms", "decode_ms", "map_ms", "metrics_ms", "exact", "status", "reason", "dicom_ts", "dicom_dir",
+           "version", "modality", "body_part", "volume_hash", "cell_id"]
+
+LIBRARIES = ["medpipe", "numpy", "pydicom", "imagecodecs", "imageio-ffmpeg", "opencv-python-headless",
+             "opencv-python", "pillow", "pillow-jpls", "pyjpegls", "pylibjpeg", "pylibjpeg-libjpeg",
+             "pylibjpeg-openjpeg", "glymur", "rich", "pyyaml", "matplotlib", "dask", "distributed"]
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+METRICS_NOTE = ("PSNR/SSIM peak 2^bits-1 with bits = span of the volume's stored values (max-min); SSIM: "
+                "Gaussian 11x11 sigma 1.5, K1 0.01, K2 0.03, 5-px border excluded, mean over slices")
+
+
+def machine() -> dict:
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "libraries": library_versions()}
+
+
+def _cell(v):
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf"
+        if math.isnan(v):
+            return ""
+        return f"{v:.6g}"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "" if v is None else v
+
+
+def _json_safe(v):
+    if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
+        return None if math.isnan(v) else "inf"
+    return v
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
+    """The one CSV writer: ``columns`` in order, numbers and flags written so :func:`read_rows` reads them back."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: _cell(r.get(k)) for k in columns})
+    return atomic_write_text(path, buf.getvalue())
+
+
+def write_results(folder: Path, rows: list[dict], volumes: list[dict], prov: dict,
+                  configurations: list[dict] | None = None) -> tuple[Path, Path]:
+    csv_path, json_path = folder / "results.csv", folder / "results.json"
+    write_csv(csv_path, rows, COLUMNS)
+    doc = {"provenance": prov, "volumes": volumes, "configurations": configurations or [],
+           "rows": [{k: _json_safe(r.get(k)) for k in COLUMNS} for r in rows]}
+    atomic_write_text(json_path, json.dumps(doc, indent=1, default=str))
+    return csv_path, json_path
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a results.csv with numbers parsed back (for reports and tests)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k, v in r.items():
+            if v in ("true", "false"):
+                r[k] = v == "true"
+            elif v == "inf":
+                r[k] = math.inf
+            else:
+                try:
+                    r[k] = int(v) if v.lstrip("-").isdigit() else float(v) if v else None
+                except ValueError:
+                    pass
+    return rows
+
+
+def run_folder(output: Path, name: str, started: datetime) -> Path:
+    stamp = started.astimezone().strftime("%Y%m%d-%H%M%S")
+    folder = output / f"{name}-{stamp}"
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = output / f"{name}-{stamp}-{n}"
+    return folder
+
+
+# ---------------------------------------------------------------- slices kept for heatmaps
+
+SLICES_FILE, SLICES_INDEX = "slices.npz", "slices.json"
+
+
+def write_slices(folder: Path, volumes: dict[str, dict], entries: list[tuple[str, str | None, int, "object"]]
+                 ) -> None:
+    """Slices the report's heatmaps draw, saved by the run: ``entries`` are (volume, label or None for the
+    original, slice index, 2-D array); ``volumes`` holds what a heatmap says about each volume (shape, modality,
+    rescale, value minimum, span bits). The report reads them back without coding anything again."""
+    import numpy as np
+
+    index, arrays = [], {}
+    for i, (vol, label, k, arr) in enumerate(entries):
+        arrays[f"a{i}"] = np.asarray(arr)
+        index.append({"volume": vol, "label": label, "slice": int(k), "array": f"a{i}"})
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    from .files import atomic_write_bytes
+
+    atomic_write_bytes(folder / SLICES_FILE, buf.getvalue())
+    atomic_write_text(folder / SLICES_INDEX, json.dumps({"volumes": volumes, "slices": index}, indent=1))
+
+
+def read_slices(folder: Path) -> tuple[dict, dict]:
+    """(volume facts, {(volume, label or None, slice): array}) or ({}, {}) when the run kept none."""
+    import numpy as np
+
+    index_path, data_path = folder / SLICES_INDEX, folder / SLICES_FILE
+    if not index_path.is_file() or not data_path.is_file():
+        return {}, {}
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    with np.load(data_path) as data:
+        arrays = {(e["volume"], e["label"], e["slice"]): data[e["array"]] for e in index["slices"]}
+    return index.get("volumes") or {}, arrays

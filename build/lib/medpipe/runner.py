@@ -1,0 +1,219 @@
+"""A preset run: check the outputs can be written, load volumes, run every cell with progress, write and show
+results, keep the heatmap slices, write the report (and DICOM output, through the matrix's sink)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .codecs import CodecContext
+from .errors import MedpipeError
+from .files import check_writable, clean_stale, make_dirs
+from .inputs import load_inputs
+from .matrix import (CODEC_THREADS, STAGE_DIR, STORE, CellSettings, Outcome, default_jobs, find_resume_folder,
+                     peak_rss_mb, render_table, run_matrix, timing_note)
+from .preset import Preset
+from .report import build_report, heatmap_plan
+from .report.heatmaps import MIDDLE
+from .results import METRICS_NOTE, TIMING_NOTE, machine, run_folder, write_results, write_slices
+from .volume import dump_png
+
+
+def check_codecs(preset: Preset, ctx: CodecContext, console) -> None:
+    """Say before the matrix starts which configurations cannot run here, and why (ffmpeg checked once)."""
+    for spec in preset.codecs:
+        try:
+            spec.codec.check(ctx)
+        except MedpipeError as exc:
+            console.print(f"[yellow]{spec.label}: {exc}[/] (row will be skipped)")
+
+
+def list_volumes(volumes: list, console) -> None:
+    from rich.table import Table
+
+    t = Table(title="volumes", title_justify="left")
+    for col in ("volume", "patient", "modality", "description", "slices x rows x cols", "dtype", "stored bits",
+                "value range", "MiB"):
+        t.add_column(col)
+    for v in volumes:
+        lo, hi = v.value_range
+        t.add_row(v.name, v.patient_hash or "-", v.modality or "-", v.description or "-",
+                  " x ".join(map(str, v.shape)), str(v.pixels.dtype), str(v.bits_stored), f"{lo}..{hi}",
+                  f"{v.raw_bytes / 2**20:.1f}")
+    console.print(t)
+
+
+def provenance(preset: Preset, ctx: CodecContext, started: datetime, outcome: Outcome) -> dict:
+    ff = ctx.ffmpeg_used
+    commands = list(dict.fromkeys([*outcome.commands, *ctx.commands]))
+    return {
+        "tool": "medpipe", "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **machine(),
+        "ffmpeg": {"binary": ff.exe, "version": ff.version, "commands": commands} if ff or commands else None,
+        "timing": f"{TIMING_NOTE} Parallel runs: {timing_note(outcome)}.", "repeat": preset.matrix["repeat"],
+        "metrics": METRICS_NOTE,
+        "preset": {"path": str(preset.path) if preset.path else None, "as_run": preset.raw},
+        "parallel": {"executor": outcome.executor, "jobs": outcome.jobs, "codec_threads": CODEC_THREADS,
+                     "cells": len(outcome.rows), "from_store": outcome.from_store, "ran": outcome.ran,
+                     "shared": outcome.shared, "wall_s": round(outcome.wall_seconds, 3),
+                     "cells_s": round(outcome.cell_seconds, 3), "peak_cell_rss_mb": outcome.peak_rss_mb,
+                     "client_peak_rss_mb": peak_rss_mb() if outcome.jobs > 1 else None, "store": STORE,
+                     "timings": timing_note(outcome)},
+    }
+
+
+def keep_plan(preset: Preset, volumes: list) -> dict[str, tuple[int, ...]]:
+    """Slices each volume's lossy cells keep for the report's heatmaps (the middle one resolved per volume)."""
+    plan = heatmap_plan(preset.report, [v.name for v in volumes])
+    shapes = {v.name: v.shape[0] for v in volumes}
+    out = {}
+    for name, idx in plan.items():
+        n = shapes[name]
+        out[name] = tuple(sorted({n // 2 if i == MIDDLE else i % n for i in idx if i == MIDDLE or -n <= i < n}))
+    return out
+
+
+def save_kept(folder: Path, volumes: list, keep: dict, outcome: Outcome) -> None:
+    by_name = {v.name: v for v in volumes}
+    entries, facts = [], {}
+    for name, idx in keep.items():
+        vol = by_name[name]
+        facts[name] = {"shape": list(vol.shape), "modality": vol.modality, "rescale_slope": vol.rescale_slope,
+                       "value_min": vol.value_range[0], "span_bits": vol.span_bits, "slices": list(idx)}
+        entries += [(name, None, k, np.asarray(vol.pixels[k])) for k in idx]
+    for (name, label), kept in outcome.kept.items():
+        entries += [(name, label, k, arr) for k, arr in kept.items()]
+    if facts:
+        write_slices(folder, facts, entries)
+
+
+def run_preset(preset: Preset, console, *, input_override: Path | None = None, out: Path | None = None,
+               ffmpeg: str | None = None, jobs: int | None = None, resume: bool = False,
+               scheduler: str | None = None) -> int:
+    """Run a preset; returns the exit code (0 all ok or skipped, 1 a row or input failed)."""
+    if preset.archive is not None:  # an intertwined-archive preset (thesis chapter 4)
+        return run_archive_preset(preset, console, input_override=input_override, out=out, ffmpeg=ffmpeg)
+    started = datetime.now(timezone.utc)
+    m = preset.matrix
+    jobs = jobs if jobs is not None else m["jobs"] if m["jobs"] is not None else default_jobs()
+    if jobs < 1:
+        raise MedpipeError(f"--jobs / jobs: must be at least 1, got {jobs}")
+    inputs = [input_override] if input_override else list(preset.inputs)
+    if not inputs:
+        raise MedpipeError("the preset names no input; add 'input:' or pass --input PATH")
+    output = Path(out or preset.output)
+    check_writable(output)  # before any input is read: a read-only or full disk is said at once
+    clean_stale(output)
+    ctx = CodecContext(ffmpeg or preset.ffmpeg, threads=CODEC_THREADS, timeout_factor=float(m["ffmpeg_timeout"]))
+    settings = CellSettings(repeat=m["repeat"], ssim=m["ssim"], fill_depth=m["fill_depth"],
+                            codec_threads=CODEC_THREADS)
+    check_codecs(preset, ctx, console)
+    volumes, input_errors = load_inputs(inputs, console, preset.color)
+    if not volumes:
+        raise MedpipeError("no input could be loaded: " + ("; ".join(input_errors) or "nothing found under "
+                           + ", ".join(map(str, inputs))))
+    list_volumes(volumes, console)
+    folder = None
+    if resume:  # continue the newest results folder of this preset name (see medpipe/matrix/store.py)
+        folder = find_resume_folder(output, preset.name)
+        console.print(f"resuming {folder}" if folder else f"--resume: no earlier '{preset.name}' run under "
+                      f"{output}; starting a new one", highlight=False)
+    folder = make_dirs(folder or run_folder(output, preset.name, started))
+    if preset.dump_png:
+        for vol in volumes:
+            base = folder if preset.dump_png is True else Path(str(preset.dump_png))
+            dump_png(vol, base / "png" / vol.name)
+    sink = None
+    if preset.dicom_out:
+        from .dicom.writer import DicomSink
+
+        root = folder / preset.dicom_out["folder"]
+        console.print(f"DICOM output: {root}", highlight=False)
+        sink = DicomSink(root, ctx, offset_table=preset.dicom_out["offset_table"],
+                         verify=preset.dicom_out["verify"], console=console)
+    keep = keep_plan(preset, volumes)
+    try:
+        outcome = run_matrix(volumes, preset.codecs, ctx, settings, console, jobs=jobs, executor=m["executor"],
+                             scheduler=scheduler or m["scheduler"], folder=folder, sink=sink, color=preset.color,
+                             session=started.isoformat(timespec="seconds"), keep=keep)
+    finally:
+        import shutil
+
+        shutil.rmtree(folder / STAGE_DIR, ignore_errors=True)  # the workers' shared copies of the pixels
+    rows = outcome.rows
+    render_table(rows, console)
+    write_results(folder, rows, [v.describe() for v in volumes], provenance(preset, ctx, started, outcome),
+                  [spec.describe() for spec in preset.codecs])
+    save_kept(folder, volumes, keep, outcome)
+    if preset.report:
+        build_report(folder, preset.report, console)
+    failed = [r for r in rows if r["status"] == "failed"]
+    console.print(f"results: [bold]{folder}[/] (results.csv, results.json)")
+    if failed or input_errors:
+        console.print(f"[bold red]{len(failed)} row(s) failed, {len(input_errors)} input(s) skipped[/]")
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------- archive presets
+
+def run_archive_preset(preset: Preset, console, *, input_override: Path | None = None, out: Path | None = None,
+                       ffmpeg: str | None = None) -> int:
+    """Build an archive from a preset's inputs; ``archive.codec`` or else the first of ``codecs`` codes it.
+
+    The archive lands in ``<output>/<name>-<stamp>/archive``; with ``archive.compare: true`` each group is also
+    coded scan by scan with the same settings and the comparison is written beside it (results.csv).
+    """
+    from .archive import build_archive
+
+    inputs = [input_override] if input_override else list(preset.inputs)
+    if not inputs:
+        raise MedpipeError("the preset names no input; add 'inputs:' (the series to archive) or pass --input")
+    output = Path(out or preset.output)
+    check_writable(output)
+    started = datetime.now(timezone.utc)
+    ctx = CodecContext(ffmpeg or preset.ffmpeg, timeout_factor=float(preset.matrix["ffmpeg_timeout"]))
+    vols, errors = load_inputs(inputs, console, preset.color)
+    if not vols:
+        raise MedpipeError("no input could be loaded: " + ("; ".join(errors) or "nothing found"))
+    folder = make_dirs(run_folder(output, preset.name, started))
+    manifest = build_archive(vols, folder / "archive", preset.archive, ctx, console)
+    if preset.archive.compare:
+        compare_groups(vols, manifest, folder, ctx, console)
+    console.print(f"archive: [bold]{folder / 'archive'}[/]")
+    return 1 if errors else 0
+
+
+def compare_groups(vols, manifest: dict, folder: Path, ctx, console) -> list[dict]:
+    """Each multi-scan group of a built archive: intertwined (as built) vs separate, same codec settings."""
+    from rich.table import Table
+
+    from .archive.compare import COLUMNS, measure
+    from .results import write_csv
+
+    by_name = {s["id"]: v for s, v in zip(manifest["scans"], vols)}
+    rows = []
+    for g in manifest["groups"]:
+        if len(g["scans"]) < 2:
+            continue
+        gv = [by_name[sid] for sid in g["scans"]]
+        entry = dict(g["codec"])
+        for mode in ("separate", "intertwined"):
+            r = measure(gv, entry, ctx, mode, g["order_kind"], harmonize=manifest["settings"]["harmonize"])
+            r["group"] = g["id"]
+            rows.append(r)
+        rows[-1]["gain"] = rows[-2]["compressed_bytes"] / rows[-1]["compressed_bytes"]
+    if not rows:
+        console.print("[yellow]compare: no group holds two or more scans; nothing to compare[/]")
+        return rows
+    write_csv(folder / "results.csv", rows, COLUMNS)
+    t = Table(title="intertwined vs separate (same codec settings)", title_justify="left")
+    for c in ("group", "mode", "order", "bytes", "CR", "PSNR dB", "encode ms", "gain"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["group"], r["mode"], r["order"] or "-", f"{r['compressed_bytes']:,}", f"{r['cr']:.2f}",
+                  "inf" if r["exact"] else f"{r['psnr_db']:.2f}", f"{r['encode_ms']:.0f}",
+                  f"{r['gain']:.3f}" if r.get("gain") else "")
+    console.print(t)
+    return rows
