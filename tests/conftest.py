@@ -10,10 +10,6 @@ SAMPLE = ROOT / "samples" / "ct_head_ge_dcmqa"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than a few seconds (deselect with -m 'not slow')")
-
-
 def shared(rel: str) -> Path:
     """A path under ../shared/data, or skip the test with the reason."""
     path = SHARED_DATA / rel

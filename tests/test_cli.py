@@ -40,6 +40,7 @@ def small_series(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_small_preset_end_to_end(tmp_path, small_series):
     preset = tmp_path / "small.yaml"
     preset.write_text(PRESET.format(input=small_series.as_posix()))
@@ -83,6 +84,10 @@ def test_input_override_and_failure_exit_code(tmp_path, small_series):
     preset.write_text("input: /does/not/exist\ncodecs: [{codec: jpegls}]\n")
     proc = run(preset, "--input", small_series, "--out", tmp_path / "o")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    (folder,) = (tmp_path / "o").iterdir()
+    (row,) = csv.DictReader(open(folder / "results.csv", newline=""))
+    assert row["volume"] == small_series.name and row["status"] == "ok" and row["exact"] == "true"
+    assert f"results: {folder}" in proc.stdout.replace("\n", "")
     proc = run(preset, "--out", tmp_path / "o")
     assert proc.returncode == 2 and "does not exist" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
 
@@ -115,3 +120,25 @@ def test_list_codecs():
 
     if REGISTRY["jpeg2000_glymur"].missing():
         assert "install" in proc.stdout  # glymur without OpenJPEG says what to install
+
+
+def test_module_entry_and_codecs_subcommand_match_run_py():
+    """python -m medpipe and run.py are the same program; 'codecs' is --list-codecs."""
+    via_module = subprocess.run([sys.executable, "-m", "medpipe", "codecs"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=120)
+    via_flag = run("--list-codecs")
+    assert via_module.returncode == 0 == via_flag.returncode
+    assert via_module.stdout == via_flag.stdout and "x265" in via_module.stdout
+
+
+def test_a_folder_given_as_the_preset_and_an_empty_input_say_what_to_do(tmp_path):
+    proc = run(tmp_path)
+    assert proc.returncode == 2 and "is a folder; give a preset file" in proc.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    preset = tmp_path / "p.yaml"
+    preset.write_text("codecs: [{codec: jpegls}]\n")
+    proc = run(preset, "--input", empty, "--out", tmp_path / "o")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "no input could be loaded" in out and str(empty) in out.replace("\n", "")
+    assert "Traceback" not in out

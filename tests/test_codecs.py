@@ -64,6 +64,7 @@ def test_chroma_rows_code_the_luma_exactly(variants, ctx):
         assert row["exact"] is True, (chroma, row["reason"], row["max_abs_err"])
 
 
+@pytest.mark.slow
 def test_lossless_rows_exact_on_the_shipped_sample(sample_volume, ctx):
     """Every lossless codec of the thesis matrix, bit-exact on the full real series (28 x 512 x 512)."""
     for cfg in ({"codec": "jpegls"}, {"codec": "jpeg2000"}, {"codec": "htj2k"}, {"codec": "ljpeg"},
@@ -95,6 +96,7 @@ def vol_bits(vol):
     return vol.span_bits
 
 
+@pytest.mark.slow
 def test_dicom_transfer_syntax_column(sample_volume, ctx):
     """Every row says which DICOM transfer syntax the configuration fits on this volume, or none."""
     cases = [({"codec": "jpegls"}, "1.2.840.10008.1.2.4.80"), ({"codec": "jpegls", "near": 2}, "1.2.840.10008.1.2.4.81"),

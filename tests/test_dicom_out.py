@@ -20,6 +20,8 @@ from medpipe.codecs import parse_codec
 from helpers import row_of
 from conftest import SAMPLE, shared
 
+pytestmark = pytest.mark.slow  # builds real runs / DICOM series once per module
+
 LOSSLESS = {  # label -> (codec entry, transfer syntax, DCMTK decompressor)
     "jpegls": ({"codec": "jpegls"}, "1.2.840.10008.1.2.4.80", "dcmdjpls"),
     "ljpeg": ({"codec": "ljpeg"}, "1.2.840.10008.1.2.4.70", "dcmdjpeg"),

@@ -78,6 +78,7 @@ def test_process_pool_gives_the_same_rows(serial, crop, tmp_path):
     assert len(pids) == len(CODECS)
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_same_rows(serial, crop, tmp_path):
     pytest.importorskip("distributed")
     screen = io.StringIO()  # a terminal, so the live progress display is drawn
@@ -130,6 +131,7 @@ def test_workers_read_inputs_when_the_staged_copy_is_not_visible(sample_volume, 
         worker_volume(VolumeRef(other, staged=None))
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_one_clear_error(crop, tmp_path, monkeypatch):
     pytest.importorskip("distributed")
     monkeypatch.setattr(DaskCluster, "connect_timeout", "3s")
@@ -166,6 +168,7 @@ codecs:
 
 
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="kills a process group (POSIX)")
+@pytest.mark.slow
 def test_killed_run_resumes_with_only_the_missing_cells(crop, tmp_path):
     dump_png(crop, tmp_path / "crop")
     codecs = "\n".join(f"  - {{codec: x265, bits: 12, chroma: gray, preset: fast, crf: {q}, label: q{q}}}"

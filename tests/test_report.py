@@ -14,6 +14,8 @@ from medpipe import report
 from medpipe.errors import MedpipeError
 from medpipe.report import bd, clinical, figures, heatmaps
 
+pytestmark = pytest.mark.slow  # builds real runs / DICOM series once per module
+
 CODECS = [
     {"codec": "jpegls"},
     {"codec": "jpegls", "near": 2},

@@ -79,6 +79,7 @@ def _checksums():
 
 @pytest.mark.parametrize("rel", ["ct_head/cq500_ct5", "ct_head/philips_phantom_stereotaxis_a",
                                  "ct_head/cq500_ct0", "xray/RG3_tibia_cr.dcm"])
+@pytest.mark.slow
 def test_compressed_dev_data_decodes_to_the_published_pixels(rel):
     """JPEG-LS and JPEG-lossless series decode through pydicom's plugins to exactly the pixels DATA.md lists."""
     import hashlib

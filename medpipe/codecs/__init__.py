@@ -57,15 +57,11 @@ def parse_codec(entry: Any, where: str) -> CodecSpec:
         if key not in cls.params and key not in COMMON_PARAMS:
             raise PresetError(f"{where} ({cls.name}): unknown parameter '{key}'"
                               f"{did_you_mean(key, {**cls.params, **COMMON_PARAMS})}")
-        check_value(value, {**cls.params, **COMMON_PARAMS}[key], f"{where} ({cls.name}).{key}")
-    window = params.pop("window", None)
+    window = check_value(params.pop("window", None), COMMON_PARAMS["window"], f"{where}.window")
     if window is not None and (len(window) != 2 or window[0] >= window[1]):
         raise PresetError(f"{where}.window: expected [lo, hi] stored values with lo < hi, got {window!r}")
-    label = params.pop("label", None)
-    try:
-        codec = cls(**params)
-    except PresetError as exc:
-        raise PresetError(f"{where}: {exc}") from None
+    label = check_value(params.pop("label", None), COMMON_PARAMS["label"], f"{where}.label")
+    codec = cls(f"{where} ({cls.name})", **params)  # the codec checks its parameters against its declared options
     if not label:
         setting = codec.setting()
         label = cls.name if setting == "default" else f"{cls.name} {setting}"

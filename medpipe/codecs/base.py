@@ -123,17 +123,20 @@ class Codec:
     lossy_method: ClassVar[str | None] = None
     min_size: ClassVar[tuple[int, int]] = (1, 1)
 
-    def __init__(self, **kwargs):
+    def __init__(self, where: str | None = None, **kwargs):
+        """Parameters are checked against ``params`` (types, ranges, choices) and ``conflicts``; an error names
+        ``where`` (e.g. the preset entry) and the key."""
+        where = where or self.name
         unknown = set(kwargs) - set(self.params)
         if unknown:
             key = sorted(unknown)[0]
-            raise PresetError(f"codec '{self.name}' has no parameter '{key}'{did_you_mean(key, self.params)}")
+            raise PresetError(f"{where}: codec '{self.name}' has no parameter '{key}'{did_you_mean(key, self.params)}")
         for key, value in kwargs.items():
-            check_value(value, self.params[key], f"{self.name}.{key}")
+            check_value(value, self.params[key], f"{where}.{key}")
         for group in self.conflicts:
             given = [k for k in group if kwargs.get(k) is not None and kwargs.get(k) is not False]
             if len(given) > 1:
-                raise PresetError(f"codec '{self.name}': {' and '.join(given)} cannot be set together "
+                raise PresetError(f"{where}: {' and '.join(given)} cannot be set together "
                                   f"({self.conflict_reason(given)}); keep one")
         self.p = {k: kwargs.get(k, spec.default) for k, spec in self.params.items()}
 
