@@ -31,8 +31,20 @@ MAX_COMPONENT = 120
 
 # ---------------------------------------------------------------- errors
 
+def _root_os_error(exc: BaseException) -> BaseException:
+    """The innermost OSError that carries an errno (libraries such as pydicom re-raise a wrapped copy without it,
+    keeping the original as ``__cause__``)."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
 def os_error(exc: OSError, path: Path | str, doing: str = "write") -> OutputError:
     """One line for an operating-system error on ``path``: what happened and what to do."""
+    exc = _root_os_error(exc)
     code = getattr(exc, "errno", None)
     if code == errno.ENOSPC or code == getattr(errno, "EDQUOT", -1):
         what = "disk full (or quota reached): free space there or choose another output folder (--out)"
@@ -43,7 +55,7 @@ def os_error(exc: OSError, path: Path | str, doing: str = "write") -> OutputErro
     elif code == errno.ENAMETOOLONG:
         what = "name too long for this file system: choose a shorter output folder or name"
     else:
-        what = f"{exc.strerror or exc}"
+        what = f"{getattr(exc, 'strerror', None) or str(exc).splitlines()[0]}"
     return OutputError(f"{path}: cannot {doing}: {what}")
 
 
@@ -210,6 +222,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _uid():
+    return os.getuid() if hasattr(os, "getuid") else None
+
+
 def clean_stale(folder: Path | str | None = None, min_age_s: float = 60.0) -> int:
     """Remove what killed medpipe processes left: ``medpipe-<pid>-*`` folders in the temp folder, and
     ``.<name>.<pid>.part`` files/folders in ``folder``; only when that process is gone. Returns how many."""
@@ -230,8 +246,10 @@ def clean_stale(folder: Path | str | None = None, min_age_s: float = 60.0) -> in
             if not m or _pid_alive(int(m.group(1))):
                 continue
             try:
-                if now - p.stat().st_mtime < min_age_s and where != (Path(folder) if folder else None):
-                    continue
+                st = p.stat()
+                if where == places[0][0] and (now - st.st_mtime < min_age_s
+                                              or getattr(st, "st_uid", None) != _uid()):
+                    continue  # the shared temp folder: only our own user's, and not freshly made
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
                 removed += 1
             except OSError:

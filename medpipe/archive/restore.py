@@ -14,7 +14,7 @@ from ..codecs import Encoded, codec_class
 from ..depth import mapping_from_dict
 from ..dicom.header import mark_lossy
 from ..errors import MedpipeError
-from ..files import inside, part_name
+from ..files import clean_stale, inside, make_dirs, part_name
 from .manifest import (ArchiveError, check_headers, read_manifest, read_order, scan_frames, select_scans, sha256,
                        slice_sha)
 
@@ -124,7 +124,8 @@ def extract_archive(folder: Path, out: Path, ctx, patient: str | None = None, co
         raise ArchiveError(f"{clash[0]}: already exists; extract into an empty folder or remove it")
     groups = {g["id"]: g for g in m["groups"]}
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
+    clean_stale(out)  # what a killed extract left behind
     tmp = part_name(out / "extract")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

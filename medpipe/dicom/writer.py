@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MedpipeError
-from ..files import safe_component, temp_dir
+from ..errors import MedpipeError, OutputError
+from ..files import os_error, safe_component, temp_dir
 from ..options import Option
 from .header import (DROP_TAGS, MF_TRUE_COLOR_SC, PAIRED_BODY_PARTS, TYPE2_FILL, fit_stored_values,
                      mark_grey_conversion, mark_lossy)
@@ -79,6 +79,10 @@ class DicomSink:
             row["dicom_ts"], row["dicom_dir"] = None, None
             row["reason"] = _join(row.get("reason"), str(exc))
             return
+        except OutputError:
+            raise  # disk full, read-only: the run stops with one line (finished cells stay in the store)
+        except OSError as exc:
+            raise os_error(exc, self.target(volume, spec.label)) from None
         except Exception as exc:  # noqa: BLE001 - the codec's row stays valid; say what went wrong with DICOM
             row["dicom_ts"], row["dicom_dir"] = None, None
             row["reason"] = _join(row.get("reason"), f"DICOM not written: {type(exc).__name__}: {exc}")

@@ -50,3 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/] (temporary files removed; with a preset run, --resume continues)")
         return 130
+    except OSError as exc:  # a file-system fault no layer below turned into a message: still one line
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        console.print(f"[bold red]error:[/] {where}{exc.strerror or exc}; check the disk and the folder's "
+                      "permissions, then run again", highlight=False, soft_wrap=True)
+        return 2

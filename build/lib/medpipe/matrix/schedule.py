@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..codecs import CodecContext, CodecSpec
-from ..errors import MedpipeError
+from ..errors import MedpipeError, OutputError
 from .cell import CellSettings, base_row, cell_id, run_cell
 from .executors import DaskCluster, InProcess, LocalPool
 from .store import ResultStore
@@ -227,6 +227,8 @@ def _collect(cell: Cell, fut, sink, store, rows, out: Outcome, ex, session: str,
         if sink is not None and res["encoded"] is not None and row["status"] == "ok":
             try:  # the client writes outputs: workers never need the DICOM headers or the output folder
                 sink(member.volume, member.spec, res["mapping"], res["encoded"], row)
+            except OutputError:
+                raise  # disk full / read-only: stop the run; this cell is not stored, --resume redoes it
             except Exception as exc:  # noqa: BLE001 - the codec's row stays; the output failure is said in it
                 row.update(status="failed", reason=f"output: {exc}" if isinstance(exc, MedpipeError)
                            else f"output: {type(exc).__name__}: {exc}")
@@ -243,7 +245,7 @@ def _collect(cell: Cell, fut, sink, store, rows, out: Outcome, ex, session: str,
         store.append({"cell_id": cell.cid, "volume": cell.volume.name, "label": cell.spec.label,
                       "settings": store.settings, "session": session, "executor": ex.name, "jobs": ex.slots,
                       "cell_s": round(res["cell_s"], 4), "peak_rss_mb": res.get("peak_rss_mb"),
-                      "pid": res.get("pid"), "commands": res["commands"], "row": res["row"]})
+                      "pid": res.get("pid"), "commands": res["commands"], "row": rows[cell.index]})
     return 1 + len(twins)
 
 
