@@ -21,7 +21,6 @@ from pydicom.uid import generate_uid
 from medpipe.dicom import codestreams
 
 TIMEOUT = 120
-codestreams.register_uids()
 
 # Which DCMTK 3.6.7 tool decodes which transfer syntax (dcmdjpeg: all JPEG processes; dcmdjpls; dcmdrle).
 DCMTK_DECODERS = {
@@ -175,7 +174,8 @@ def write_in_syntax(source: Path, uid: str, out: Path, effort: int | None = 1) -
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
     ds.file_meta.TransferSyntaxUID = uid
-    ds.save_as(out, enforce_file_format=True)
+    with codestreams.known_transfer_syntaxes():
+        ds.save_as(out, enforce_file_format=True)
     return out
 
 

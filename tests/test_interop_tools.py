@@ -13,7 +13,7 @@ import pytest
 from pydicom.uid import JPEGLSLossless, RLELossless, UID
 
 import interop
-from conftest import SAMPLE
+from conftest import SAMPLE, shared
 from medpipe.dicom import codestreams as cs
 from medpipe.errors import CodecSkip, DamagedInput
 
@@ -103,6 +103,33 @@ def test_every_depth_decodes_to_the_stored_values(uid, sources, tmp_path):
         for decoder in DECODERS[uid]:
             values = decoded(decoder, out, source)
             assert np.array_equal(values, source.pixel_array), f"{kind}: {decoder} decodes other values"
+
+
+# The syntaxes dicom3tools 1.00~20220618 can parse (it predates HTJ2K, JPEG XL and deflated frames).
+DCIODVFY_READS = (cs.JPEG_LOSSLESS_SV1, cs.JPEG_LS_LOSSLESS, cs.JPEG_2000_LOSSLESS, cs.RLE_LOSSLESS)
+# Real dev data (../shared/data): the issue's signed chest CT (stored as JPEG-LS), 12-bit MR, a 10-bit MONOCHROME1
+# radiograph, and two multi-frame objects (8-bit ultrasound cine, Enhanced MR).
+REAL = {"signed chest CT": "ct_chest/acrin_flt_breast_001/series_2_805941", "12-bit MR": "mr/siemens_t1_sag_brain",
+        "10-bit CR MONOCHROME1": "xray/RG3_tibia_cr.dcm", "8-bit US cine": "us/philips_greyscale_cine.dcm",
+        "Enhanced MR multi-frame": "mr/siemens_enhanced_epi_phantom"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", list(REAL))
+def test_real_data_in_every_syntax_keeps_the_instance(entry, tmp_path):
+    path = shared(REAL[entry])
+    for src in (sorted(path.glob("*.dcm"))[:2] if path.is_dir() else [path]):
+        source = pydicom.dcmread(src)
+        for uid in cs.SYNTAXES:
+            out = interop.write_in_syntax(src, uid, tmp_path / f"{uid}.dcm")
+            interop.assert_same_instance(src, out)
+            check_codestream(uid, interop.first_frame(out), source)
+            for decoder in DECODERS[uid]:
+                whole = decoder in ("dcmtk", "gdcm")  # these decode the file, the others its first frame
+                expected = source.pixel_array if whole else interop.frames_of(source)[0]
+                assert np.array_equal(decoded(decoder, out, source), expected), f"{src.name} {uid} {decoder}"
+            if uid in DCIODVFY_READS:
+                assert not interop.dciodvfy_errors(out) - interop.dciodvfy_errors(src), f"{src.name} {uid}"
 
 
 def test_signed_13_bit_survives_jpeg_ls_and_htj2k(sources, tmp_path):
@@ -198,6 +225,14 @@ def test_pixel_module_rules_per_syntax():
         cs.pixel_module_problems("1.2.840.10008.1.2.4.91", 1, "MONOCHROME2", 0, 16, 12, 11)
 
 
+def test_deflated_frames_are_the_native_bytes_in_the_planar_configuration_kept(sources):
+    """PS3.5 A.4.13: the frame's pixel data byte stream; 8.2.16 leaves Planar Configuration free."""
+    rgb = pydicom.dcmread(sources["rgb8"]).pixel_array
+    for planar, native in ((0, rgb), (1, np.moveaxis(rgb, 2, 0))):
+        data = cs.encode_frame(cs.DEFLATED_IMAGE_FRAME, rgb, 8, False, planar_configuration=planar)
+        assert zlib.decompress(data, -zlib.MAX_WBITS) == np.ascontiguousarray(native).tobytes()
+
+
 def test_encapsulation_one_even_fragment_per_frame_with_offsets():
     """PS3.5 A.4: BOT item with one offset per frame, one fragment per frame, every item even (NULL pad)."""
     frames = [b"\x01\x02\x03", b"\x04\x05\x06\x07\x08"]
@@ -209,12 +244,14 @@ def test_encapsulation_one_even_fragment_per_frame_with_offsets():
     assert data[32:42] == b"\x06\x00\x00\x00\x04\x05\x06\x07\x08\x00"
 
 
-def test_pydicom_learns_the_uids_it_lacks():
-    cs.register_uids()
-    for uid, name in ((cs.JPEG_XL_LOSSLESS, "JPEG XL Lossless"),
-                      (cs.DEFLATED_IMAGE_FRAME, "Deflated Image Frame Compression")):
-        assert UID(uid).is_transfer_syntax and UID(uid).is_encapsulated and UID(uid).name == name
-        assert not UID(uid).is_implicit_VR and UID(uid).is_little_endian
+def test_pydicom_knows_the_new_uids_only_within_the_block():
+    known_before = UID(cs.JPEG_XL_LOSSLESS).is_transfer_syntax
+    with cs.known_transfer_syntaxes():
+        for uid, name in ((cs.JPEG_XL_LOSSLESS, "JPEG XL Lossless"),
+                          (cs.DEFLATED_IMAGE_FRAME, "Deflated Image Frame Compression")):
+            assert UID(uid).is_transfer_syntax and UID(uid).is_encapsulated and UID(uid).name == name
+            assert not UID(uid).is_implicit_VR and UID(uid).is_little_endian
+    assert UID(cs.JPEG_XL_LOSSLESS).is_transfer_syntax == known_before
 
 
 def test_jxl_header_reader_agrees_with_libjxl():

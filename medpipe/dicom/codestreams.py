@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,17 +104,30 @@ SYNTAXES: dict[str, Syntax] = {s.uid: s for s in (
 )}
 
 
-def register_uids() -> None:
-    """Teach pydicom < 3.1 the PS3.6 transfer syntaxes it lacks (JPEG XL, Deflated Image Frame), so files in them
-    read, write and send like any encapsulated syntax. pydicom 3.1 ships the same entries."""
+# PS3.6 Table A-1 entries pydicom < 3.1 lacks (name, type, info, retired, keyword), as pydicom 3.1 ships them.
+NEW_UIDS = {
+    "1.2.840.10008.1.2.4.110": ("JPEG XL Lossless", "Transfer Syntax", "", "", "JPEGXLLossless"),
+    "1.2.840.10008.1.2.4.111": ("JPEG XL JPEG Recompression", "Transfer Syntax", "", "", "JPEGXLJPEGRecompression"),
+    "1.2.840.10008.1.2.4.112": ("JPEG XL", "Transfer Syntax", "", "", "JPEGXL"),
+    DEFLATED_IMAGE_FRAME: ("Deflated Image Frame Compression", "Transfer Syntax", "", "",
+                           "DeflatedImageFrameCompression"),
+}
+
+
+@contextmanager
+def known_transfer_syntaxes():
+    """Within the block pydicom knows the PS3.6 transfer syntaxes it lacks (JPEG XL, Deflated Image Frame), so
+    files in them write and send like any encapsulated syntax (reading works without). Removed afterwards, so code
+    that asks pydicom what it supports sees the library as it is."""
     from pydicom._uid_dict import UID_dictionary
 
-    for uid, name, keyword in (("1.2.840.10008.1.2.4.110", "JPEG XL Lossless", "JPEGXLLossless"),
-                               ("1.2.840.10008.1.2.4.111", "JPEG XL JPEG Recompression", "JPEGXLJPEGRecompression"),
-                               ("1.2.840.10008.1.2.4.112", "JPEG XL", "JPEGXL"),
-                               (DEFLATED_IMAGE_FRAME, "Deflated Image Frame Compression",
-                                "DeflatedImageFrameCompression")):
-        UID_dictionary.setdefault(uid, (name, "Transfer Syntax", "", "", keyword))
+    added = [uid for uid in NEW_UIDS if uid not in UID_dictionary]
+    UID_dictionary.update({uid: NEW_UIDS[uid] for uid in added})
+    try:
+        yield
+    finally:
+        for uid in added:
+            UID_dictionary.pop(uid, None)
 
 
 def syntax(uid: str) -> Syntax:

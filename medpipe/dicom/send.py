@@ -158,20 +158,20 @@ def send_files(paths: Iterable[Path], node: Node, calling_aet: str = "MEDPIPE", 
     """C-STORE every file to `node` in its own transfer syntax; a report with one outcome per file."""
     from pynetdicom import _config
 
-    from medpipe.dicom.codestreams import register_uids
+    from medpipe.dicom.codestreams import known_transfer_syntaxes
 
-    register_uids()
     report = SendReport(node, [_read_meta(p) for p in paths])
     pending = [r for r in report.results if r.outcome != "unreadable"]
     pairs = sorted({(r.sop_class, r.transfer_syntax) for r in pending})
     chunked = _config.STORE_SEND_CHUNKED_DATASET
     _config.STORE_SEND_CHUNKED_DATASET = True  # send the dataset bytes from the file, never re-encoded
     try:
-        for start in range(0, len(pairs), MAX_CONTEXTS):
-            batch = set(pairs[start:start + MAX_CONTEXTS])
-            _send_batch([r for r in pending if (r.sop_class, r.transfer_syntax) in batch], sorted(batch), node,
-                        calling_aet, timeout)
-            report.associations += 1
+        with known_transfer_syntaxes():
+            for start in range(0, len(pairs), MAX_CONTEXTS):
+                batch = set(pairs[start:start + MAX_CONTEXTS])
+                _send_batch([r for r in pending if (r.sop_class, r.transfer_syntax) in batch], sorted(batch),
+                            node, calling_aet, timeout)
+                report.associations += 1
     finally:
         _config.STORE_SEND_CHUNKED_DATASET = chunked
     return report
@@ -220,13 +220,10 @@ def _send_batch(results: list[FileResult], pairs: list[tuple[str, str]], node: N
 def _association_failure(assoc, answers, node: Node) -> str:
     if not answers:  # no A-ASSOCIATE-AC/RJ/ABORT came back: no TCP connection, or silence until the timeout
         return f"no association with {node}: connection refused, unreachable or timed out"
-    if assoc.is_rejected:
-        reply = answers[-1] if answers else None
-        reason = f" ({reply.result_str}, {reply.source_str}: {reply.reason_str})" if reply is not None else ""
-        return f"{node} rejected the association{reason}"
-    if assoc.is_aborted:
-        return f"{node} aborted the association"
-    return f"no association with {node}: connection refused, unreachable or timed out"
+    if assoc.is_rejected:  # PS3.8 Table 9-21: result, source and reason of the A-ASSOCIATE-RJ
+        reply = answers[-1]
+        return f"{node} rejected the association ({reply.result_str}, {reply.source_str}: {reply.reason_str})"
+    return f"{node} aborted the association"
 
 
 def _mark(results: list[FileResult], outcome: str, detail: str) -> None:
