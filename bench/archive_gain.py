@@ -25,7 +25,7 @@ from medpipe.archive.compare import COLUMNS, gain_equal_psnr, measure  # noqa: E
 from medpipe.bench import Context  # noqa: E402
 from medpipe.errors import MedpipeError  # noqa: E402
 from medpipe.results import atomic_write_text, library_versions  # noqa: E402
-from medpipe.volume import load_volume  # noqa: E402
+from medpipe.volumes import load_volume  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 GROUPS = {

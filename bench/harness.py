@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from medpipe.bench import Context, run_cell  # noqa: E402
 from medpipe.preset import load_preset  # noqa: E402
 from medpipe.results import write_results  # noqa: E402
-from medpipe.volume import load_volume  # noqa: E402
+from medpipe.volumes import load_volume  # noqa: E402
 
 
 def main() -> int:

@@ -80,7 +80,7 @@ def settings_from_args(args) -> dict:
 
 
 def load_scans(paths, console):
-    from .inputs import load_inputs
+    from .volumes import load_inputs
 
     vols, errors = load_inputs(list(paths), console)
     if errors and not vols:

@@ -20,7 +20,7 @@ from .errors import CodecSkip, CodecUnavailable, MedpipeError
 from .ffmpeg import Ffmpeg
 from .metrics import compare
 from .preset import CodecSpec
-from .volume import Volume
+from .volumes import Volume
 
 TIMING_NOTE = ("encode_ms/decode_ms: wall time (time.perf_counter) of the codec call alone, best of `repeat`; "
                "in-process codecs: all slices in one loop; ffmpeg codecs: the whole subprocess including its "

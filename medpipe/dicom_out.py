@@ -30,7 +30,7 @@ import numpy as np
 
 from .depth import DepthMap
 from .errors import MedpipeError, PresetError
-from .volume import Volume
+from .volumes import Volume
 
 UID_H264_HP41 = "1.2.840.10008.1.2.4.102"  # MPEG-4 AVC/H.264 High Profile / Level 4.1
 UID_HEVC_MAIN = "1.2.840.10008.1.2.4.107"  # HEVC/H.265 Main Profile / Level 5.1
@@ -545,7 +545,7 @@ class DicomSink:
             raise MedpipeError(f"{path}: transfer syntax reads back as {ds.file_meta.TransferSyntaxUID}")
         if uid in VIDEO_TS:
             return
-        from .volume import value_transform
+        from .volumes.dicom import value_transform
 
         got = np.asarray(ds.pixel_array)
         got = got if got.ndim == 3 else got[None]

@@ -656,12 +656,12 @@ def _load_source(vinfo: dict, hash16: str | None, color: str):
     picked by content hash, so a folder holding several series or changed files cannot give the wrong pixels."""
     from rich.console import Console
 
-    from .inputs import load_inputs
+    from .volumes import load_inputs
 
     src = Path(str(vinfo.get("source") or ""))
     if not str(vinfo.get("source") or "") or not src.exists():
         raise MedpipeError(f"{src} does not exist (moved, or the run was made on another machine)")
-    volumes, errors = load_inputs([src], Console(quiet=True), color)
+    volumes, errors = load_inputs([src], Console(quiet=True), {"color": color})
     for vol in volumes:
         if (hash16 and vol.content_hash[:16] == hash16) or (not hash16 and vol.name == vinfo["volume"]):
             vol.name = vinfo["volume"]

@@ -9,10 +9,9 @@ from .bench import Context
 from .errors import MedpipeError
 from .preset import Preset
 from .results import provenance, render_table, run_folder, write_results
-from .inputs import load_inputs
 from .parallel import (CODEC_THREADS, STAGE_DIR, STORE, Outcome, ResultStore, cap_jobs_for_memory, default_jobs,
                        execute, find_resume_folder, peak_rss_mb, plan_cells, run_settings, timing_note)
-from .volume import Volume, dump_png
+from .volumes import Volume, dump_png, load_inputs
 
 
 def check_codecs(preset: Preset, ctx: Context, console) -> None:
@@ -72,7 +71,7 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
     if not inputs:
         raise MedpipeError("the preset names no input; add 'input:' or pass --input PATH")
     check_codecs(preset, ctx, console)
-    volumes, input_errors = load_inputs(inputs, console, preset.color)
+    volumes, input_errors = load_inputs(inputs, console, {"color": preset.color})
     if not volumes:
         raise MedpipeError("no input could be loaded: " + "; ".join(input_errors))
     list_volumes(volumes, console)

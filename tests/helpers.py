@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medpipe.volume import Volume
+from medpipe.volumes import Volume
 
 
 def make_volume(pixels: np.ndarray, name: str, bits_stored: int | None = None) -> Volume:

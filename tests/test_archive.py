@@ -17,7 +17,8 @@ from medpipe.archive.compare import gain_equal_psnr, measure
 from medpipe.archive.plan import group_volumes, parse_settings, stream_order
 from medpipe.archive_cli import main as archive_main, parse_codec_arg
 from medpipe.errors import FfmpegError, PresetError
-from medpipe.volume import load_volume, read_dicom, sort_slices
+from medpipe.volumes import load_volume, read_dicom
+from medpipe.volumes.series import sort_slices
 
 from conftest import shared
 

@@ -22,7 +22,7 @@ from medpipe.parallel import (CODEC_THREADS, STORE, DaskCluster, ResultStore, Vo
                               find_resume_folder, plan_cells, run_settings, run_task, shell_of, worker_volume)
 from medpipe.preset import parse_codec
 from medpipe import parallel
-from medpipe.volume import dump_png, load_png_folder
+from medpipe.volumes import dump_png, load_png_folder
 
 CODECS = [
     {"codec": "jpegls"},

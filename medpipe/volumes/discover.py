@@ -1,15 +1,11 @@
-"""Find the volumes in a folder tree as a PACS export leaves it (with or without DICOMDIR).
+"""Find the volumes under an input path (a folder tree as a PACS export or a lab leaves it, or one file), reading
+headers only, so a large export is listed quickly.
 
-Headers only are read here (pixel data deferred), so a large export is listed quickly:
-
-1. every file is tried as DICOM; DICOMDIR indexes are skipped (the walk finds the files they list anyway),
-   non-image objects (SR, RT structures, presentation states, ...) are counted, other formats noted;
-2. image files are grouped by StudyInstanceUID / SeriesInstanceUID, each multi-frame file on its own;
-3. a series that mixes image sizes, orientations or sample layouts is split, with one message;
-4. slices at the same position are split by acquisition / echo / temporal position when that separates them,
-   else the later duplicates are dropped, one message per file.
-
-A bad file never stops the walk: it becomes one message naming the file and the reason.
+Every file is recognised by what it is: DICOM (with or without the DICM preamble; DICOMDIR indexes are counted,
+not needed: the walk finds the files), PNG slice folders (``medpipe_slices.json``), pictures (PNG, JPEG, TIFF,
+SVS, NDPI), NIfTI, NRRD, MetaImage and NumPy (+ JSON sidecar). Documents beside the data are listed once. Any
+other file, and any file that cannot be read, gets one line naming it and what medpipe reads. DICOM image files
+are assembled into series by :mod:`series`. A bad file never stops the walk.
 """
 from __future__ import annotations
 
@@ -18,66 +14,76 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .volume import PNG_SIDECAR, natural_key, slice_position
+from ..errors import InputError
+from ..files import safe_component
+from .dicom import is_dicomdir, is_image, read_dicom, sop_class_name
+from .pictures import PNG_SIDECAR
+from .research import READERS, numpy_arrays, numpy_sidecar, reader
+from .series import Member, assemble, int_or_none, natural_key
+from .source import VolumeSource
 
-DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
-# Modalities whose objects carry no image to code (or not one a codec benchmark means): counted and skipped.
+READS = ("DICOM (series, multi-frame, DICOMDIR exports, files without preamble), PNG slice folders "
+         f"({PNG_SIDECAR}), PNG/JPEG/TIFF/SVS/NDPI pictures, NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), "
+         "MetaImage (.mha, .mhd), NumPy (.npy, .npz + .json sidecar)")
+READS_SHORT = "medpipe reads DICOM, PNG, JPEG, TIFF/SVS, NIfTI, NRRD, MHA/MHD, NumPy+JSON"
+RESEARCH_SUFFIXES = {".nii": "nifti", ".nii.gz": "nifti", ".nrrd": "nrrd", ".nhdr": "nrrd", ".mha": "metaimage",
+                     ".mhd": "metaimage", ".npy": "numpy", ".npz": "numpy"}
+PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".svs", ".ndpi"}
+# Modalities whose objects carry no image to code (or not one a codec benchmark means): listed and skipped.
 NON_IMAGE_MODALITIES = {"SR", "RTSTRUCT", "RTPLAN", "RTRECORD", "RTDOSE", "PR", "KO", "REG", "SEG", "DOC", "FID",
-                        "PLAN", "RWV", "ECG", "HD", "AU", "RESP", "M3D", "ASMT", "BI", "IVOCT_STUB"}
-# Files that are plainly documents or code next to the data: ignored with one summary line, not an error each.
+                        "PLAN", "RWV", "ECG", "HD", "AU", "RESP", "M3D", "ASMT", "BI"}
+# Files that are plainly documents or code next to the data: listed once in the summary, not an error each.
 DOCUMENT_SUFFIXES = {".txt", ".md", ".py", ".json", ".csv", ".tsv", ".html", ".htm", ".xml", ".pdf", ".yaml",
-                     ".yml", ".log", ".ini", ".cfg", ".sh", ".bat", ".rst", ".zip"}
+                     ".yml", ".log", ".ini", ".cfg", ".sh", ".bat", ".rst", ".dump", ".icc"}
 DOCUMENT_NAMES = {"LICENSE", "LICENCE", "README", "COPYING", "NOTICE", "AUTHORS", "CHANGELOG", "SOURCE"}
-# Formats medpipe recognises but does not read: one message each, not counted as errors.
-OTHER_FORMATS = {".svs": "Aperio SVS whole-slide image (TIFF)", ".tif": "TIFF image", ".tiff": "TIFF image",
-                 ".ndpi": "Hamamatsu whole-slide image", ".jpg": "JPEG image", ".jpeg": "JPEG image",
-                 ".nii": "NIfTI volume", ".gz": "compressed file", ".mha": "MetaImage", ".nrrd": "NRRD volume"}
-POSITION_DECIMALS = 3  # as volume.sort_slices: positions equal to the micrometre are duplicates
+ARCHIVES = {".gz", ".zip", ".bz2", ".xz", ".7z", ".tar", ".tgz", ".rar"}
+LIST_NAMES = 20  # name up to this many skipped files in a summary line
 
 
-@dataclass
-class Series:
-    """Files (headers read, pixels deferred) that make one volume."""
+def full_suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
-    name: str
-    paths: list[Path]
-    headers: list
-    notes: list[str] = field(default_factory=list)
 
-    @property
-    def first(self):
-        return self.headers[0]
+def stem_of(path: Path) -> str:
+    return path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+
+
+def _names(paths: list[Path]) -> str:
+    shown = ", ".join(p.name for p in paths[:LIST_NAMES])
+    return shown + (f", ... ({len(paths) - LIST_NAMES} more)" if len(paths) > LIST_NAMES else "")
 
 
 @dataclass
 class Discovery:
-    series: list[Series] = field(default_factory=list)
-    pngs: list[Path] = field(default_factory=list)  # single PNG images (not a medpipe PNG-slice folder)
-    png_folders: list[Path] = field(default_factory=list)  # folders written by volume.dump_png
-    errors: list[str] = field(default_factory=list)  # one per bad file: the run reports them and goes on
-    notes: list[str] = field(default_factory=list)  # splits, recognised non-DICOM formats: worth saying, not errors
-    non_image: Counter = field(default_factory=Counter)  # modality / SOP class -> count
+    root: Path
+    sources: list[VolumeSource] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one per file or input left out: the run reports them
+    notes: list[str] = field(default_factory=list)  # worth saying, not errors
+    non_image: dict[str, list[Path]] = field(default_factory=lambda: defaultdict(list))  # kind -> files
     ignored: list[Path] = field(default_factory=list)  # documents beside the data
-    dicomdirs: int = 0
+    dicomdirs: list[Path] = field(default_factory=list)
     dicom_files: int = 0
+    files: int = 0
 
     def summary(self, errors: int | None = None) -> str:
-        """One line: what was found and skipped (``errors``: total bad files, including those found on
-        decoding)."""
-        parts = [f"{len(self.series)} DICOM series in {self.dicom_files} file(s)"]
-        if self.pngs or self.png_folders:
-            parts.append(f"{len(self.pngs) + len(self.png_folders)} PNG input(s)")
+        """One line: what was found and what was skipped."""
+        dicom = sum(s.kind == "dicom" for s in self.sources)
+        parts = [f"{dicom} DICOM volume(s) from {self.dicom_files} file(s)"]
+        others = Counter(s.kind for s in self.sources if s.kind != "dicom")
+        if others:
+            parts.append(", ".join(f"{n} {k.replace('_', ' ')} input(s)" for k, n in sorted(others.items())))
         if self.dicomdirs:
-            parts.append(f"{self.dicomdirs} DICOMDIR index(es) (not needed: the files are walked)")
+            parts.append(f"{len(self.dicomdirs)} DICOMDIR index(es) (not needed: the files are walked)")
         if self.non_image:
-            kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.non_image.items()))
-            parts.append(f"{sum(self.non_image.values())} non-image object(s) skipped ({kinds})")
+            kinds = ", ".join(f"{k} {len(v)}" for k, v in sorted(self.non_image.items()))
+            every = [p for v in self.non_image.values() for p in v]
+            parts.append(f"{len(every)} non-image object(s) skipped ({kinds}: {_names(every)})")
         if self.ignored:
-            names = ", ".join(p.name for p in self.ignored[:5]) + (", ..." if len(self.ignored) > 5 else "")
-            parts.append(f"{len(self.ignored)} document file(s) ignored ({names})")
+            parts.append(f"{len(self.ignored)} document file(s) ignored ({_names(self.ignored)})")
         errors = len(self.errors) if errors is None else errors
         if errors:
-            parts.append(f"{errors} file(s) skipped with errors (messages above)")
+            parts.append(f"{errors} file(s) or series skipped with errors (messages above)")
         return "; ".join(parts)
 
 
@@ -92,191 +98,198 @@ def walk(root: Path) -> list[Path]:
     return out
 
 
-def read_header(path: Path):
-    """(dataset with large values deferred, None) or (None, reason). Files without the DICM preamble are tried
-    once more without it only when the name suggests DICOM (old exports), so random files are not misparsed."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
+def _data_files(path: Path) -> list[Path]:
+    """Files a detached header (.mhd ElementDataFile, .nhdr 'data file') points at: part of that volume."""
+    names: list[str] = []
     try:
-        return pydicom.dcmread(path, defer_size=4096), None
-    except InvalidDicomError:
-        if path.suffix.lower() in ("", ".dcm", ".dicom", ".ima"):
-            try:
-                ds = pydicom.dcmread(path, defer_size=4096, force=True)
-                if "SOPClassUID" in ds and ("Rows" in ds or "Modality" in ds):
-                    return ds, None
-            except Exception:  # noqa: BLE001 - any parse failure means "not DICOM" here
-                pass
-        return None, "not a DICOM file (no DICM preamble)"
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged headers
-        return None, f"damaged DICOM header ({type(exc).__name__}: {exc}); is the file truncated?"
+        if path.suffix.lower() == ".mhd":
+            with open(path, "rb") as fh:
+                for raw in fh.read(65536).decode("latin-1").splitlines():
+                    key, _, value = raw.partition("=")
+                    if key.strip().lower() == "elementdatafile":
+                        names.append(value.strip().split()[0] if value.strip() else "")
+        else:
+            header = reader("nrrd", path).read_header(str(path))
+            names += [str(header.get("data file") or header.get("datafile") or "")]
+    except Exception:  # noqa: BLE001 - an unreadable header is reported when its volume is loaded
+        pass
+    out = [path.with_suffix(s) for s in (".raw", ".zraw", ".raw.gz")]
+    return out + [path.parent / n for n in names if n and n.upper() not in ("LOCAL", "LIST")]
 
 
-def is_image(ds) -> bool:
-    return "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
+def _is_png_stack(folder: Path) -> bool:
+    """An input folder of PNG slices: the sidecar, or only .png files (more than one), no sub-folders."""
+    if not folder.is_dir():
+        return False
+    if (folder / PNG_SIDECAR).exists():
+        return True
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    return len(entries) > 1 and all(p.is_file() and p.suffix.lower() == ".png" for p in entries)
 
 
-def sop_class_name(ds) -> str:
-    uid = ds.get("SOPClassUID", "")
-    name = getattr(uid, "name", "") or str(uid)
-    return name.replace(" Storage", "") if name else "unknown SOP class"
+def discover(root: Path, options: dict | None = None, taken: set[str] | None = None) -> Discovery:
+    """Walk ``root`` (a folder tree or one file) and describe the volumes it holds; never raises for a file."""
+    from .input_options import input_settings
 
-
-def discover(root: Path) -> Discovery:
-    """Walk ``root`` (a folder tree or one file) and group what it holds into series; never raises for a file."""
+    settings = input_settings(options)
     root = Path(root)
-    found = Discovery()
-    by_series: dict[tuple, list[tuple[Path, object]]] = defaultdict(list)
-    png_dirs: set[Path] = set()
-    for path in walk(root):
-        suffix = path.suffix.lower()
-        if path.name == PNG_SIDECAR:
-            png_dirs.add(path.parent)
+    found = Discovery(root)
+    taken = set() if taken is None else taken
+    if not root.exists():
+        found.errors.append(f"{root}: does not exist; check the preset's 'input' or --input")
+        return found
+    if _is_png_stack(root):
+        found.sources.append(VolumeSource("png_folder", [root], _unique(root.name, taken), dict(options or {}),
+                                          label=str(root), source=root))
+        return found
+    files = walk(root)
+    found.files = len(files)
+    consumed = _consumed(files)
+    png_dirs = {p.parent for p in files if p.name == PNG_SIDECAR}
+    members: list[Member] = []
+    singles: list[VolumeSource] = []
+    for path in files:
+        if path in consumed or path.name == PNG_SIDECAR or (path.parent in png_dirs and path.suffix.lower() == ".png"):
             continue
-        if suffix == ".png":
-            found.pngs.append(path)
-            continue
-        if suffix in DOCUMENT_SUFFIXES or path.stem.upper() in DOCUMENT_NAMES:
-            found.ignored.append(path)
-            continue
-        if suffix in OTHER_FORMATS:
-            found.notes.append(f"{path}: {OTHER_FORMATS[suffix]}, not DICOM; skipped (medpipe reads DICOM series "
-                               "and PNG images; convert it to DICOM to include it)")
-            continue
-        ds, reason = read_header(path)
-        if ds is None:
-            found.errors.append(f"{path}: {reason}; skipped")
-            continue
-        meta_class = ds.file_meta.get("MediaStorageSOPClassUID", "") if hasattr(ds, "file_meta") else ""
-        if path.name.upper() == "DICOMDIR" or meta_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
-            found.dicomdirs += 1
-            continue
-        if "SOPClassUID" not in ds:
-            found.errors.append(f"{path}: incomplete DICOM header (no SOP Class UID); is the file truncated? "
-                                "skipped")
-            continue
-        modality = str(ds.get("Modality", "")).upper()
-        if modality in NON_IMAGE_MODALITIES:
-            found.non_image[modality] += 1
-            continue
-        if not is_image(ds):
-            if "Rows" in ds or "Image" in sop_class_name(ds):
-                found.errors.append(f"{path}: image object ({sop_class_name(ds)}) without pixel data (removed, or "
-                                   "the file is truncated); skipped")
-            else:
-                found.non_image[modality or sop_class_name(ds)] += 1
-            continue
-        found.dicom_files += 1
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        key = (str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")))
-        if frames > 1 or not key[1]:  # a multi-frame object (or an unlabelled file) is a volume by itself
-            key += (str(ds.get("SOPInstanceUID", path)),)
-        by_series[key].append((path, ds))
-    found.pngs = [p for p in found.pngs if p.parent not in png_dirs]
-    found.png_folders = sorted(png_dirs)
-    groups: list[tuple[list[Path], list, list[str]]] = []
-    for members in by_series.values():
-        groups += split_series(members, found)
-    found.series = name_series(groups, root)
+        try:
+            _classify(path, found, members, singles, options)
+        except Exception as exc:  # noqa: BLE001 - one odd file never ends the walk; this names it
+            found.errors.append(f"{path}: could not be examined ({type(exc).__name__}: {exc}); skipped")
+    for folder in sorted(png_dirs, key=lambda p: natural_key(str(p))):
+        singles.append(VolumeSource("png_folder", [folder], folder.name, dict(options or {}), label=str(folder),
+                                    source=folder))
+    groups = assemble(members, settings["duplicate_tolerance"])
+    dicom_sources = [_dicom_source(g, options) for g in groups]
+    _name_dicom(list(zip(dicom_sources, groups)), root)
+    for src in singles:
+        src.name = safe_component(src.name, "volume")
+    found.sources = sorted(dicom_sources + singles, key=lambda s: natural_key(s.name))
+    for src in found.sources:
+        src.name = _unique(src.name, taken)
+    if not files:
+        found.errors.append(f"{root}: empty folder, nothing to read; medpipe reads {READS}")
+    elif not found.sources:
+        why = f"documents ignored: {_names(found.ignored)}; " if found.ignored else ""
+        found.errors.append(f"{root}: no volume found among {len(files)} file(s) ({why}other files: see the lines "
+                            f"above); medpipe reads {READS}")
     return found
 
 
-def geometry_key(ds) -> tuple:
-    """What must be equal for slices to stack into one volume."""
-    iop = ds.get("ImageOrientationPatient")
-    iop = tuple(round(float(v), 3) for v in iop) if iop and len(iop) == 6 else None
-    return (int(ds.get("Rows", 0)), int(ds.get("Columns", 0)), int(ds.get("SamplesPerPixel", 1)),
-            int(ds.get("BitsAllocated", 0)), int(ds.get("PixelRepresentation", 0)), iop)
+def _consumed(files: list[Path]) -> set[Path]:
+    """Sidecars and data files that belong to another file's volume."""
+    consumed: set[Path] = set()
+    for p in files:
+        suffix = full_suffix(p)
+        if suffix in (".npy", ".npz"):
+            side = numpy_sidecar(p)
+            if side is not None:
+                consumed.add(side)
+        elif suffix in (".mhd", ".nhdr"):
+            consumed.update(_data_files(p))
+    return consumed
 
 
-def describe_key(key: tuple) -> str:
-    rows, cols, spp, bits, rep, iop = key
-    text = f"{rows}x{cols}" + (f"x{spp}" if spp > 1 else "") + f" {bits}-bit" + (" signed" if rep else "")
-    return text + (f" orientation {list(iop)}" if iop else "")
+def _classify(path: Path, found: Discovery, members: list[Member], singles: list[VolumeSource], options) -> None:
+    suffix = full_suffix(path)
+    opts = dict(options or {})
+    if suffix in RESEARCH_SUFFIXES:
+        kind = RESEARCH_SUFFIXES[suffix]
+        for src in _research_sources(path, kind, opts):
+            singles.append(src)
+        return
+    if suffix in PICTURE_SUFFIXES:
+        singles.append(VolumeSource("picture", [path], stem_of(path), opts, label=str(path), source=path,
+                                    modality="SM" if suffix in (".svs", ".ndpi") else "OT"))
+        return
+    if suffix in DOCUMENT_SUFFIXES or path.stem.upper() in DOCUMENT_NAMES:
+        found.ignored.append(path)
+        return
+    if suffix in ARCHIVES:
+        found.errors.append(f"{path}: a compressed archive ({suffix}); medpipe does not read inside archives: "
+                            "unpack it first")
+        return
+    try:
+        ds = read_dicom(path, defer_size=4096)
+    except InputError as exc:
+        found.errors.append(f"{exc}; skipped ({READS_SHORT})")
+        return
+    if is_dicomdir(ds, path):
+        found.dicomdirs.append(path)
+        return
+    if "SOPClassUID" not in ds and not is_image(ds):
+        found.errors.append(f"{path}: incomplete DICOM header (no SOP Class UID, no pixel data); is the file "
+                            "truncated? skipped")
+        return
+    modality = str(ds.get("Modality", "") or "").upper()
+    if modality in NON_IMAGE_MODALITIES:
+        found.non_image[modality].append(path)
+        return
+    if not is_image(ds):
+        if "Rows" in ds or "Image" in sop_class_name(ds):
+            found.errors.append(f"{path}: image object ({sop_class_name(ds)}) without pixel data (removed, or the "
+                                "file is truncated); skipped")
+        else:
+            found.non_image[modality or sop_class_name(ds)].append(path)
+        return
+    if not int_or_none(ds.get("Rows")) or not int_or_none(ds.get("Columns")):
+        found.errors.append(f"{path}: image header without Rows/Columns; incomplete DICOM header, skipped")
+        return
+    found.dicom_files += 1
+    members.append(Member(path, ds))
 
 
-def split_series(members: list[tuple[Path, object]], found: Discovery) -> list[tuple[list[Path], list, list[str]]]:
-    """One series -> one or more stackable groups (paths, headers, notes)."""
-    first_path, first = members[0]
-    label = f"series '{first.get('SeriesDescription', '') or first.get('SeriesNumber', '?')}' in {first_path.parent}"
-    by_geom: dict[tuple, list] = defaultdict(list)
-    for path, ds in members:
-        by_geom[geometry_key(ds)].append((path, ds))
-    notes = []
-    if len(by_geom) > 1:
-        parts = ", ".join(f"{describe_key(k)} x{len(v)}" for k, v in by_geom.items())
-        msg = f"{label}: slices differ in size/orientation ({parts}); split into {len(by_geom)} volumes"
-        found.notes.append(msg)
-        notes.append(msg)
-    out = []
-    for group in by_geom.values():
-        for sub in split_duplicates(group, label, found):
-            out.append(([p for p, _ in sub], [d for _, d in sub], list(notes)))
-    return out
+def _research_sources(path: Path, kind: str, options: dict) -> list[VolumeSource]:
+    """One source per volume in a research file (a .npz may hold several arrays); cheap facts only."""
+    if kind not in READERS:
+        raise InputError(f"{path}: unknown research format")
+    name = stem_of(path)
+    if kind == "numpy":
+        arrays = numpy_arrays(path)
+        return [VolumeSource("numpy", [path], f"{name}-{a}" if a and len(arrays) > 1 else name, options,
+                             label=f"{path}{f'[{a}]' if a else ''}", source=path, member=a if len(arrays) > 1 else "")
+                for a in arrays]
+    return [VolumeSource(kind, [path], name, options, label=str(path), source=path)]
 
 
-def _positions(group) -> list:
-    pos = [slice_position(ds) for _, ds in group]
-    return [round(p, POSITION_DECIMALS) if p is not None else None for p in pos]
+def _dicom_source(group, options) -> VolumeSource:
+    first = group.first
+    frames = int_or_none(first.get("NumberOfFrames")) or 1
+    rows, cols = int_or_none(first.get("Rows")), int_or_none(first.get("Columns"))
+    n = frames if len(group.members) == 1 else len(group.members)
+    source = group.paths[0] if len(group.paths) == 1 else Path(os.path.commonpath([str(p.parent)
+                                                                                  for p in group.paths]))
+    return VolumeSource("dicom", group.paths, "", dict(options or {}), modality=str(first.get("Modality", "") or ""),
+                        shape=(n, rows, cols), label=group.label, source=source, events=list(group.events),
+                        description=str(first.get("SeriesDescription", "") or first.get("ProtocolName", "") or ""),
+                        alternates=dict(group.alternates))
 
 
-def split_duplicates(group: list, label: str, found: Discovery) -> list[list]:
-    """Separate slices that share a position: by acquisition/echo/temporal index when that resolves it,
-    otherwise keep the first file at each position and drop the rest (one message each)."""
-    if len(group) < 2 or int(group[0][1].get("NumberOfFrames", 1) or 1) > 1:
-        return [group]
-    pos = _positions(group)
-    if None in pos or len(set(pos)) == len(pos):
-        return [group]
-    for attr in ("AcquisitionNumber", "EchoNumbers", "TemporalPositionIdentifier"):
-        parts: dict = defaultdict(list)
-        for item in group:
-            parts[str(item[1].get(attr, ""))].append(item)
-        if len(parts) > 1 and all(len(set(_positions(p))) == len(p) for p in parts.values()):
-            found.notes.append(f"{label}: repeated slice positions separated by {attr} into {len(parts)} volumes")
-            return list(parts.values())
-    group = sorted(group, key=lambda item: (int(item[1].get("InstanceNumber", 0) or 0), natural_key(item[0].name)))
-    kept, seen = [], {}
-    for item, p in zip(group, _positions(group)):
-        if p in seen:
-            found.errors.append(f"{item[0]}: same slice position ({p} mm along the normal) as {seen[p].name} "
-                                f"in {label}; duplicate skipped")
-            continue
-        seen[p] = item[0]
-        kept.append(item)
-    return [kept]
-
-
-def _safe(text: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text.strip())
-    return keep.strip("._") or "volume"
-
-
-def name_series(groups: list[tuple[list[Path], list, list[str]]], root: Path) -> list[Series]:
-    """Readable, unique names: the folder path under root (parts joined by '-'), a file's stem for a lone file
-    among others, and the series number where one folder holds several series."""
+def _name_dicom(pairs: list, root: Path) -> None:
+    """Readable names: the folder path under root (parts joined by '-'), a file's stem for a lone file among
+    others, and the series number where one folder holds several series."""
     base = root if root.is_dir() else root.parent
-    per_dir: Counter = Counter(os.path.commonpath([str(p.parent) for p in paths]) for paths, _, _ in groups)
-    named: list[Series] = []
-    used: Counter = Counter()
-    for paths, headers, notes in groups:
-        folder = Path(os.path.commonpath([str(p.parent) for p in paths]))
+    folder_of = {id(s): Path(os.path.commonpath([str(p.parent) for p in s.paths])) for s, _ in pairs}
+    per_dir = Counter(str(f) for f in folder_of.values())
+    for src, group in pairs:
+        folder = folder_of[id(src)]
         rel = folder.relative_to(base) if folder != base and folder.is_relative_to(base) else Path()
-        name = "-".join(_safe(part) for part in rel.parts) or _safe(base.name)
+        name = "-".join(safe_component(part) for part in rel.parts) or safe_component(base.name, "volume")
         if root.is_file():
-            name = _safe(root.stem)
+            name = safe_component(root.stem, "volume")
         elif per_dir[str(folder)] > 1:
-            ds = headers[0]
-            if len(paths) == 1:
-                extra = paths[0].stem
+            if len(src.paths) == 1:
+                extra = src.paths[0].stem
             else:
-                extra = f"s{ds.get('SeriesNumber', '')}" if ds.get("SeriesNumber", "") != "" else ""
-                extra = extra or _safe(str(ds.get("SeriesDescription", "")))[:24]
-            name = f"{name}-{_safe(extra)}" if extra else name
-        used[name] += 1
-        if used[name] > 1:
-            name = f"{name}-{used[name]}"
-        named.append(Series(name=name, paths=paths, headers=headers, notes=notes))
-    named.sort(key=lambda s: natural_key(s.name))
-    return named
+                number = int_or_none(group.first.get("SeriesNumber"))
+                extra = f"s{number}" if number is not None else src.description[:24]
+            name = f"{name}-{safe_component(extra)}" if extra else name
+        src.name = safe_component(name, "volume")
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    base = safe_component(name, "volume")
+    out, k = base, 2
+    while out in taken:
+        out, k = f"{base}-{k}", k + 1
+    taken.add(out)
+    return out

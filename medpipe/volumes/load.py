@@ -1,109 +1,149 @@
-"""Inputs -> volumes.
+"""Inputs -> volume sources -> volumes, with every message said once on the console.
 
-An input path is a folder tree (a PACS export, with or without DICOMDIR: every series in it becomes a volume, see
-:mod:`medpipe.discover`), one DICOM file (single image or multi-frame), a PNG picture, or a folder of PNG slices.
-Each bad file gets one message and is left out; the rest of its series and every other input go on. Inputs are
-only ever read.
+``discover_inputs`` reads headers only and returns one :class:`VolumeSource` per volume; ``load_inputs`` loads
+each in turn. One bad file, series or input gives its messages and never stops the others: a foreseeable problem
+is a MedpipeError line, and anything else is caught per file/source too and named as a medpipe bug, so one odd
+series cannot end the run. Inputs are only ever read.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from .discover import Discovery, Series, discover
-from .errors import InputError, MedpipeError
-from .volume import (PNG_SIDECAR, Volume, decode_pixels, load_png_folder, load_png_image, read_dicom,
-                     volume_from_datasets)
+from ..errors import InputError, MedpipeError
+from .discover import READS, discover
+from .input_options import input_settings
+from .source import VolumeSource
+from .volume import Volume
 
 
-def is_png_stack(path: Path) -> bool:
-    """A folder of PNG slices (e.g. written by dump_png): only .png files (and the sidecar), no sub-folders."""
-    if not path.is_dir():
-        return False
-    entries = [p for p in path.iterdir() if not p.name.startswith(".")]
-    if (path / PNG_SIDECAR).exists():
-        return True
-    return bool(entries) and all(p.is_file() and p.suffix.lower() == ".png" for p in entries) and len(entries) > 1
+class _Quiet:
+    def print(self, *args, **kwargs) -> None:
+        pass
 
 
-def load_series(series: Series, color: str, errors: list[str]) -> Volume | None:
-    """Read the pixels of one discovered series; a file that fails is reported and left out."""
-    datasets, paths = [], []
-    for path in series.paths:
+def _say(console, prefix: str, message: str) -> None:
+    console.print(f"{prefix} {message}" if prefix else message, markup=False, highlight=False)
+
+
+def print_events(console, events: list[dict]) -> None:
+    """Each event as one line ('split: ...', 'duplicate: ...')."""
+    for ev in events:
+        _say(console, f"{ev['kind']}:", ev["message"])
+
+
+def discover_inputs(paths, console=None, options: dict | None = None) -> tuple[list[VolumeSource], list[str]]:
+    """Every input path -> the volumes it holds (headers only) and one message per file or input left out."""
+    console = console or _Quiet()
+    input_settings(options)  # a bad option fails here, before any input is read
+    sources: list[VolumeSource] = []
+    errors: list[str] = []
+    taken: set[str] = set()
+    if not list(paths):
+        errors.append(f"no input given; {READS}")
+    for path in paths:
+        path = Path(path)
         try:
-            ds = read_dicom(path)
-            decode_pixels(ds, path)  # decode now (pydicom caches it) so a damaged file is caught per file
+            found = discover(path, options, taken)
         except MedpipeError as exc:
             errors.append(str(exc))
+            _say(console, "skipped:", str(exc))
             continue
-        datasets.append(ds)
-        paths.append(path)
-    if not datasets:
-        return None
-    dropped = len(series.paths) - len(paths)
-    source = series.paths[0] if len(series.paths) == 1 else series.paths[0].parent
-    vol = volume_from_datasets(datasets, paths, series.name, source, color=color)
-    vol.notes += series.notes
-    if dropped:
-        vol.notes.append(f"{dropped} of {len(series.paths)} file(s) left out (see the messages above)")
+        except Exception as exc:  # noqa: BLE001 - a medpipe bug must not end the run for the other inputs
+            msg = f"{path}: could not be examined ({type(exc).__name__}: {exc}); this is a medpipe bug, please report"
+            errors.append(msg)
+            _say(console, "skipped:", msg)
+            continue
+        for msg in found.errors:
+            _say(console, "skipped:", msg)
+        for note in found.notes:
+            _say(console, "note:", note)
+        seen: set[int] = set()  # a series split in three carries its split event three times: say it once
+        for src in found.sources:
+            print_events(console, [ev for ev in src.events if id(ev) not in seen])
+            seen.update(id(ev) for ev in src.events)
+        if found.files or found.sources:
+            _say(console, "", f"{path}: {found.summary()}")
+        sources += found.sources
+        errors += found.errors
+    return sources, errors
+
+
+def load_source(src: VolumeSource, console=None, errors: list[str] | None = None) -> Volume:
+    """Load one source, printing what loading did (damage left out, colour converted, lossy source). Raises
+    MedpipeError when the volume cannot be read or is refused."""
+    console = console or _Quiet()
+    errors = [] if errors is None else errors
+    before = len(errors)
+    t0 = time.perf_counter()
+    try:
+        vol = src.load(errors)
+    except MedpipeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a medpipe bug must not end the run for the other volumes
+        raise InputError(f"{src.label or src.name}: could not be loaded ({type(exc).__name__}: {exc}); this is a "
+                         "medpipe bug, please report it with the file") from None
+    for msg in errors[before:]:
+        _say(console, "skipped:", msg)
+    print_events(console, [ev for ev in vol.events[len(src.events):] if ev["kind"] != "damaged"])
+    if vol.color:
+        _say(console, "colour:", f"{vol.name}: {vol.color}")
+    if vol.lossy_source:
+        _say(console, "lossy source:", f"{vol.name}: {vol.lossy_source}")
+    vol.notes.append(f"load_ms={(time.perf_counter() - t0) * 1000:.0f}")
     return vol
 
 
-def load_path(path: Path, color: str, console) -> tuple[list[Volume], list[str], Discovery | None]:
-    """One input path -> (volumes, error messages, the discovery when the path was walked)."""
+def load_inputs(paths, console=None, options: dict | None = None) -> tuple[list[Volume], list[str]]:
+    """Every input path -> volumes; returns (volumes, one message per file, series or input left out)."""
+    console = console or _Quiet()
+    sources, errors = discover_inputs(paths, console, options)
+    volumes = []
+    for src in sources:
+        try:
+            volumes.append(load_source(src, console, errors))
+        except MedpipeError as exc:
+            errors.append(str(exc))
+            _say(console, "skipped:", str(exc))
+    if sources and not volumes:
+        errors.append(f"none of the {len(sources)} volume(s) found could be loaded (messages above)")
+    return volumes, errors
+
+
+def load_volume(path: Path | str, name: str | None = None, options: dict | None = None) -> Volume:
+    """Exactly one volume from ``path`` (a series folder, a file, a PNG slice folder); InputError otherwise,
+    naming the first problem."""
+    path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: does not exist; check the preset's 'input' or --input")
-    if is_png_stack(path):
-        return [load_png_folder(path)], [], None
-    if path.is_file() and path.suffix.lower() == ".png":
-        return [load_png_image(path, color=color)], [], None
-    found = discover(path)
-    volumes: list[Volume] = []
-    errors = list(found.errors)
-    for folder in found.png_folders:
-        try:
-            volumes.append(load_png_folder(folder, folder.name))
-        except MedpipeError as exc:
-            errors.append(str(exc))
-    for png in found.pngs:
-        try:
-            volumes.append(load_png_image(png, name=png.stem, color=color))
-        except MedpipeError as exc:
-            errors.append(str(exc))
-    for series in found.series:
-        try:
-            vol = load_series(series, color, errors)
-        except MedpipeError as exc:
-            errors.append(str(exc))
-            continue
-        if vol is not None:
-            volumes.append(vol)
-    return volumes, errors, found
+    sources, errors = discover_inputs([path], None, options)
+    if len(sources) != 1:
+        if not sources:
+            raise InputError(errors[0] if errors else f"{path}: no volume found; medpipe reads {READS}")
+        raise InputError(f"{path}: holds {len(sources)} volumes ({', '.join(s.name for s in sources[:5])}); give "
+                         "one series, or use load_inputs for all of them")
+    errors = []
+    vol = sources[0].load(errors)
+    if name:
+        vol.name = name
+    return vol
 
 
-def load_inputs(paths, console, color: str = "gray") -> tuple[list[Volume], list[str]]:
-    """Every input path -> volumes; returns (volumes, one message per file or input that was left out)."""
-    volumes, errors = [], []
-    for path in paths:
-        path = Path(path)
-        t0 = time.perf_counter()
-        try:
-            found_vols, found_errors, found = load_path(path, color, console)
-        except MedpipeError as exc:
-            found_vols, found_errors, found = [], [str(exc)], None
-        for msg in found_errors:
-            console.print(f"[red]skipped:[/] {msg}", highlight=False)
-        if found is not None:
-            for note in found.notes:
-                console.print(f"[yellow]note:[/] {note}", highlight=False)
-            console.print(f"{path}: {found.summary(len(found_errors))}", highlight=False)
-        ms = (time.perf_counter() - t0) * 1000 / max(1, len(found_vols))
-        taken = {v.name for v in volumes}
-        for vol in found_vols:
-            vol.notes.append(f"load_ms={ms:.0f}")
-            if vol.name in taken:  # two inputs with the same folder name: keep rows apart
-                vol.name = f"{vol.name}-{len(volumes) + 1}"
-            taken.add(vol.name)
-            volumes.append(vol)
-        errors += found_errors
-    return volumes, errors
+def load_dicom_files(paths: list[Path], name: str | None = None, source: Path | None = None,
+                     options: dict | None = None) -> Volume:
+    """The given DICOM files as one volume, assembled by the series rules (sorted, duplicates removed)."""
+    from .dicom import read_dicom
+    from .series import Member, assemble
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError(f"{source}: no DICOM files")
+    groups = assemble([Member(p, read_dicom(p, defer_size=4096)) for p in paths],
+                      input_settings(options)["duplicate_tolerance"])
+    if len(groups) != 1:
+        raise InputError(f"{source or paths[0].parent}: the files make {len(groups)} volumes, not one")
+    group = groups[0]
+    src = VolumeSource("dicom", group.paths, name or (source or paths[0].parent).name, dict(options or {}),
+                       label=group.label, source=source or paths[0].parent, events=group.events,
+                       alternates=group.alternates)
+    return src.load()
