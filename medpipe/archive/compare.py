@@ -25,7 +25,7 @@ import numpy as np
 
 from ..bench import timed
 from ..metrics import compare
-from ..volume import Volume
+from ..volumes import Volume
 from .mapping import ValueMap, plan_mapping
 from .plan import stream_order, thumbnails
 from .store import make_codec, value_offset

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import PresetError
 from ..options import did_you_mean
-from ..volume import Volume
+from ..volumes import Volume
 
 ORDERS = ("sequential", "interleave", "similarity")
 GROUP_KEYS = ("modality", "body_part", "protocol", "size", "spacing", "thickness")

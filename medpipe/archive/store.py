@@ -29,7 +29,7 @@ import numpy as np
 from ..codecs import Codec, Encoded, codec_class
 from ..errors import CodecSkip, CodecUnavailable, InputError, MedpipeError, PresetError
 from ..metrics import compare
-from ..volume import Volume
+from ..volumes import Volume
 from .mapping import ValueMap, plan_mapping
 from .plan import GroupPlan, Settings, group_volumes, stream_order, thumbnails
 

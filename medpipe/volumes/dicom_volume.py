@@ -43,7 +43,7 @@ def _read_one(path: Path, alternates: list[Path], settings: dict, slices: _Slice
             reasons.append(str(exc))
             continue
         if decoded.problems:
-            reasons.append(f"{candidate}: " + "; ".join(decoded.problems))
+            reasons.append(f"{candidate}: damaged: " + "; ".join(decoded.problems))
             continue
         spp = int_or_none(ds.get("SamplesPerPixel")) or 1
         if spp == 1:

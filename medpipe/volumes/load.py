@@ -105,8 +105,6 @@ def load_inputs(paths, console=None, options: dict | None = None) -> tuple[list[
         except MedpipeError as exc:
             errors.append(str(exc))
             _say(console, "skipped:", str(exc))
-    if sources and not volumes:
-        errors.append(f"none of the {len(sources)} volume(s) found could be loaded (messages above)")
     return volumes, errors
 
 

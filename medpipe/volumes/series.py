@@ -302,7 +302,8 @@ def split_acquisitions(members: list[Member], label: str, tolerance: float) -> l
     sizes = ", ".join(f"{attr} {k or '(none)'}: {len(v)}" for k, v in parts.items())
     msg = (f"{label}: slice positions {'repeat' if repeats else 'interleave'} across {len(parts)} values of "
            f"{attr}; split into {len(parts)} volumes ({sizes})")
-    return [(ms, [event("split", msg)]) for ms in parts.values()]
+    said = event("split", msg)  # one event shared by the parts: printed once, kept by each volume
+    return [(ms, [said]) for ms in parts.values()]
 
 
 def drop_duplicates(members: list[Member], label: str, tolerance: float) -> tuple[list[Member], list[dict]]:
