@@ -12,6 +12,10 @@ SHARED_DATA = next((p / "shared" / "data" for p in ROOT.parents if (p / "shared"
                    ROOT.parent / "shared" / "data")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than ~2 s (the fast subset: -m 'not slow')")
+
+
 def shared(rel: str) -> Path:
     """A path under ../shared/data, or skip the test with the reason."""
     path = SHARED_DATA / rel

@@ -74,7 +74,8 @@ class Discovery:
         if others:
             parts.append(", ".join(f"{n} {k.replace('_', ' ')} input(s)" for k, n in sorted(others.items())))
         if self.dicomdirs:
-            parts.append(f"{len(self.dicomdirs)} DICOMDIR index(es) (not needed: the files are walked)")
+            parts.append(f"{len(self.dicomdirs)} DICOMDIR index(es) ({_names(self.dicomdirs)}; not needed: the "
+                         "files are walked)")
         if self.non_image:
             kinds = ", ".join(f"{k} {len(v)}" for k, v in sorted(self.non_image.items()))
             every = [p for v in self.non_image.values() for p in v]
