@@ -66,7 +66,6 @@ def test_the_corpus_cases_of_issue_11(corpus_run):
     assert "JPEGLSNearLossless_16.dcm" in by_file and "NEAR=2" in by_file["JPEGLSNearLossless_16.dcm"].lossy_source
 
 
-@pytest.mark.slow
 def test_pydicom_test_files_one_by_one():
     if not PYDICOM_FILES.is_dir():
         pytest.skip(f"pydicom's test files are not installed ({PYDICOM_FILES})")

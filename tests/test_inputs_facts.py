@@ -116,3 +116,30 @@ def test_png_dump_keeps_the_facts(tmp_path):
     assert np.array_equal(back.pixels, vol.pixels) and back.padding == vol.padding
     assert back.spacing == pytest.approx(vol.spacing) and back.signal_range == vol.signal_range
     shutil.rmtree(tmp_path / "png")
+
+
+def test_tiff_stack_lossless_and_jpeg_tiff_lossy(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    vol = load_volume(SAMPLE)
+    stack = (vol.pixels[:4].astype(np.int32) + 1500).astype(np.uint16)  # 16-bit grey, as microscopes write
+    tifffile.imwrite(tmp_path / "stack.tif", stack, compression="zlib", photometric="minisblack")
+    got = load_volume(tmp_path / "stack.tif")
+    assert np.array_equal(got.pixels, stack) and got.lossy_source == "" and got.color == ""
+    rgb = np.stack([(stack[0] >> 4).astype(np.uint8)] * 3, axis=-1)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, compression="jpeg", photometric="rgb")
+    lossy = load_volume(tmp_path / "rgb.tif")
+    assert "coded JPEG" in lossy.lossy_source and lossy.color.startswith("RGB -> 8-bit grey")
+    tifffile.imwrite(tmp_path / "planes.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
+    planes = load_volume(tmp_path / "planes.tif")
+    assert planes.shape == (1, 512, 512) and np.array_equal(planes.pixels[0], bt601_grey(rgb))
+
+
+def bt601_grey(rgb: np.ndarray) -> np.ndarray:
+    return np.rint(rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.uint8)
+
+
+def test_whole_slide_image_beyond_the_limit_is_refused_with_one_line():
+    vols, errors = load_inputs([shared("pathology/cmu1_small_region.svs")], Console(width=200),
+                               {"max_picture_megapixels": 5})
+    assert not vols and len(errors) == 1
+    assert "20 million samples" in errors[0] and "max_picture_megapixels (5)" in errors[0]

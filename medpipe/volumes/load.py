@@ -120,11 +120,9 @@ def load_volume(path: Path | str, name: str | None = None, options: dict | None 
             raise InputError(errors[0] if errors else f"{path}: no volume found; medpipe reads {READS}")
         raise InputError(f"{path}: holds {len(sources)} volumes ({', '.join(s.name for s in sources[:5])}); give "
                          "one series, or use load_inputs for all of them")
-    errors = []
-    vol = sources[0].load(errors)
     if name:
-        vol.name = name
-    return vol
+        sources[0].name = name
+    return sources[0].load([])
 
 
 def load_dicom_files(paths: list[Path], name: str | None = None, source: Path | None = None,

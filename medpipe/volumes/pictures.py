@@ -135,9 +135,10 @@ def _decode_tiff(path: Path, settings: dict) -> tuple[np.ndarray, str, str]:
         quality = re.search(r"\bQ=(\d+)", description)
         lossy = (f"{kind}: tiles coded {LOSSY_TIFF[code]}" + (f" Q={quality.group(1)}" if quality else "") +
                  " (lossy at the source)")
-    keep = "".join(a for a in axes if a in "ZQIYXS")
-    if keep != axes or not set("YX") <= set(axes):
+    if any(a not in "ZQIYXS" for a in axes) or not set("YX") <= set(axes):
         raise InputError(f"{path}: TIFF with axes {axes!r}; medpipe reads pictures (YX, YXS) and stacks (ZYX)")
+    if "S" in axes and axes[-1] != "S":  # separate colour planes (PlanarConfiguration 2): samples last
+        arr = np.moveaxis(arr, axes.index("S"), -1)
     return arr, lossy, kind
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import safe_component
 from .volume import Volume
 
 KINDS = ("dicom", "png_folder", "picture", "nifti", "nrrd", "metaimage", "numpy")
@@ -58,5 +59,6 @@ class VolumeSource:
             vol = LOADERS[self.kind](self.paths[0], self.name, self.options)
         if self.kind != "dicom":
             vol.events = list(self.events) + vol.events
+        vol.name = safe_component(self.name or vol.name, "volume")
         vol.origin = self
         return vol
