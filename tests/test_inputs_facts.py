@@ -69,7 +69,8 @@ def test_lossy_history_is_flagged_from_header_and_codestream():
     assert lossy_source_of(plain) == ""
     plain.LossyImageCompression, plain.LossyImageCompressionRatio = "01", 8.5
     plain.LossyImageCompressionMethod = "ISO_10918_1"
-    assert lossy_source_of(plain) == "LossyImageCompression 01 (lossy compressed earlier; ratio 8.5, method ISO_10918_1)"
+    assert lossy_source_of(plain) == ("LossyImageCompression 01 (lossy compressed earlier; ratio 8.5, "
+                                      "method ISO_10918_1)")
 
 
 def test_svs_pathology_is_read_as_lossy_jpeg_reduced_to_grey(tmp_path):

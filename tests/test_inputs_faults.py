@@ -94,3 +94,27 @@ def test_every_input_folder_is_only_read(tmp_path):
     assert {v.name for v in vols} >= {"ct", "ihc", "arr", "anat"} and len(errors) == 2  # damaged series, notes.xyz
     assert snapshot(root) == before
     assert {p: p.stat().st_mtime_ns for p in folders} == folders  # no file created and removed either
+
+
+def test_preamble_less_dicom_is_read_whatever_its_name(tmp_path):
+    """A bare data set (no 128-byte preamble, no 'DICM', no file meta) that pydicom reads with force=True."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+
+    src = sorted(SAMPLE.glob("*.dcm"))[0]
+    for name in ("scan.bin", "IM0001", "slice.dat"):
+        ds = pydicom.dcmread(src)
+        ds.preamble, ds.file_meta = None, FileMetaDataset()
+        pydicom.dcmwrite(tmp_path / name, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
+        assert (tmp_path / name).read_bytes()[128:132] != b"DICM"
+        vols, errors = load_inputs([tmp_path / name], Console(width=200))
+        assert not errors and np.array_equal(vols[0].pixels[0], pydicom.dcmread(src).pixel_array), name
+
+
+def test_folder_of_unrelated_pictures_is_read_picture_by_picture(tmp_path):
+    import imagecodecs
+
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(np.zeros((20, 30), np.uint8)))
+    (tmp_path / "b.png").write_bytes(imagecodecs.png_encode(np.full((40, 10, 3), 90, np.uint8)))
+    vols, errors = load_inputs([tmp_path], Console(width=200))
+    assert not errors and sorted(v.shape for v in vols) == [(1, 20, 30), (1, 40, 10)]

@@ -14,10 +14,10 @@ import numpy as np
 from ..errors import InputError
 from .colour import colour_to_slices
 from .damage import decode_checked, header_range_problem, series_outliers
-from .dicom import (frame_positions, lossy_source_of, nominal_slice_spacing, padding_of, patient_hash, pixel_spacing,
-                    read_dicom, slice_position, strip_pixels, value_transform)
+from .dicom import (frame_positions, lossy_source_of, nominal_slice_spacing, orientation, padding_of, patient_hash,
+                    pixel_spacing, read_dicom, slice_position, strip_pixels, value_transform)
 from .input_options import input_settings
-from .series import int_or_none, slice_spacing
+from .series import ORIENTATION_TOLERANCE, int_or_none, slice_spacing
 from .volume import Volume, exact_integers
 
 
@@ -152,21 +152,21 @@ def _stack(slices: _Slices, name: str, source: Path, settings: dict) -> Volume:
         raise InputError(f"{source}: slices differ in size {shapes}; give the folder as input so the series is "
                          "split by image size")
     pixels = np.concatenate(frames, axis=0)
-    if pixels.dtype.kind == "f":
-        pixels, note = exact_integers(pixels, str(source))
-        notes.append(note)
     spp = int_or_none(first.get("SamplesPerPixel")) or 1
     signed = bool(int_or_none(first.get("PixelRepresentation"))) and spp == 1
     bits_alloc = (int_or_none(first.get("BitsAllocated")) or pixels.dtype.itemsize * 8) if spp == 1 else 8
     bits_stored = (int_or_none(first.get("BitsStored")) or bits_alloc) if spp == 1 else 8
-    if pixels.dtype.itemsize * 8 < bits_alloc and pixels.dtype.kind in "iu":
-        bits_alloc = pixels.dtype.itemsize * 8  # e.g. float data made integer: the array decides
+    if pixels.dtype.kind == "f":  # Float/Double Float Pixel Data holding integers: the integer array decides
+        pixels, note = exact_integers(pixels, str(source))
+        notes.append(note)
+        bits_alloc = bits_stored = pixels.dtype.itemsize * 8
+        signed = pixels.dtype.kind == "i"
     frame_order, positions = None, None
     if len(datasets) == 1 and pixels.shape[0] > 1 and spp == 1:
         frame_order, positions = _sort_frames(first, pixels.shape[0], notes)
         if frame_order is not None:
             pixels = pixels[frame_order]
-    elif len(datasets) > 1:
+    elif len(datasets) > 1 and _one_orientation(datasets):  # positions along one normal only
         positions = [slice_position(ds) for ds in datasets]
     slope, intercept = value_transform(first)
     lossy = [reason for reason in (lossy_source_of(ds) for ds in datasets) if reason]
@@ -182,6 +182,13 @@ def _stack(slices: _Slices, name: str, source: Path, settings: dict) -> Volume:
                       f"{len(lossy)} of {len(datasets)} files: {lossy[0]}") if lossy else "",
         color=colour_text, spacing=_spacing(first, positions, pixels.shape[0]))
     return vol
+
+
+def _one_orientation(datasets: list) -> bool:
+    first = orientation(datasets[0])
+    return first is not None and all(
+        (iop := orientation(ds)) is not None and max(abs(a - b) for a, b in zip(first, iop)) < ORIENTATION_TOLERANCE
+        for ds in datasets[1:])
 
 
 def _sort_frames(ds, n: int, notes: list[str]) -> tuple[list[int] | None, list[float] | None]:

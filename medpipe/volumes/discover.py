@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import safe_component
 from .dicom import is_dicomdir, is_image, read_dicom, sop_class_name
-from .pictures import PNG_SIDECAR
+from .pictures import PNG_SIDECAR, png_header
 from .research import READERS, numpy_arrays, numpy_sidecar, reader
 from .series import Member, assemble, int_or_none, natural_key
 from .source import VolumeSource
@@ -119,13 +119,17 @@ def _data_files(path: Path) -> list[Path]:
 
 
 def _is_png_stack(folder: Path) -> bool:
-    """An input folder of PNG slices: the sidecar, or only .png files (more than one), no sub-folders."""
+    """An input folder of PNG slices: the sidecar, or only grey .png files (more than one) of one size and no
+    sub-folders; a folder of unrelated pictures is read picture by picture."""
     if not folder.is_dir():
         return False
     if (folder / PNG_SIDECAR).exists():
         return True
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
-    return len(entries) > 1 and all(p.is_file() and p.suffix.lower() == ".png" for p in entries)
+    if len(entries) < 2 or not all(p.is_file() and p.suffix.lower() == ".png" for p in entries):
+        return False
+    headers = {png_header(p) for p in entries}
+    return len(headers) == 1 and None not in headers and next(iter(headers))[2] == 0  # PNG colour type 0: grey
 
 
 def discover(root: Path, options: dict | None = None, taken: set[str] | None = None) -> Discovery:
@@ -154,6 +158,8 @@ def discover(root: Path, options: dict | None = None, taken: set[str] | None = N
             continue
         try:
             _classify(path, found, members, singles, options)
+        except InputError as exc:
+            found.errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - one odd file never ends the walk; this names it
             found.errors.append(f"{path}: could not be examined ({type(exc).__name__}: {exc}); skipped")
     for folder in sorted(png_dirs, key=lambda p: natural_key(str(p))):

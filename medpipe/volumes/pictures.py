@@ -29,17 +29,17 @@ LOSSY_TIFF = {6: "old-style JPEG", 7: "JPEG", 33003: "Aperio JPEG 2000 (YCbCr)",
               34892: "lossy JPEG (DNG)", 22610: "JPEG XR", 50001: "WebP", 34712: "JPEG 2000 (lossy allowed)"}
 
 
-def _png_size(path: Path) -> tuple[int, int] | None:
-    """(rows, cols) from the PNG IHDR chunk (PNG spec 11.2.2), without decoding."""
+def png_header(path: Path) -> tuple[int, int, int] | None:
+    """(rows, cols, colour type) from the PNG IHDR chunk (PNG spec 11.2.2), without decoding; None if not PNG."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(24)
+            head = fh.read(26)
     except OSError:
         return None
-    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
         return None
     width, height = struct.unpack(">II", head[16:24])
-    return height, width
+    return height, width, head[25]
 
 
 def _too_big(path: Path, samples: int, settings: dict, what: str) -> None:
@@ -93,9 +93,9 @@ def _decode_picture(path: Path, settings: dict) -> tuple[np.ndarray, str, str]:
 
     suffix = path.suffix.lower()
     if suffix == ".png":
-        size = _png_size(path)
-        if size:
-            _too_big(path, size[0] * size[1], settings, "the PNG")
+        header = png_header(path)
+        if header:
+            _too_big(path, header[0] * header[1], settings, "the PNG")
         try:
             return imagecodecs.png_decode(path.read_bytes()), "", "PNG picture"
         except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types per build
