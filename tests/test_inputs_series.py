@@ -167,3 +167,16 @@ def test_discovery_reads_headers_only_and_names_are_safe_and_unique(tmp_path):
     assert not errors and len(names) == len(set(names)) == 4
     assert all("/" not in n and ":" not in n and n.split("-")[0].upper() != "CON" for n in names)
     assert all(s.shape == (2, 512, 512) and s.kind == "dicom" for s in sources)
+
+
+def test_volume_source_is_small_picklable_and_reloads_the_same_volume(tmp_path):
+    """The archive loads one source at a time; a remote worker re-reads a volume from its source."""
+    import pickle
+
+    sources, errors = discover_inputs([SAMPLE], Console(width=200))
+    assert not errors and len(sources) == 1 and sources[0].shape == (28, 512, 512)
+    blob = pickle.dumps(sources[0])
+    assert len(blob) < 10_000  # paths and facts, no header or pixel
+    vol = pickle.loads(blob).load()
+    again = vol.origin.load()
+    assert vol.content_hash == again.content_hash and vol.name == "ct_head_ge_dcmqa"

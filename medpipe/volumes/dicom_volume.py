@@ -102,11 +102,14 @@ def load_dicom_series(paths: list[Path], name: str, source: Path, options: dict 
     vol = _stack(slices, name, source, settings)
     vol.events = list(events or []) + slices.events
     lost = list(slices.damaged)
-    # the series check is for codestreams (a decoder run past a damaged byte); native pixel data is what it is
+    # the series check is for codestreams (a decoder run past a damaged byte); native pixel data is what it is.
+    # Neighbours must be neighbours: frames of one object, or slices ordered along one normal.
     compressed = any(getattr(ds.file_meta.get("TransferSyntaxUID"), "is_compressed", False)
                      for ds in slices.datasets if hasattr(ds, "file_meta"))
-    if (settings["damage_check"] and compressed and vol.shape[0] >= 3 and vol.pixels.dtype.kind in "iu"
-            and not vol.color):
+    neighbours = len(slices.datasets) == 1 or (_one_orientation(slices.datasets) and all(
+        slice_position(ds) is not None for ds in slices.datasets))
+    if (settings["damage_check"] and compressed and neighbours and vol.shape[0] >= 3
+            and vol.pixels.dtype.kind in "iu" and not vol.color):
         outliers = series_outliers(vol.pixels, vol.padding)
         if outliers:
             per_file = len(vol.files) == vol.shape[0]
