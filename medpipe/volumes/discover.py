@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import safe_component
 from .dicom import is_dicomdir, is_image, read_dicom, sop_class_name
+from .input_options import input_settings
 from .pictures import PNG_SIDECAR, png_header
 from .research import READERS, numpy_arrays, numpy_sidecar, reader
 from .series import Member, assemble, int_or_none, natural_key
@@ -134,8 +135,6 @@ def _is_png_stack(folder: Path) -> bool:
 
 def discover(root: Path, options: dict | None = None, taken: set[str] | None = None) -> Discovery:
     """Walk ``root`` (a folder tree or one file) and describe the volumes it holds; never raises for a file."""
-    from .input_options import input_settings
-
     settings = input_settings(options)
     root = Path(root)
     found = Discovery(root)

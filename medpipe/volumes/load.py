@@ -22,8 +22,13 @@ class _Quiet:
         pass
 
 
+STYLES = {"skipped:": "red", "": ""}  # everything else that loading says is worth a look: yellow
+
+
 def _say(console, prefix: str, message: str) -> None:
-    console.print(f"{prefix} {message}" if prefix else message, markup=False, highlight=False)
+    """One line; markup off, since file names may hold '[...]'."""
+    console.print(f"{prefix} {message}" if prefix else message, markup=False, highlight=False,
+                  style=STYLES.get(prefix, "yellow") or None)
 
 
 def print_events(console, events: list[dict]) -> None:
@@ -36,10 +41,11 @@ def discover_inputs(paths, console=None, options: dict | None = None) -> tuple[l
     """Every input path -> the volumes it holds (headers only) and one message per file or input left out."""
     console = console or _Quiet()
     input_settings(options)  # a bad option fails here, before any input is read
+    paths = list(paths)
     sources: list[VolumeSource] = []
     errors: list[str] = []
     taken: set[str] = set()
-    if not list(paths):
+    if not paths:
         errors.append(f"no input given; {READS}")
     for path in paths:
         path = Path(path)
