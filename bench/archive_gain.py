@@ -26,7 +26,7 @@ from medpipe.codecs import CodecContext  # noqa: E402
 from medpipe.errors import MedpipeError  # noqa: E402
 from medpipe.files import atomic_write_text  # noqa: E402
 from medpipe.results import library_versions  # noqa: E402
-from medpipe.volume import load_volume  # noqa: E402
+from medpipe.volumes import load_volume  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 GROUPS = {

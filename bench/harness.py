@@ -21,7 +21,7 @@ from medpipe.codecs import CodecContext  # noqa: E402
 from medpipe.matrix import CellSettings, run_cell  # noqa: E402
 from medpipe.preset import load_preset  # noqa: E402
 from medpipe.results import write_results  # noqa: E402
-from medpipe.volume import load_volume  # noqa: E402
+from medpipe.volumes import load_volume  # noqa: E402
 
 
 def main() -> int:

@@ -135,7 +135,9 @@ def speedup(preset: Path, inp: Path, tmp: Path, dask: bool) -> None:
 
 
 def memory(sizes: list[int], source: Path, tmp: Path) -> None:
-    from medpipe.volume import looks_like_dicom, natural_key, read_dicom, sort_slices
+    from medpipe.volumes import read_dicom
+    from medpipe.volumes.dicom import looks_like_dicom
+    from medpipe.volumes.series import natural_key, sort_slices
 
     print(f"== peak memory per cell against volume size ({source.name}, --jobs 2) ==")
     files = sorted((p for p in source.iterdir() if looks_like_dicom(p)), key=lambda p: natural_key(p.name))
@@ -186,7 +188,7 @@ def big_cell(n: int, source: Path, tmp: Path) -> None:
     from medpipe.codecs import CodecContext, parse_codec
     from medpipe.matrix import CellSettings
     from medpipe.matrix.workers import VolumeRef, make_task, run_task, shell_of, stage_volume
-    from medpipe.volume import load_volume
+    from medpipe.volumes import load_volume
 
     vol = load_volume(source)
     reps = -(-n // vol.shape[0])

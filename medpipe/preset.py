@@ -22,6 +22,7 @@ from .files import check_component
 from .matrix import MATRIX_OPTIONS
 from .options import Option, check_section, on_off
 from .report import check_options as check_report
+from .volumes import INPUT_OPTIONS
 
 TOP_OPTIONS: dict[str, Option] = {
     "name": Option(str, None, "run name (default: the preset file's stem); a plain name, it names a folder"),
@@ -32,8 +33,8 @@ TOP_OPTIONS: dict[str, Option] = {
     "ffmpeg": Option(str, None, "ffmpeg binary (default: $MEDPIPE_FFMPEG, then the imageio-ffmpeg wheel's)"),
     "dump_png": Option((bool, str), False, "write each volume's slices as 16-bit PNG (true: into the results "
                                            "folder, or a folder)"),
-    "color": Option(str, "gray", "colour images: BT.601 luma as the thesis did, or each component as a plane",
-                    ("gray", "components")),
+    "color": INPUT_OPTIONS["color"],  # the one input option common enough to sit at the top
+    "input_options": Option(dict, None, f"how inputs are read: {', '.join(INPUT_OPTIONS)}"),
     "codecs": Option(list, None, "the codec matrix: a list of {codec: NAME, ...parameters}"),
     "dicom_out": Option((bool, dict), False, "write compressed DICOM for codecs with a transfer syntax"),
     "report": Option((bool, dict), False, "write figures and an HTML report next to the results"),
@@ -51,7 +52,7 @@ class Preset:
     codecs: tuple[CodecSpec, ...]
     ffmpeg: str | None = None
     dump_png: bool | str = False
-    color: str = "gray"
+    input_options: dict = field(default_factory=dict)  # INPUT_OPTIONS, defaults filled
     matrix: dict = field(default_factory=dict)  # MATRIX_OPTIONS, defaults filled
     dicom_out: dict | None = None  # DICOM_OPTIONS when on
     report: dict | None = None  # report options when on
@@ -89,10 +90,12 @@ def parse_preset(data: Any, *, path: Path | None = None) -> Preset:
     report = check_report(top["report"], f"{where}report")
     if report:
         _folder_name(report["folder"], f"{where}report.folder")
+    given = {**(top["input_options"] or {}), **({"color": data["color"]} if "color" in data else {})}
+    input_options = check_section(given, INPUT_OPTIONS, f"{where}input_options")
     name = top["name"] or (path.stem if path else "run")
     return Preset(
         name=_folder_name(str(name), f"{where}name"), path=path, inputs=inputs, output=Path(str(top["output"])),
-        codecs=codecs, ffmpeg=top["ffmpeg"], dump_png=top["dump_png"], color=top["color"],
+        codecs=codecs, ffmpeg=top["ffmpeg"], dump_png=top["dump_png"], input_options=input_options,
         matrix={k: top[k] for k in MATRIX_OPTIONS}, dicom_out=dicom_out, report=report, archive=archive, raw=data)
 
 

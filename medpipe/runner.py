@@ -10,14 +10,14 @@ import numpy as np
 from .codecs import CodecContext
 from .errors import MedpipeError
 from .files import check_writable, clean_stale, make_dirs
-from .inputs import load_inputs
+
 from .matrix import (CODEC_THREADS, STAGE_DIR, STORE, CellSettings, Outcome, default_jobs, find_resume_folder,
                      peak_rss_mb, render_table, run_matrix, timing_note)
 from .preset import Preset
 from .report import build_report, heatmap_plan
 from .report.heatmaps import MIDDLE
 from .results import METRICS_NOTE, TIMING_NOTE, machine, run_folder, write_results, write_slices
-from .volume import dump_png
+from .volumes import dump_png, load_inputs
 
 
 def check_codecs(preset: Preset, ctx: CodecContext, console) -> None:
@@ -109,7 +109,7 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
     settings = CellSettings(repeat=m["repeat"], ssim=m["ssim"], fill_depth=m["fill_depth"],
                             codec_threads=CODEC_THREADS)
     check_codecs(preset, ctx, console)
-    volumes, input_errors = load_inputs(inputs, console, preset.color)
+    volumes, input_errors = load_inputs(inputs, console, preset.input_options)
     if not volumes:
         raise MedpipeError("no input could be loaded: " + ("; ".join(input_errors) or "nothing found under "
                            + ", ".join(map(str, inputs))))
@@ -135,7 +135,8 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
     keep = keep_plan(preset, volumes)
     try:
         outcome = run_matrix(volumes, preset.codecs, ctx, settings, console, jobs=jobs, executor=m["executor"],
-                             scheduler=scheduler or m["scheduler"], folder=folder, sink=sink, color=preset.color,
+                             scheduler=scheduler or m["scheduler"], folder=folder, sink=sink,
+                             color=preset.input_options["color"],
                              session=started.isoformat(timespec="seconds"), keep=keep)
     finally:
         import shutil
@@ -174,7 +175,7 @@ def run_archive_preset(preset: Preset, console, *, input_override: Path | None =
     check_writable(output)
     started = datetime.now(timezone.utc)
     ctx = CodecContext(ffmpeg or preset.ffmpeg, timeout_factor=float(preset.matrix["ffmpeg_timeout"]))
-    vols, errors = load_inputs(inputs, console, preset.color)
+    vols, errors = load_inputs(inputs, console, preset.input_options)
     if not vols:
         raise MedpipeError("no input could be loaded: " + ("; ".join(errors) or "nothing found"))
     folder = make_dirs(run_folder(output, preset.name, started))

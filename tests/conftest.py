@@ -7,7 +7,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "ct_head_ge_dcmqa"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout (a worktree under /work/wt/<name> finds the one two levels up)
+SHARED_DATA = next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+                   ROOT.parent / "shared" / "data")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than ~2 s (the fast subset: -m 'not slow')")
 
 
 def shared(rel: str) -> Path:
@@ -20,7 +26,7 @@ def shared(rel: str) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_volume():
-    from medpipe.volume import load_volume
+    from medpipe.volumes import load_volume
 
     return load_volume(SAMPLE)
 

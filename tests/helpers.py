@@ -7,7 +7,7 @@ import numpy as np
 
 from medpipe.codecs import CodecSpec, parse_codec
 from medpipe.matrix import CellSettings, run_cell
-from medpipe.volume import Volume
+from medpipe.volumes import Volume
 
 
 def make_volume(pixels: np.ndarray, name: str, bits_stored: int | None = None) -> Volume:

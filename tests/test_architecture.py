@@ -21,8 +21,7 @@ PKG = Path(__file__).resolve().parents[1] / "medpipe"
 FLOORS = [  # (module name prefix, floor); the longest matching prefix wins
     ("medpipe", 0), ("medpipe.errors", 0), ("medpipe.files", 0), ("medpipe.options", 0), ("medpipe.ffmpeg", 0),
     ("medpipe.depth", 0), ("medpipe.metrics", 0), ("medpipe.results", 0),
-    ("medpipe.codecs", 1), ("medpipe.volume", 1), ("medpipe.volumes", 1), ("medpipe.inputs", 1),
-    ("medpipe.discover", 1),
+    ("medpipe.codecs", 1), ("medpipe.volumes", 1),
     ("medpipe.roundtrip", 2), ("medpipe.dicom", 2),
     ("medpipe.matrix", 3), ("medpipe.archive", 3), ("medpipe.report", 3),
     ("medpipe.preset", 4), ("medpipe.runner", 4),
@@ -114,8 +113,8 @@ def closure(graph, start: str) -> set[str]:
     return seen
 
 
-@pytest.mark.parametrize("part", ["medpipe.report", "medpipe.volume", "medpipe.volumes", "medpipe.inputs",
-                                  "medpipe.discover", "medpipe.metrics", "medpipe.depth", "medpipe.results"])
+@pytest.mark.parametrize("part", ["medpipe.report", "medpipe.volumes", "medpipe.metrics", "medpipe.depth",
+                                  "medpipe.results"])
 def test_part_reaches_no_codec(graph, part):
     """The report reads result files; readers of volumes, metrics and depth mappings know no codec."""
     reached = closure(graph, part)

@@ -18,7 +18,8 @@ from medpipe.archive.plan import group_volumes, parse_settings, stream_order
 from medpipe.cli import main as cli_main
 from medpipe.cli.archive import parse_codec_arg
 from medpipe.errors import FfmpegError, PresetError
-from medpipe.volume import load_volume, read_dicom, sort_slices
+from medpipe.volumes import load_volume, read_dicom
+from medpipe.volumes.series import sort_slices
 
 from conftest import shared
 

@@ -72,7 +72,7 @@ def test_small_preset_end_to_end(tmp_path, small_series):
     assert prov["preset"]["as_run"]["name"] == "small" and "numpy" in prov["libraries"]
     assert len(doc["rows"]) == 7 and doc["volumes"][0]["shape"] == [4, 512, 512]
     assert {p.name: p.read_bytes() for p in small_series.iterdir()} == before  # input untouched
-    from medpipe.volume import load_volume
+    from medpipe.volumes import load_volume
 
     pngs = folder / "png" / small_series.name  # dump_png: 16-bit PNG slices that reload to the same values
     assert len(list(pngs.glob("*.png"))) == 4

@@ -12,8 +12,8 @@ import pytest
 from pydicom.uid import generate_uid
 from rich.console import Console
 
-from medpipe.discover import discover
-from medpipe.inputs import load_inputs
+from medpipe.volumes.discover import discover
+from medpipe.volumes import load_inputs
 
 from helpers import row_of
 from conftest import SAMPLE, shared
@@ -109,7 +109,7 @@ def build_corpus(root: Path) -> dict:
     save(new_series(sr, "report"), root / "study2" / "sr" / "report.dcm")
     (root / "study2" / "notes.dcm").write_text("this is not DICOM\n")
     (root / "README.txt").write_text("export notes\n")
-    return {"truncated": "05.dcm", "header_cut": "hcut.dcm", "nopix": "a.dcm", "mpeg2": "v.dcm", "text": "notes.dcm", "dups": "d4.dcm"}
+    return {"truncated": "05.dcm", "header_cut": "hcut.dcm", "nopix": "a.dcm", "mpeg2": "v.dcm", "text": "notes.dcm"}
 
 
 def snapshot(root: Path) -> dict:
@@ -123,7 +123,8 @@ def corpus(tmp_path_factory):
     names = build_corpus(root)
     before = snapshot(root)
     console = Console(record=True, width=240)
-    volumes, errors = load_inputs([root], console)
+    # drop_slice: the good series goes on without its truncated file (the default refuses it: tested below)
+    volumes, errors = load_inputs([root], console, {"on_damage": "drop_slice"})
     return {"root": root, "names": names, "before": before, "volumes": {v.name: v for v in volumes},
             "errors": errors, "log": console.export_text()}
 
@@ -136,8 +137,29 @@ def test_every_bad_file_gets_one_message(corpus):
     assert len(errors) == len(corpus["names"]), errors
     text = "\n".join(errors)
     assert "truncated" in text and "pixel data" in text and "not a DICOM file" in text
-    assert "1.2.840.10008.1.2.4.100" in text and "duplicate" in text
+    assert "1.2.840.10008.1.2.4.100" in text
     assert "Traceback" not in corpus["log"]
+
+
+def test_duplicate_position_is_an_event_not_an_error(corpus):
+    """A copy of a slice under a new SOP Instance UID: one slice left out, said once, kept in the volume's events."""
+    dups = [v for v in corpus["volumes"].values() if v.description == "dups"][0]
+    dropped = [e for e in dups.events if e["kind"] == "dropped"]
+    assert len(dropped) == 1 and "d4.dcm" in dropped[0]["message"] and "same slice position" in dropped[0]["message"]
+    assert corpus["log"].count("d4.dcm: same slice position") == 1
+    assert not any("d4.dcm" in e for e in corpus["errors"])
+
+
+def test_truncated_file_refuses_its_series_by_default(tmp_path):
+    folder = tmp_path / "ct"
+    folder.mkdir()
+    for p in SLICES[:5]:
+        shutil.copy(p, folder / p.name)
+    data = (folder / SLICES[2].name).read_bytes()
+    (folder / SLICES[2].name).write_bytes(data[: len(data) // 2])
+    vols, errors = load_inputs([folder], Console(width=200))
+    assert not vols and len(errors) == 1, errors
+    assert "series refused" in errors[0] and SLICES[2].name in errors[0] and "on_damage: drop_slice" in errors[0]
 
 
 def test_rest_of_the_export_loads(corpus):
@@ -154,7 +176,7 @@ def test_rest_of_the_export_loads(corpus):
     odd = [v for v in vols.values() if v.description == "odd"][0]
     assert odd.shape == (1, 511, 509) and odd.signed
     assert [v for v in vols.values() if v.description == "single"][0].shape == (1, 512, 512)
-    assert "1 non-image object(s) skipped (SR 1)" in corpus["log"]
+    assert "1 non-image object(s) skipped (SR 1: report.dcm)" in corpus["log"]
     assert "split into 2 volumes" in corpus["log"]
     assert len(set(vols)) == len(vols)
 
@@ -195,7 +217,7 @@ def test_dicomdir_export_is_walked_and_index_skipped(tmp_path):
         fs.add(ds)
     fs.write(tmp_path / "export")
     found = discover(tmp_path / "export")
-    assert found.dicomdirs == 1 and len(found.series) == 1 and len(found.series[0].paths) == 4
+    assert len(found.dicomdirs) == 1 and len(found.sources) == 1 and len(found.sources[0].paths) == 4
     assert not found.errors
     vols, errors = load_inputs([tmp_path / "export"], Console(width=200))
     assert len(vols) == 1 and vols[0].shape == (4, 512, 512) and not errors
@@ -208,8 +230,9 @@ def test_repeated_positions_split_by_acquisition(tmp_path):
             ds.AcquisitionNumber = acq
             save(ds, tmp_path / "two" / f"a{acq}_{p.name}")
     found = discover(tmp_path / "two")
-    assert sorted(len(s.paths) for s in found.series) == [3, 3] and not found.errors
-    assert any("AcquisitionNumber" in n for n in found.notes)
+    assert sorted(len(s.paths) for s in found.sources) == [3, 3] and not found.errors
+    assert all(any(e["kind"] == "split" and "AcquisitionNumber" in e["message"] for e in s.events)
+               for s in found.sources)
 
 
 def test_components_mode_keeps_colour_planes(tmp_path):
@@ -219,7 +242,7 @@ def test_components_mode_keeps_colour_planes(tmp_path):
     with_pixels(ds, rgb, SamplesPerPixel=3, PhotometricInterpretation="RGB", PlanarConfiguration=0,
                 BitsAllocated=8, BitsStored=8, HighBit=7, PixelRepresentation=0)
     save(ds, tmp_path / "c" / "rgb.dcm")
-    vols, _ = load_inputs([tmp_path / "c"], Console(width=200), color="components")
+    vols, _ = load_inputs([tmp_path / "c"], Console(width=200), {"color": "components"})
     assert vols[0].shape == (3, 64, 48) and [int(vols[0].pixels[i].max()) for i in range(3)] == [10, 20, 30]
 
 
@@ -234,15 +257,17 @@ def test_single_png_picture_loads(tmp_path):
 
 
 def test_dev_data_folder_is_discovered():
-    """The whole dev data folder: every DICOM series found by headers alone, the .svs noted, not an error."""
+    """The whole dev data folder: every DICOM series found by headers alone, the pathology pictures as pictures,
+    the documents listed once, no error."""
     root = shared("")
     found = discover(root)
-    names = {s.name: len(s.paths) for s in found.series}
+    names = {s.name: len(s.paths) for s in found.sources if s.kind == "dicom"}
     assert names["ct_head-ge_dcmqa_human"] == 28 and names["ct_head-cq500_ct0"] == 238
-    assert names["xray-RG1_chest_cr"] == 1 and len(names) == 9
+    assert names["xray-RG1_chest_cr"] == 1 and names["mr-siemens_t1_sag_brain"] == 35 and len(names) == 12
     assert not found.errors
-    assert any(".svs" in n for n in found.notes)
-    assert [p.name for p in found.pngs] == ["skimage_ihc.png"]
+    assert sorted(s.paths[0].name for s in found.sources if s.kind == "picture") == ["cmu1_small_region.svs",
+                                                                                     "skimage_ihc.png"]
+    assert {p.name for p in found.ignored} == {"DATA.md", "CHECKSUMS.txt", "verify.py"}
 
 
 def test_file_without_preamble_is_still_read(tmp_path):

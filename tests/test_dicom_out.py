@@ -209,7 +209,7 @@ def test_dciodvfy_finds_no_errors_medpipe_added(written, label):
 
 def test_unsigned_12bit_series_keeps_stored_values(tmp_path, ctx):
     """cq500_ct5 (uint16, 12 of 16 bits): identity mapping, stored values and attributes unchanged."""
-    from medpipe.volume import load_dicom_files
+    from medpipe.volumes import load_dicom_files
 
     folder = shared("ct_head/cq500_ct5")
     files = sorted(folder.glob("*.dcm"))[:6]
@@ -225,7 +225,7 @@ def test_unsigned_12bit_series_keeps_stored_values(tmp_path, ctx):
 
 def test_xray_and_multiframe_with_extended_offset_table(tmp_path, ctx, sample_volume):
     """A multi-frame object gets one fragment per frame and, when asked, an Extended Offset Table."""
-    from medpipe.volume import load_dicom_files
+    from medpipe.volumes import load_dicom_files
 
     src = pydicom.dcmread(SAMPLE / "01.dcm")
     frames = np.stack([pydicom.dcmread(SAMPLE / f"{i:02d}.dcm").pixel_array for i in (1, 2, 3)])

@@ -23,7 +23,7 @@ from medpipe.matrix import workers
 from medpipe.matrix.executors import DaskCluster
 from medpipe.matrix.resources import cap_jobs_for_memory
 from medpipe.matrix.workers import VolumeRef, make_task, run_task, shell_of, worker_volume
-from medpipe.volume import dump_png, load_png_folder
+from medpipe.volumes import dump_png, load_png_folder
 
 CODECS = [
     {"codec": "jpegls"},

@@ -39,7 +39,7 @@ def run_dir(tmp_path_factory, sample_volume):
 
     from medpipe.preset import parse_preset
     from medpipe.runner import run_preset
-    from medpipe.volume import dump_png, load_volume
+    from medpipe.volumes import dump_png, load_volume
 
     base = tmp_path_factory.mktemp("rep")
     src = base / "source" / "ct6"

@@ -8,7 +8,8 @@ import pydicom
 import pytest
 
 from medpipe.errors import InputError
-from medpipe.volume import dump_png, load_volume, slice_position
+from medpipe.volumes import dump_png, load_volume
+from medpipe.volumes.dicom import slice_position
 
 from conftest import SAMPLE
 
@@ -58,7 +59,7 @@ def test_bad_inputs_get_one_clear_message(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         load_volume(tmp_path / "nope")
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(InputError, match="no DICOM files"):
+    with pytest.raises(InputError, match="no volume found among 1 file.*notes.txt.*medpipe reads DICOM"):
         load_volume(tmp_path)
     broken = tmp_path / "broken.dcm"
     broken.write_bytes((SAMPLE / "01.dcm").read_bytes()[:3000])

@@ -17,7 +17,7 @@ from ..archive.plan import GROUP_KEYS, ORDERS, SETTING_HELP, parse_settings
 from ..codecs import CodecContext
 from ..depth import mapping_from_dict
 from ..errors import MedpipeError, PresetError
-from ..inputs import load_inputs
+from ..volumes import load_inputs
 
 
 def parse_codec_arg(text: str) -> dict:

@@ -269,7 +269,7 @@ class DicomSink:
             raise MedpipeError(f"{path}: transfer syntax reads back as {ds.file_meta.TransferSyntaxUID}")
         if uid in VIDEO_TS:
             return
-        from ..volume import value_transform
+        from ..volumes.dicom import value_transform
 
         got = np.asarray(ds.pixel_array)
         got = got if got.ndim == 3 else got[None]

@@ -94,19 +94,14 @@ def worker_volume(ref: VolumeRef):
 
 
 def _read_input(ref: VolumeRef):
-    """Read a volume from its input files (a worker that cannot see the staged copy)."""
-    from .. import volume as V
+    """Read a volume from its input files (a worker that cannot see the staged copy): through the VolumeSource it
+    was loaded from, so the worker reads it exactly as the client did."""
+    from ..volumes import VolumeSource, load_volume
 
-    shell = ref.shell
-    files = [Path(f) for f in shell.files]
-    if files and all(f.suffix.lower() == ".png" for f in files):
-        if len(files) == 1:
-            return V.load_png_image(files[0], name=shell.name, color=ref.color)
-        return V.load_png_folder(Path(shell.source), shell.name)
-    if files:
-        datasets = [V.read_dicom(f) for f in files]
-        return V.volume_from_datasets(datasets, files, shell.name, Path(shell.source), color=ref.color)
-    return V.load_volume(shell.source, shell.name)
+    origin = getattr(ref.shell, "origin", None)
+    if isinstance(origin, VolumeSource):
+        return origin.load()
+    return load_volume(ref.shell.source, ref.shell.name, {"color": ref.color})
 
 
 def _exit_with_parent() -> None:

@@ -1,0 +1,241 @@
+"""Damaged compressed input never passes as data.
+
+A damaged codestream often decodes without error: pydicom tries its decoding plugins in turn, and when the first
+(e.g. pyjpegls) rejects the stream the next (pylibjpeg's libjpeg) may decode it to noise, silently. Measured on
+a real JPEG-LS CT slice with 64 zeroed bytes: pyjpegls and imagecodecs' CharLS refuse it, libjpeg returns
+-32768..32767 where the series spans -2000..2310. So, per file and per slice:
+
+1. every decoder pydicom tried is heard: a lossless monochrome codestream that one decoder rejects (for a reason
+   other than a missing feature) and another decodes is damaged;
+2. ``cross_check``: lossless codestreams are decoded again by every other installed decoder (pydicom's other
+   plugins; imagecodecs where pydicom has only one) and must agree bit for bit;
+3. each slice's values must fit its header's BitsStored;
+4. each slice of a compressed series is compared with its neighbours: values far outside their range, or rows far
+   rougher than theirs (the streaks of a codestream decoded past a damaged byte).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .dicom import decode_pixels, quiet, transfer_syntax
+
+# Syntaxes whose decoders must agree bit for bit (PS3.5 A.4: lossless processes; JPEG-LS near-lossless decoding
+# is exactly specified too). Lossy JPEG/J2K decoders legitimately differ by rounding.
+EXACT_SYNTAXES = {
+    "1.2.840.10008.1.2.4.57": "JPEG Lossless", "1.2.840.10008.1.2.4.70": "JPEG Lossless SV1",
+    "1.2.840.10008.1.2.4.80": "JPEG-LS Lossless", "1.2.840.10008.1.2.4.81": "JPEG-LS Near-Lossless",
+    "1.2.840.10008.1.2.4.90": "JPEG 2000 Lossless", "1.2.840.10008.1.2.4.201": "HTJ2K Lossless",
+    "1.2.840.10008.1.2.4.202": "HTJ2K Lossless RPCL", "1.2.840.10008.1.2.5": "RLE Lossless",
+}
+# imagecodecs functions used as the second decoder where pydicom has one plugin only (monochrome frames)
+IMAGECODECS_DECODERS = {
+    "1.2.840.10008.1.2.4.57": ("jpeg8_decode", "ljpeg_decode"),
+    "1.2.840.10008.1.2.4.70": ("jpeg8_decode", "ljpeg_decode"),
+    "1.2.840.10008.1.2.4.201": ("htj2k_decode",), "1.2.840.10008.1.2.4.202": ("htj2k_decode",),
+    "1.2.840.10008.1.2.4.80": ("jpegls_decode",), "1.2.840.10008.1.2.4.81": ("jpegls_decode",),
+}
+# A decoder that lacks a feature is not evidence of damage
+FEATURE_GAP = ("not support", "unsupported", "exceeds limit", "decompression bomb", "not implemented",
+               "no module", "missing", "requires")
+NEIGHBOURS = 4  # slices compared with: the nearest 4 (2 each side where there are)
+
+
+@dataclass
+class Decoded:
+    """One file's pixels and what the decoders said about them."""
+
+    array: np.ndarray
+    decoder: str = "pydicom"
+    problems: list[str] = field(default_factory=list)  # each one reason to distrust the pixels
+
+
+def _short(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    return text[:160]
+
+
+def _feature_gap(message: str) -> bool:
+    low = message.lower()
+    return any(k in low for k in FEATURE_GAP)
+
+
+def _same(a: np.ndarray, b: np.ndarray, bits_stored: int) -> int:
+    """Number of values that differ in their low ``bits_stored`` bits (signed or unsigned views of one bit
+    pattern are the same stored value); -1 when the shapes differ."""
+    if a.shape != b.shape:
+        return -1
+    mask = (1 << min(bits_stored, 63)) - 1
+    return int(np.count_nonzero((a.astype(np.int64) & mask) != (b.astype(np.int64) & mask)))
+
+
+def _imagecodecs_frames(ds, names: tuple[str, ...]) -> tuple[str, np.ndarray | None, str] | None:
+    """(decoder name, all frames or None, why not) from the first installed imagecodecs function; None when
+    imagecodecs has none of them."""
+    try:
+        import imagecodecs
+        from pydicom.encaps import generate_frames
+    except ImportError:
+        return None
+    nframes = int(ds.get("NumberOfFrames", 1) or 1)
+    for name in names:
+        fn = getattr(imagecodecs, name, None)
+        if fn is None:
+            continue
+        try:
+            frames = [fn(f) for f in generate_frames(ds.PixelData, number_of_frames=nframes)]
+        except Exception as exc:  # noqa: BLE001 - reported by the caller as a rejection
+            return f"imagecodecs.{name}", None, _short(exc)
+        return f"imagecodecs.{name}", (np.stack(frames) if nframes > 1 else frames[0]), ""
+    return None
+
+
+def decode_checked(ds, path: Path, cross_check: bool = True) -> Decoded:
+    """Decode ``ds`` with pydicom's plugins one at a time (as pydicom would), hearing every rejection, and with
+    ``cross_check`` decode lossless codestreams again with every other installed decoder."""
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid is None or not getattr(uid, "is_compressed", False) or "PixelData" not in ds:
+        return Decoded(decode_pixels(ds, path))
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(uid)
+        plugins = list(decoder.available_plugins)
+    except Exception:  # noqa: BLE001 - no decoder for this syntax: decode_pixels gives the clean message
+        plugins = []
+    if not plugins:
+        return Decoded(decode_pixels(ds, path))
+    ts = transfer_syntax(ds)
+    mono = int(ds.get("SamplesPerPixel", 1) or 1) == 1
+    exact = ts in EXACT_SYNTAXES
+    bits = int(ds.get("BitsStored", 16) or 16)
+    rejected: list[tuple[str, str]] = []
+    arr, used = None, ""
+    for plugin in plugins:
+        try:
+            with quiet():
+                arr, _ = decoder.as_array(ds, decoding_plugin=plugin)
+            used = plugin
+            break
+        except MemoryError:
+            raise InputError(f"{path}: pixel data too large for the memory here")
+        except Exception as exc:  # noqa: BLE001 - each plugin raises its own types on a bad codestream
+            rejected.append((plugin, _short(exc)))
+    if arr is None:
+        why = "; ".join(f"{p}: {m}" for p, m in rejected)
+        raise InputError(f"{path}: pixel data is damaged or cannot be decoded (transfer syntax {ts}; {why})")
+    out = Decoded(arr, used)
+    if exact and mono:
+        for plugin, message in rejected:
+            if not _feature_gap(message):
+                out.problems.append(f"{plugin} rejects the codestream ({message}) that {used} decodes")
+    if cross_check and exact:
+        others = plugins[plugins.index(used) + 1:]
+        for plugin in others:
+            try:
+                with quiet():
+                    other, _ = decoder.as_array(ds, decoding_plugin=plugin)
+            except Exception as exc:  # noqa: BLE001 - a rejection, judged below
+                if mono and not _feature_gap(_short(exc)):
+                    out.problems.append(f"{plugin} rejects the codestream ({_short(exc)}) that {used} decodes")
+                continue
+            differ = _same(arr, other, bits)
+            if differ:
+                out.problems.append(f"decoders disagree: {used} and {plugin} differ on "
+                                    f"{'the shape' if differ < 0 else f'{differ} values'}")
+        if not others and mono and ts in IMAGECODECS_DECODERS:
+            second = _imagecodecs_frames(ds, IMAGECODECS_DECODERS[ts])
+            if second is not None:
+                name, other, why = second
+                if other is None:
+                    if not _feature_gap(why):
+                        out.problems.append(f"{name} rejects the codestream ({why}) that {used} decodes")
+                else:
+                    differ = _same(arr, other, bits)
+                    if differ:
+                        out.problems.append(f"decoders disagree: {used} and {name} differ on "
+                                            f"{'the shape' if differ < 0 else f'{differ} values'}")
+    return out
+
+
+def header_range_problem(arr: np.ndarray, bits_stored: int, signed: bool) -> str | None:
+    """Values a header's BitsStored rules out (pydicom masks native data to BitsStored, so this catches decoders
+    of compressed data that return more bits than the header allows)."""
+    if arr.dtype.kind not in "iu" or not arr.size or bits_stored >= 64:
+        return None
+    lo, hi = ((-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1))
+    amin, amax = int(arr.min()), int(arr.max())
+    if amin < lo or amax > hi:
+        return (f"values {amin}..{amax} outside the range {lo}..{hi} of its header's BitsStored {bits_stored} "
+                f"({'signed' if signed else 'unsigned'})")
+    return None
+
+
+def _neighbours(i: int, n: int) -> list[int]:
+    near = sorted((j for j in range(n) if j != i), key=lambda j: (abs(j - i), j))
+    return near[:NEIGHBOURS]
+
+
+def _row_roughness(sl: np.ndarray) -> np.ndarray:
+    """Per row: mean |horizontal step| + mean |vertical step to the next row| (decoder garbage is rough)."""
+    horizontal = np.abs(np.diff(sl, axis=1)).mean(axis=1) if sl.shape[1] > 1 else np.zeros(sl.shape[0])
+    vertical = np.zeros(sl.shape[0])
+    if sl.shape[0] > 1:
+        vertical[:-1] = np.abs(np.diff(sl, axis=0)).mean(axis=1)
+    return horizontal + vertical
+
+
+def series_outliers(pixels: np.ndarray, padding: tuple[int, int] | None) -> dict[int, str]:
+    """Slices that contradict their neighbours (the nearest 4): {slice index: reason}. Needs 3 slices or more.
+
+    - range: at least max(64, 0.5 %) of a slice's non-padding voxels lie beyond its neighbours' value range
+      widened by that range's own width on each side (a 16-bit slice decoded to -32768..32767 among -2000..2310);
+    - texture: at least max(8, 2 %) of its rows are over 4 times rougher (mean |step| across and down) than the
+      roughest neighbour's same row, and than 1/64 of the series' typical span. A JPEG-LS or lossless-JPEG
+      decoder run past a damaged byte leaves every later row streaked (measured: 10 x the roughness of CT rows).
+    Padding voxels are set to one value first, so the edge of a circular field of view is not taken for texture.
+    """
+    n = pixels.shape[0]
+    if n < 3 or pixels.dtype.kind not in "iu" or pixels.ndim != 3:
+        return {}
+    lows, highs = np.zeros(n), np.zeros(n)
+    for i in range(n):
+        sl = pixels[i]
+        signal = sl[(sl < padding[0]) | (sl > padding[1])] if padding is not None else sl
+        lows[i], highs[i] = (int(signal.min()), int(signal.max())) if signal.size else (0, 0)
+    fill = float(np.median(lows))
+    floor = max(1.0, float(np.median(highs - lows)) / 64)
+    rough = np.zeros((n, pixels.shape[1]))
+    outside = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        sl = pixels[i].astype(np.float64)
+        pad = ((sl >= padding[0]) & (sl <= padding[1])) if padding is not None else None
+        if pad is not None and pad.any():
+            sl[pad] = fill
+        rough[i] = _row_roughness(sl)
+        near = _neighbours(i, n)
+        lo_n, hi_n = float(lows[near].min()), float(highs[near].max())
+        width = max(1.0, hi_n - lo_n)
+        beyond = (sl < lo_n - width) | (sl > hi_n + width)
+        if pad is not None:
+            beyond &= ~pad
+        outside[i] = int(np.count_nonzero(beyond))
+    found: dict[int, str] = {}
+    rows, size = pixels.shape[1], pixels.shape[1] * pixels.shape[2]
+    for i in range(n):
+        near = _neighbours(i, n)
+        if outside[i] >= max(64, size // 200):
+            found[i] = (f"{outside[i]} values far outside its neighbours' range (slice {int(lows[i])}..{int(highs[i])}"
+                        f", neighbours {int(lows[near].min())}..{int(highs[near].max())})")
+            continue
+        limit = 4 * np.maximum(rough[near].max(axis=0), floor)
+        streaked = int(np.count_nonzero(rough[i] > limit))
+        if streaked >= max(8, rows // 50):
+            found[i] = (f"{streaked} of {rows} rows over 4 times rougher than the same rows of its neighbours "
+                        "(the streaks of a decoder run past a damaged byte)")
+    return found

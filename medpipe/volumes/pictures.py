@@ -1,0 +1,195 @@
+"""PNG slice folders (medpipe's own exact dump) and pictures: PNG, JPEG, TIFF and whole-slide TIFF (SVS, NDPI).
+
+- A folder of PNG slices with ``medpipe_slices.json`` (written by :func:`dump_png`) is one exact volume: the
+  sidecar holds the value offset and signedness, so signed 16-bit data survives 16-bit PNG.
+- A picture is a 1-slice volume (a multi-page TIFF a stack). Colour becomes grey (or component planes) like
+  colour DICOM. JPEG pictures and JPEG-tiled TIFF/SVS were lossy before medpipe read them: ``lossy_source``.
+- Whole-slide images are read at level 0 of their first series (tifffile + imagecodecs), refused with one line
+  beyond ``max_picture_megapixels``.
+"""
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..files import atomic_write_bytes
+from .colour import colour_to_slices
+from .input_options import input_settings
+from .series import natural_key
+from .volume import Volume, exact_integers
+
+PNG_SIDECAR = "medpipe_slices.json"  # written by dump_png: value offset and signedness, so PNG -> Volume is exact
+# TIFF compression tags (TIFF 6 + registered extensions) whose coding loses information
+LOSSY_TIFF = {6: "old-style JPEG", 7: "JPEG", 33003: "Aperio JPEG 2000 (YCbCr)", 33005: "Aperio JPEG 2000 (RGB)",
+              34892: "lossy JPEG (DNG)", 22610: "JPEG XR", 50001: "WebP", 34712: "JPEG 2000 (lossy allowed)"}
+
+
+def png_header(path: Path) -> tuple[int, int, int] | None:
+    """(rows, cols, colour type) from the PNG IHDR chunk (PNG spec 11.2.2), without decoding; None if not PNG."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(26)
+    except OSError:
+        return None
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return height, width, head[25]
+
+
+def _too_big(path: Path, samples: int, settings: dict, what: str) -> None:
+    limit = settings["max_picture_megapixels"] * 1e6
+    if samples > limit:
+        raise InputError(f"{path}: {what} holds {samples / 1e6:.0f} million samples, more than inputs."
+                         f"max_picture_megapixels ({settings['max_picture_megapixels']:g}); crop it or raise the "
+                         "limit")
+
+
+def load_png_folder(folder: Path, name: str | None = None) -> Volume:
+    """A folder of PNG slices, read exactly (values as stored, plus the sidecar's offset/signedness)."""
+    import imagecodecs
+
+    pngs = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png"), key=lambda p: natural_key(p.name))
+    if not pngs:
+        raise InputError(f"{folder}: no .png slices")
+    slices = []
+    for p in pngs:
+        try:
+            slices.append(imagecodecs.png_decode(p.read_bytes()))
+        except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types per build
+            raise InputError(f"{p}: not a readable PNG ({exc})")
+    if len({s.shape for s in slices}) > 1:
+        raise InputError(f"{folder}: PNG slices differ in size; one volume needs equal slices")
+    if slices[0].ndim != 2:
+        raise InputError(f"{pngs[0]}: colour PNG in a slice folder; PNG slices must be greyscale")
+    pixels = np.stack(slices)
+    side = folder / PNG_SIDECAR
+    try:
+        meta = json.loads(side.read_text()) if side.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{side}: unreadable sidecar ({exc}); it must be the JSON dump_png wrote")
+    offset = int(meta.get("offset", 0))
+    signed = bool(meta.get("signed", False))
+    if offset or signed:
+        pixels = (pixels.astype(np.int32) + offset).astype(np.int16 if signed else np.uint16)
+    bits_alloc = pixels.dtype.itemsize * 8
+    padding = meta.get("padding")
+    spacing = meta.get("spacing_mm")
+    return Volume(name=name or folder.name, pixels=pixels, bits_stored=int(meta.get("bits_stored", bits_alloc)),
+                  signed=signed, bits_allocated=bits_alloc, source=folder, files=pngs,
+                  modality=str(meta.get("modality", "")), body_part=str(meta.get("body_part", "")),
+                  padding=tuple(padding) if padding else None, spacing=tuple(spacing) if spacing else None,
+                  lossy_source=str(meta.get("lossy_source", "")))
+
+
+def _decode_picture(path: Path, settings: dict) -> tuple[np.ndarray, str, str]:
+    """(array, lossy_source, what it is) of a PNG, JPEG or TIFF picture."""
+    import imagecodecs
+
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        header = png_header(path)
+        if header:
+            _too_big(path, header[0] * header[1], settings, "the PNG")
+        try:
+            return imagecodecs.png_decode(path.read_bytes()), "", "PNG picture"
+        except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types per build
+            raise InputError(f"{path}: not a readable PNG ({exc})")
+    if suffix in (".jpg", ".jpeg"):
+        try:
+            arr = imagecodecs.jpeg8_decode(path.read_bytes())
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"{path}: not a readable JPEG ({exc})")
+        return arr, "JPEG picture (lossy coding at the source)", "JPEG picture"
+    return _decode_tiff(path, settings)
+
+
+def _decode_tiff(path: Path, settings: dict) -> tuple[np.ndarray, str, str]:
+    """Level 0 of a TIFF's first series (SVS/NDPI: the full-resolution scan)."""
+    try:
+        import tifffile
+    except ImportError:
+        raise InputError(f"{path}: TIFF reader not available: install tifffile (pip install tifffile)")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            level = series.levels[0] if series.levels else series
+            kind = "Aperio SVS whole-slide image, level 0" if tif.is_svs else (
+                "NDPI whole-slide image, level 0" if tif.is_ndpi else "TIFF picture")
+            _too_big(path, int(np.prod(level.shape)), settings, kind)
+            code = int(level.keyframe.compression)
+            description = tif.pages[0].description or ""
+            arr = level.asarray()
+            axes = level.axes
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - tifffile/imagecodecs raise many types on odd files
+        raise InputError(f"{path}: not a readable TIFF ({type(exc).__name__}: {exc})")
+    lossy = ""
+    if code in LOSSY_TIFF:
+        quality = re.search(r"\bQ=(\d+)", description)
+        lossy = (f"{kind}: tiles coded {LOSSY_TIFF[code]}" + (f" Q={quality.group(1)}" if quality else "") +
+                 " (lossy at the source)")
+    if any(a not in "ZQIYXS" for a in axes) or not set("YX") <= set(axes):
+        raise InputError(f"{path}: TIFF with axes {axes!r}; medpipe reads pictures (YX, YXS) and stacks (ZYX)")
+    if "S" in axes and axes[-1] != "S":  # separate colour planes (PlanarConfiguration 2): samples last
+        arr = np.moveaxis(arr, axes.index("S"), -1)
+    return arr, lossy, kind
+
+
+def load_picture(path: Path, name: str | None = None, options: dict | None = None) -> Volume:
+    """One PNG/JPEG/TIFF picture (grey 8/16-bit, or 8-bit colour converted as colour DICOM is) as a volume."""
+    settings = input_settings(options)
+    arr, lossy, kind = _decode_picture(path, settings)
+    notes, colour_text = [], ""
+    if arr.ndim >= 3 and arr.shape[-1] == 2 and arr.ndim in (3, 4):  # grey + alpha
+        arr = arr[..., 0]
+        notes.append("alpha channel dropped")
+    if arr.ndim >= 3 and arr.shape[-1] in (3, 4):
+        if arr.shape[-1] == 4:
+            notes.append("alpha channel dropped")
+        try:
+            arr, note, colour_text = colour_to_slices(arr, "RGB", settings["color"])
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        notes.insert(0, note)
+    elif arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise InputError(f"{path}: {kind} of shape {arr.shape} is not a picture or a stack of slices")
+    if arr.dtype.kind == "f":
+        arr, note = exact_integers(arr, str(path))
+        notes.append(note)
+    if arr.dtype.kind not in "iu":
+        raise InputError(f"{path}: {kind} with {arr.dtype} samples is not supported")
+    bits = arr.dtype.itemsize * 8
+    return Volume(name=name or path.stem, pixels=np.ascontiguousarray(arr), bits_stored=bits,
+                  signed=arr.dtype.kind == "i", bits_allocated=bits, source=path, files=[path],
+                  modality="SM" if "whole-slide" in kind else "OT", notes=notes, lossy_source=lossy,
+                  color=colour_text, description=kind)
+
+
+def dump_png(volume: Volume, folder: Path) -> Path:
+    """Write each slice as a 16-bit (or 8-bit) PNG, values exact; signed data is offset and the offset recorded."""
+    import imagecodecs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lo, _ = volume.value_range
+    offset = lo if volume.signed or lo < 0 else 0
+    data = volume.pixels.astype(np.int64) - offset
+    dtype = np.uint8 if volume.pixels.dtype.itemsize == 1 and offset == 0 else np.uint16
+    width = max(3, len(str(volume.shape[0])))
+    for i, sl in enumerate(data.astype(dtype)):
+        atomic_write_bytes(folder / f"slice_{i:0{width}d}.png", imagecodecs.png_encode(sl))
+    atomic_write_bytes(folder / PNG_SIDECAR, json.dumps({
+        "offset": offset, "signed": volume.signed, "bits_stored": volume.bits_stored, "source": str(volume.source),
+        "modality": volume.modality, "body_part": volume.body_part,
+        "padding": list(volume.padding) if volume.padding else None,
+        "spacing_mm": list(volume.spacing) if volume.spacing else None,
+        "lossy_source": volume.lossy_source}, indent=1).encode())
+    return folder
