@@ -1,10 +1,23 @@
-"""Quality metrics (thesis 3.3), each with an explicit peak L = 2^B - 1; never a range guessed from the dtype.
+"""Quality metrics (thesis 3.3), each with an explicit, documented peak; never a range guessed from the dtype.
+
+Two figures of each kind, defined once here (and in the README and provenance):
+
+- **Span figures** (``psnr_db``, ``ssim``): peak L = 2^B - 1, B = the bits the volume's *signal* spans: its stored
+  values minus those equal to PixelPaddingValue (or inside PixelPaddingRangeLimit). Padding voxels are left out of
+  B and of MSE/PSNR/SSIM -- a coded-perfectly padding would dilute the error, and -2000 padding plus a few metal
+  voxels would inflate B -- but every voxel, padding included, is restored and checked for exactness and max
+  error.
+- **Window figures** (``psnr_window_db``, ``ssim_window``): both images clipped to a fixed window per modality,
+  peak = the window's width, so volumes compare whatever their content: CT -> HU -1024..3071 (peak 4095 HU,
+  applied through the rescale slope/intercept); every other modality -> the stored depth the header declares,
+  0..2^BitsStored-1 (signed: -2^(b-1)..2^(b-1)-1), peak 2^BitsStored - 1.
 
 SSIM window (a documented choice): Gaussian, sigma 1.5, 11 x 11 (truncate 3.5), population covariance,
 K1 = 0.01, K2 = 0.03, a 5-pixel border excluded from the mean -- Wang et al. 2004, and the same numbers as
 ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-data_range=L)``. Volume SSIM is the mean over slices of the per-slice MSSIM. Both images are taken relative to
-the volume's minimum, so the luminance term sees values in [0, L] as the peak assumes.
+data_range=L)`` when there is no padding. Volume SSIM is the mean over slices of the per-slice MSSIM; with padding,
+padding pixels are set to the signal minimum in both images and left out of the mean. Images are taken relative to
+the signal's minimum, so the luminance term sees values in [0, L] as the peak assumes.
 """
 from __future__ import annotations
 
@@ -43,46 +56,127 @@ def ssim_map(a: np.ndarray, b: np.ndarray, peak_value: float) -> np.ndarray:
     return num / den
 
 
-def ssim(a: np.ndarray, b: np.ndarray, peak_value: float) -> float:
-    """MSSIM of one slice: mean local SSIM without the 5-pixel border (whole image if it is too small)."""
+def ssim(a: np.ndarray, b: np.ndarray, peak_value: float, keep: np.ndarray | None = None) -> float:
+    """MSSIM of one slice: mean local SSIM without the 5-pixel border (whole image if it is too small), over the
+    pixels ``keep`` marks (all when None)."""
     m = ssim_map(a, b, peak_value)
     r = RADIUS
-    inner = m[r:-r, r:-r] if min(m.shape) > 2 * r else m
-    return float(inner.mean(dtype=np.float64))
+    inner = (slice(r, -r), slice(r, -r)) if min(m.shape) > 2 * r else (slice(None), slice(None))
+    if keep is None:
+        return float(m[inner].mean(dtype=np.float64))
+    k = keep[inner]
+    return float(m[inner][k].mean(dtype=np.float64)) if k.any() else math.nan
+
+
+CT_WINDOW_HU = (-1024, 3071)  # the fixed CT window: 12 bits of HU from air up, peak 4095
+
+
+def fixed_window(modality: str, slope: float, intercept: float, bits_stored: int, signed: bool
+                 ) -> tuple[float, float, float, str]:
+    """(lo, hi, peak, label) of the fixed window in STORED units for a volume (see the module docstring)."""
+    if (modality or "").upper() == "CT" and slope:
+        lo, hi = ((v - intercept) / slope for v in CT_WINDOW_HU)
+        lo, hi = min(lo, hi), max(lo, hi)
+        return lo, hi, (CT_WINDOW_HU[1] - CT_WINDOW_HU[0]) / abs(slope), "HU -1024..3071"
+    b = max(1, int(bits_stored))
+    lo, hi = (-(1 << (b - 1)), (1 << (b - 1)) - 1) if signed else (0, (1 << b) - 1)
+    return lo, hi, float((1 << b) - 1), f"stored {lo}..{hi}"
 
 
 @dataclass
 class Quality:
-    bits: int  # B: PSNR/SSIM peak is 2^B - 1
+    bits: int  # B: the span figures' peak is 2^B - 1
     mse: float
     psnr_db: float
     ssim: float
     max_abs_err: int
     exact: bool
+    padding_voxels: int = 0  # left out of B, MSE, PSNR and SSIM (still checked for exactness)
+    window: str = ""
+    psnr_window_db: float = math.nan
+    ssim_window: float = math.nan
 
     def as_dict(self) -> dict:
-        return {"bits": self.bits, "mse": self.mse, "psnr_db": self.psnr_db, "ssim": self.ssim,
-                "max_abs_err": self.max_abs_err, "exact": self.exact}
+        return {"bits": self.bits, "peak": peak(self.bits), "mse": self.mse, "psnr_db": self.psnr_db,
+                "ssim": self.ssim, "max_abs_err": self.max_abs_err, "exact": self.exact,
+                "padding_voxels": self.padding_voxels, "window": self.window,
+                "psnr_window_db": self.psnr_window_db, "ssim_window": self.ssim_window}
 
 
-def compare(original: np.ndarray, decoded: np.ndarray, bits: int, *, with_ssim: bool = True) -> Quality:
-    """All metrics of a decoded volume against the original, slice by slice (bounded memory)."""
+def compare(original: np.ndarray, decoded: np.ndarray, bits: int, *, with_ssim: bool = True,
+            padding: tuple[int, int] | None = None, window: tuple[float, float, float, str] | None = None,
+            base: int | None = None) -> Quality:
+    """All metrics of a decoded volume against the original, slice by slice (bounded memory).
+
+    ``bits``: B of the span figures (the signal's span); ``padding``: inclusive range of stored padding values;
+    ``window``: (lo, hi, peak, label) of the fixed-window figures in stored units (:func:`fixed_window`);
+    ``base``: the signal's minimum (computed when not given)."""
     if original.shape != decoded.shape:
         raise ValueError(f"decoded shape {decoded.shape} differs from original {original.shape}")
     L = peak(bits)
-    base = int(original.min())
-    sq_sum, max_err, ssims = 0.0, 0, []
+    if base is None:
+        base = signal_min(original, padding)
+    sq_sum = wsq_sum = 0.0
+    counted = padded = max_err = 0
+    ssims, wssims = [], []
     exact = True
     for o, d in zip(original, decoded):
+        pad = ((o >= padding[0]) & (o <= padding[1])) if padding is not None else None
+        keep = ~pad if pad is not None else None
+        n_keep = int(np.count_nonzero(keep)) if keep is not None else o.size
+        padded += o.size - n_keep
+        counted += n_keep
         if np.array_equal(o, d):
-            ssims.append(1.0)
+            if n_keep:
+                ssims.append(1.0)
+                wssims.append(1.0)
             continue
         exact = False
         diff = o.astype(np.int64) - d.astype(np.int64)
-        sq_sum += float(np.dot(diff.ravel(), diff.ravel()))
         max_err = max(max_err, int(np.abs(diff).max()))
-        if with_ssim:
-            ssims.append(ssim(o.astype(np.float64) - base, d.astype(np.float64) - base, L))
-    mse = sq_sum / original.size
-    return Quality(bits=bits, mse=mse, psnr_db=psnr_from_mse(mse, L),
-                   ssim=float(np.mean(ssims)) if with_ssim else math.nan, max_abs_err=max_err, exact=exact)
+        dk = diff[keep] if keep is not None else diff.ravel()
+        sq_sum += float(np.dot(dk, dk))
+        if window is not None:
+            wd = np.clip(o, window[0], window[1]) - np.clip(d, window[0], window[1])
+            wd = wd[keep] if keep is not None else wd.ravel()
+            wsq_sum += float(np.dot(wd, wd))
+        if with_ssim and n_keep:
+            ssims.append(_slice_ssim(o, d, pad, base, L))
+            if window is not None:
+                wo = np.clip(o.astype(np.float64), window[0], window[1])
+                wdd = np.clip(d.astype(np.float64), window[0], window[1])
+                wssims.append(_slice_ssim(wo, wdd, pad, window[0], window[2]))
+    mse = sq_sum / counted if counted else 0.0
+    q = Quality(bits=bits, mse=mse, psnr_db=psnr_from_mse(mse, L),
+                ssim=_mean(ssims) if with_ssim else math.nan, max_abs_err=max_err, exact=exact,
+                padding_voxels=padded)
+    if window is not None:
+        q.window = window[3]
+        q.psnr_window_db = psnr_from_mse(wsq_sum / counted if counted else 0.0, window[2])
+        q.ssim_window = _mean(wssims) if with_ssim else math.nan
+    return q
+
+
+def signal_min(original: np.ndarray, padding: tuple[int, int] | None) -> int:
+    """Smallest stored value that is not padding (the smallest value when every voxel is padding)."""
+    if padding is None:
+        return int(original.min())
+    mins = [int(sl[(sl < padding[0]) | (sl > padding[1])].min()) for sl in original
+            if ((sl < padding[0]) | (sl > padding[1])).any()]
+    return min(mins) if mins else int(original.min())
+
+
+def _slice_ssim(o, d, pad, base, L) -> float:
+    """SSIM of one slice relative to ``base``; padding pixels set to ``base`` in both and left out of the mean."""
+    a = o.astype(np.float64) - base
+    b = d.astype(np.float64) - base
+    if pad is not None and pad.any():
+        a[pad] = 0.0
+        b[pad] = 0.0
+        return ssim(a, b, L, keep=~pad)
+    return ssim(a, b, L)
+
+
+def _mean(values: list[float]) -> float:
+    vals = [v for v in values if not math.isnan(v)]
+    return float(np.mean(vals)) if vals else math.nan

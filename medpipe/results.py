@@ -24,10 +24,11 @@ TIMING_NOTE = ("encode_ms/decode_ms: wall time (time.perf_counter) of the codec 
                "in-process codecs: all slices in one loop; ffmpeg codecs: the whole subprocess including its "
                "start-up and the raw-frame pipe. Value mapping, metrics and file I/O are excluded and timed apart.")
 
-COLUMNS = ["volume", "codec", "setting", "label", "lossless", "bits", "codec_bits", "mapping", "slices", "rows",
-           "cols", "raw_bytes", "compressed_bytes", "cr", "bpv", "mse", "psnr_db", "ssim", "max_abs_err",
-           "encode_ms", "decode_ms", "map_ms", "metrics_ms", "exact", "status", "reason", "dicom_ts", "dicom_dir",
-           "dicom_bytes", "dicom_cr", "version", "modality", "body_part", "volume_hash", "cell_id"]
+COLUMNS = ["volume", "codec", "setting", "label", "lossless", "bits", "peak", "codec_bits", "mapping", "slices",
+           "rows", "cols", "raw_bytes", "compressed_bytes", "cr", "bpv", "mse", "psnr_db", "ssim", "max_abs_err",
+           "padding_voxels", "window", "psnr_window_db", "ssim_window", "encode_ms", "decode_ms", "map_ms",
+           "metrics_ms", "exact", "status", "reason", "color", "lossy_source", "dicom_ts", "dicom_dir", "dicom_bytes",
+           "dicom_cr", "version", "modality", "body_part", "volume_hash", "cell_id"]
 
 LIBRARIES = ["medpipe", "numpy", "pydicom", "imagecodecs", "imageio-ffmpeg", "opencv-python-headless",
              "opencv-python", "pillow", "pillow-jpls", "pyjpegls", "pylibjpeg", "pylibjpeg-libjpeg",
@@ -44,8 +45,12 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-METRICS_NOTE = ("PSNR/SSIM peak 2^bits-1 with bits = span of the volume's stored values (max-min); SSIM: "
-                "Gaussian 11x11 sigma 1.5, K1 0.01, K2 0.03, 5-px border excluded, mean over slices")
+METRICS_NOTE = ("psnr_db/ssim: peak 2^bits-1, bits = span of the stored values that are not padding "
+                "(PixelPaddingValue/PixelPaddingRangeLimit); padding voxels (padding_voxels) are left out of MSE, "
+                "PSNR and SSIM but checked for exactness and max error. psnr_window_db/ssim_window: both images "
+                "clipped to a fixed window, peak = its width: CT HU -1024..3071 (peak 4095), other modalities the "
+                "stored depth the header declares (0..2^BitsStored-1). SSIM: Gaussian 11x11 sigma 1.5, K1 0.01, "
+                "K2 0.03, 5-px border excluded, mean over slices.")
 
 
 def machine() -> dict:

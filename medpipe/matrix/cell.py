@@ -17,7 +17,7 @@ import numpy as np
 from ..codecs import CodecContext, CodecSpec
 from ..depth import plan_depth
 from ..errors import CodecSkip, CodecUnavailable, MedpipeError
-from ..metrics import compare
+from ..metrics import compare, fixed_window
 from ..results import COLUMNS
 from ..roundtrip import round_trip
 
@@ -46,8 +46,9 @@ def base_row(volume, spec: CodecSpec) -> dict:
     n, h, w = volume.shape
     row = {c: None for c in COLUMNS}
     row.update(volume=volume.name, codec=spec.codec.name, setting=spec.codec.setting(), label=spec.label, slices=n,
-               rows=h, cols=w, raw_bytes=volume.raw_bytes, bits=volume.span_bits, modality=volume.modality,
-               body_part=volume.body_part, volume_hash=volume.content_hash[:16], status="ok", reason="")
+               rows=h, cols=w, raw_bytes=volume.raw_bytes, bits=volume.signal_bits, modality=volume.modality,
+               body_part=volume.body_part, volume_hash=volume.content_hash[:16], status="ok", reason="",
+               color=volume.color, lossy_source=volume.lossy_source)
     return row
 
 
@@ -77,7 +78,7 @@ def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings,
         fill = settings.fill_depth and codec.fills_depth and not codec.lossless
         mapping = plan_depth(volume.value_range, volume.pixels.dtype, codec.depth(), spec.window, fill=fill)
         lossless = codec.lossless and mapping.exact
-        row.update(lossless=lossless, codec_bits=mapping.bits_out, mapping=mapping.describe())
+        row.update(lossless=lossless, codec_bits=mapping.coded_bits, mapping=mapping.describe())
         row["dicom_ts"] = dicom_syntax(spec, volume.shape, mapping)[0]
         if codec.lossless and not mapping.exact and not codec.reduces_depth_ok:
             raise CodecSkip(f"values span {mapping.bits_in} bits, {codec.name} codes at most {mapping.bits_out}: "
@@ -85,7 +86,10 @@ def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings,
         rt = round_trip(volume.pixels, codec, mapping, ctx, repeat=settings.repeat)
         row.update(encode_ms=rt.encode_ms, decode_ms=rt.decode_ms, map_ms=rt.map_ms)
         t0 = time.perf_counter()
-        q = compare(volume.pixels, rt.restored, volume.span_bits, with_ssim=settings.ssim)
+        window = fixed_window(volume.modality, volume.rescale_slope, volume.rescale_intercept, volume.bits_stored,
+                              volume.signed)
+        q = compare(volume.pixels, rt.restored, volume.signal_bits, with_ssim=settings.ssim, padding=volume.padding,
+                    window=window, base=volume.signal_range[0])
         row["metrics_ms"] = (time.perf_counter() - t0) * 1000
         row.update(q.as_dict(), compressed_bytes=rt.size, cr=volume.raw_bytes / rt.size,
                    bpv=rt.size * 8 / volume.pixels.size)
