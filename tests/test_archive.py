@@ -110,6 +110,7 @@ def test_orders_are_permutations_and_interleave_matches_positions():
     assert sorted(tour) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)] and tour[0] == (0, 0)
 
 
+@pytest.mark.slow
 def test_grouping_by_metadata_then_similarity(vols):
     four = vols["phantom"] + vols["chest"]
     groups = group_volumes(four, Settings(epsilon=2.0))

@@ -79,6 +79,7 @@ def test_small_preset_end_to_end(tmp_path, small_series):
     assert (load_volume(pngs).pixels == load_volume(small_series).pixels).all()
 
 
+@pytest.mark.slow
 def test_input_override_and_failure_exit_code(tmp_path, small_series):
     preset = tmp_path / "p.yaml"
     preset.write_text("input: /does/not/exist\ncodecs: [{codec: jpegls}]\n")
@@ -122,6 +123,7 @@ def test_list_codecs():
         assert "install" in proc.stdout  # glymur without OpenJPEG says what to install
 
 
+@pytest.mark.slow
 def test_module_entry_and_codecs_subcommand_match_run_py():
     """python -m medpipe and run.py are the same program; 'codecs' is --list-codecs."""
     via_module = subprocess.run([sys.executable, "-m", "medpipe", "codecs"], cwd=ROOT, capture_output=True,

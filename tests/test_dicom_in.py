@@ -256,6 +256,7 @@ def test_single_png_picture_loads(tmp_path):
     assert not errors and vols[0].shape == (1, 20, 30) and int(vols[0].pixels.max()) == round(200 * 0.587)
 
 
+@pytest.mark.slow
 def test_dev_data_folder_is_discovered():
     """The whole dev data folder: every DICOM series found by headers alone, the pathology pictures as pictures,
     the documents listed once, no error."""

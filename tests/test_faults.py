@@ -64,6 +64,7 @@ def test_read_only_output_is_one_line_before_any_input_is_read(tmp_path, series)
     assert "Traceback" not in out and "volumes" not in out  # said before the inputs were loaded
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_line_nothing_half_written_and_resumable(tmp_path, series):
     body = "dicom_out: true\ncodecs: [{codec: jpegls}, {codec: rle}]\n"  # ~0.5 MB of DICOM, then ~1.6 MB
     with tmpfs(tmp_path / "full", size="1200k") as full:

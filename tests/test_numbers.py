@@ -48,6 +48,7 @@ def independent(vol, restored):
     return bits, 10 * np.log10(((1 << bits) - 1) ** 2 / mse), 10 * np.log10(peak ** 2 / wmse), mse
 
 
+@pytest.mark.slow
 def test_padding_and_metal_do_not_set_the_peak(tmp_path, ctx):
     from medpipe.codecs import parse_codec
     from medpipe.matrix import CellSettings, run_cell

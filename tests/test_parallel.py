@@ -68,6 +68,7 @@ def serial(crop, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_process_pool_gives_the_same_rows(serial, crop, tmp_path):
     out, store = run([crop], tmp_path, jobs=2)
     assert out.executor == "local" and out.jobs == 2

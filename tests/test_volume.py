@@ -43,6 +43,7 @@ def test_multiframe_file(tmp_path, sample_volume):
     assert v.shape == (3, 512, 512) and np.array_equal(v.pixels, frames)
 
 
+@pytest.mark.slow
 def test_png_dump_round_trip_is_exact_for_signed_data(tmp_path, sample_volume):
     folder = dump_png(sample_volume, tmp_path / "png")
     pngs = sorted(folder.glob("*.png"))
