@@ -101,6 +101,11 @@ def test_report_with_heatmaps(run_dir, tmp_path):
         assert f"](figures/{it['file']})" in md
     assert "German Röntgen Society" in text and "Canadian Association of Radiologists" in text
     assert "BD-rate" in text and "kept no slices" not in text
+    from medpipe.report.load import load_results
+
+    limits = clinical.load_limits()
+    counted = clinical.beyond_counts(clinical.clinical_flags(load_results(folder).rows, limits), limits)
+    assert counted.summary() in text and counted.lossy == 8  # the one count, as the console prints it
 
 
 def test_report_from_results_file_alone(run_dir, tmp_path):

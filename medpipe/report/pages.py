@@ -10,7 +10,7 @@ from pathlib import Path
 from ..files import atomic_write_text
 from ..results import COLUMNS, write_csv
 from .bd import MIN_OVERLAP
-from .clinical import Limits
+from .clinical import Limits, beyond_counts
 from .figures import Figures
 from .load import Results
 
@@ -120,8 +120,12 @@ def write_pages(out: Path, results: Results, opts: dict, figs: Figures, flags: l
     h.append("<p>Each lossy row is compared with the maximum compression ratio recommended for its modality and "
              "region (<a href='#limits'>limits below</a>): <b>within</b> / <b>beyond</b> per source. Lossless rows "
              "need no limit. A flag is a guide, not a clinical approval: the reading radiologist decides.</p>")
+    h.append(f"<p><b>{html.escape(beyond_counts(flags, limits).summary())}</b> (the count the console shows)</p>")
+    vinfo = {v["volume"]: v for v in results.volumes}
     for vol, body in summary.items():
-        h += [f"<h3>{html.escape(vol)}</h3>", _html_table(SUMMARY_COLS, body, flag_col=len(SUMMARY_COLS) - 1)]
+        h += [f"<h3>{html.escape(vol)}</h3>"] + [f"<p class='note'>{html.escape(t)}</p>" for t in
+                                                 source_notes(vinfo.get(vol, {}))]
+        h.append(_html_table(SUMMARY_COLS, body, flag_col=len(SUMMARY_COLS) - 1))
         for f, r in zip(flags, results.rows):
             if r["volume"] == vol and f["clinical_note"]:
                 h.append(f"<p class='note'>{html.escape(f['clinical_note'])}</p>")
@@ -160,9 +164,10 @@ def write_pages(out: Path, results: Results, opts: dict, figs: Figures, flags: l
 
     # ---- Markdown (links the PNGs)
     m = [f"# {title}", "", run_line, ""]
-    m += ["## Results and clinical flags", ""]
+    m += ["## Results and clinical flags", "", f"**{beyond_counts(flags, limits).summary()}**", ""]
     for vol, body in summary.items():
-        m += [f"### {vol}", "", _md_table(SUMMARY_COLS, body), ""]
+        m += [f"### {vol}", ""] + [f"*{t}*" for t in source_notes(vinfo.get(vol, {}))]
+        m += ["", _md_table(SUMMARY_COLS, body), ""]
     m += ["## Bjøntegaard delta", ""]
     m += ([f"Reference: **{ref_key}**. {BD_NOTE}", "", _md_table(BD_HEAD, bd_body(table)), ""] if table
           else ["No swept curves (no BD table).", ""])
@@ -177,6 +182,19 @@ def write_pages(out: Path, results: Results, opts: dict, figs: Figures, flags: l
     md_path = out / "summary.md"
     atomic_write_text(md_path, "\n".join(m))
     return html_path, md_path
+
+
+def source_notes(vinfo: dict) -> list[str]:
+    """What a report must say about a volume's source: already lossy, colour converted, padding left out."""
+    out = []
+    if vinfo.get("lossy_source"):
+        out.append(f"SOURCE ALREADY LOSSY ({vinfo['lossy_source']}): 'exact' and CR are relative to it")
+    if vinfo.get("color"):
+        out.append(f"colour: {vinfo['color']}")
+    if vinfo.get("padding_count"):
+        out.append(f"{vinfo['padding_count']:,} padding voxels (stored {vinfo.get('padding')}) left out of the "
+                   "PSNR/SSIM span figures")
+    return out
 
 
 def write_flagged_csv(path: Path, results: Results, flags: list[dict]) -> None:
