@@ -122,14 +122,17 @@ def part_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}{PART}")
 
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
-    """Write to a temporary name beside the target, flush to disk, then rename: nothing half-written."""
+@contextlib.contextmanager
+def atomic_file(path: Path | str):
+    """Yield a binary file open under a temporary name beside ``path``; when the block completes it is flushed to
+    disk and renamed to ``path``; when it fails it is removed. OS errors become one OutputError line. For data
+    written in pieces (np.save, pydicom's save_as, a figure) without holding it all in memory."""
     path = Path(path)
     tmp = part_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -137,7 +140,17 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise os_error(exc, path) from None
-    return path
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    """Write to a temporary name beside the target, flush to disk, then rename: nothing half-written."""
+    with atomic_file(path) as fh:
+        fh.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: Path | str, text: str) -> Path:

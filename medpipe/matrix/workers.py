@@ -26,7 +26,7 @@ import numpy as np
 
 from ..codecs import CodecContext
 from ..errors import InputError
-from ..files import make_dirs, os_error
+from ..files import atomic_file, make_dirs
 from .cell import CellSettings, run_cell
 from .resources import peak_rss_mb, reset_peak_rss
 
@@ -57,14 +57,8 @@ def stage_volume(volume, folder: Path) -> Path:
     stage = make_dirs(Path(folder) / STAGE_DIR)
     path = stage / f"{volume.content_hash[:24]}.npy"
     if not path.is_file():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        try:
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(volume.pixels))
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise os_error(exc, path, "stage the volume for the workers") from None
+        with atomic_file(path) as fh:
+            np.save(fh, np.ascontiguousarray(volume.pixels))
     shell_of(volume)
     volume.pixels = np.load(path, mmap_mode="r")  # the client's copy is now the shared page-cache one
     return path
