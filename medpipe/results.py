@@ -14,7 +14,7 @@ import math
 import os
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
