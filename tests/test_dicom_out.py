@@ -468,3 +468,17 @@ def test_what_is_sent(tmp_path):
     assert series_to_send(rows, extras, lossy=False) == [tmp_path / p for p in ("v/jls", "v/_offset/jls",
                                                                                "v/_deflated")]
     assert tmp_path / "v/near" in series_to_send(rows, extras, lossy=True)
+
+
+def test_a_series_that_does_not_verify_is_never_renamed_into_place(tmp_path, ctx, monkeypatch):
+    """A frame decoding to other values fails the row with the reason; no series folder, no temporary left."""
+    from medpipe.dicom import writer
+    from medpipe.volume import load_dicom_files
+
+    vol = load_dicom_files(sorted(SAMPLE.glob("*.dcm"))[10:12], "two", SAMPLE)
+    real = writer.encode_frame
+    monkeypatch.setattr(writer, "encode_frame", lambda uid, values, *a, **k: real(uid, values + 1, *a, **k))
+    row = row_of(vol, spec("jls", {"codec": "jpegls"}), ctx, sink=DicomSink(tmp_path, ctx))
+    assert row["status"] == "failed" and row["dicom_dir"] is None and row["dicom_bytes"] is None
+    assert "decodes to other values than it must hold (max difference 1)" in row["reason"], row["reason"]
+    assert not any(tmp_path.rglob("*.dcm")) and not list(tmp_path.rglob("*.part"))

@@ -5,7 +5,7 @@ Bits Stored and Pixel Representation. The output decodes, with any conformant de
 every Image Pixel attribute of the source stays as it was (Pixel Representation, Bits Allocated, Bits Stored,
 High Bit = Bits Stored - 1). Lossless syntaxes only: a lossy syntax changes the values, hence the instance.
 
-How signed data (PixelRepresentation 1) is coded, per PS3.5 (research notes: /work/notes/dicom-syntaxes.md):
+How signed data (PixelRepresentation 1) is coded, per PS3.5 (README, "DICOM output", has the table):
 
 - JPEG lossless (.70), JPEG-LS (.80): both codings are unsigned only. PS3.5 8.2.1 Note 4 (8.2.3 refers to it):
   the Pixel Representation element "describes what has been compressed (the pixel data really is to be
@@ -14,14 +14,15 @@ How signed data (PixelRepresentation 1) is coded, per PS3.5 (research notes: /wo
   and receivers may assume nothing about them. medpipe codes the whole pixel cell, sign-extended, at precision
   P = BitsAllocated, as DCMTK 3.6.7 (dcmcjpeg/dcmcjpls default "true lossless") and dcm4che (bitsCompressed=-16
   for signed data) do: every decoder then yields the stored values, including PACS that ignore Bits Stored
-  (Orthanc 1.10.1 decodes a P = BitsStored signed stream as 0..2^P-1: measured, see the notes). Unsigned data is
-  coded at P = BitsStored. When BitsStored = BitsAllocated the two rules agree.
+  (Orthanc 1.10.1 decodes a P = BitsStored signed stream as 0..2^P-1: measured, README "DICOM output").
+  Unsigned data is coded at P = BitsStored. When BitsStored = BitsAllocated the two rules agree.
 - JPEG 2000 (.90) and HTJ2K (.201/.202): the codestream carries signedness (SIZ Ssiz, ISO 15444-1 A.5.1);
   PS3.5 8.2.4: "Pixel Representation may be either 0 or 1 depending on what has been encoded (as specified in the
   SIZ marker segment in the precision and sign of component parameter)". Signed components, precision BitsStored.
 - JPEG XL (.110): no signed samples in ISO 18181-1; coded like JPEG/JPEG-LS (the sign-extended cell at
-  bits_per_sample = BitsAllocated; unsigned at BitsStored) by analogy with 8.2.1 Note 4 -- the 8.2.15 text on
-  signed data was not found (see the notes).
+  bits_per_sample = BitsAllocated; unsigned at BitsStored) by analogy with 8.2.1 Note 4. PS3.5 8.2.15 (2024d)
+  states the consistency rule only ("in terms of consistency with what is encapsulated"); no text on signed data
+  was found, so this is medpipe's choice, labelled as such.
 - RLE (.5): PS3.5 Annex G.2 codes byte segments of the Padded Composite Pixel Code: the whole BitsAllocated-wide
   pixel cell, most significant byte first, so the two's complement cell is coded as it is stored.
 - Deflated Image Frame (.8.1): PS3.5 8.2.16 / A.4.13: the frame's native little-endian byte stream, deflated

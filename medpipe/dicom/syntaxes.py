@@ -3,8 +3,7 @@ the Image Pixel module (the PS3.5 "Valid Values of Pixel Data Related Attributes
 the PS3.6 entries pydicom 3.0 lacks, and the wrapper clean-up of benchmark codestreams.
 
 Which codec configuration fits which syntax is declared in each codec class (``Codec.dicom``); this module holds
-what the standard says about the syntaxes themselves. Research notes with the quoted sections: README's "DICOM
-output" section and /work/notes/dicom-syntaxes.md.
+what the standard says about the syntaxes themselves (README, "DICOM output", tables the rules per syntax).
 """
 from __future__ import annotations
 

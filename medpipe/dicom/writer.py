@@ -186,8 +186,13 @@ class DicomSink:
             except NotWritable as exc:
                 self.say(f"Deflated Image Frame: {volume.name}: {exc}")
                 continue
+            except OutputError:
+                raise
             except OSError as exc:
                 raise os_error(exc, final) from None
+            except Exception as exc:  # noqa: BLE001 - the matrix's results still get written
+                self.say(f"[red]Deflated Image Frame not written[/] for {volume.name}: {type(exc).__name__}: {exc}")
+                continue
             self.extras.append(_record(volume, DEFLATED_IMAGE_FRAME, kind, final, size))
         return self.extras
 
