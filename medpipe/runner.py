@@ -90,8 +90,9 @@ def save_kept(folder: Path, volumes: list, keep: dict, outcome: Outcome) -> None
 
 def run_preset(preset: Preset, console, *, input_override: Path | None = None, out: Path | None = None,
                ffmpeg: str | None = None, jobs: int | None = None, resume: bool = False,
-               scheduler: str | None = None) -> int:
-    """Run a preset; returns the exit code (0 all ok or skipped, 1 a row or input failed)."""
+               scheduler: str | None = None, send: str | None = None) -> int:
+    """Run a preset; returns the exit code (0 all ok or skipped, 1 a row or input failed; sending to a DICOM node
+    is reported, not counted: see medpipe.dicom.deliver)."""
     if preset.archive is not None:  # an intertwined-archive preset (thesis chapter 4)
         return run_archive_preset(preset, console, input_override=input_override, out=out, ffmpeg=ffmpeg)
     started = datetime.now(timezone.utc)
@@ -102,6 +103,10 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
     inputs = [input_override] if input_override else list(preset.inputs)
     if not inputs:
         raise MedpipeError("the preset names no input; add 'input:' or pass --input PATH")
+    from .dicom.deliver import send_node, with_send_defaults
+
+    node = send_node(send, preset.dicom_out)  # a malformed node is said before any work
+    dicom_out = with_send_defaults(preset.dicom_out, node)
     output = Path(out or preset.output)
     check_writable(output)  # before any input is read: a read-only or full disk is said at once
     clean_stale(output)
@@ -125,13 +130,12 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
             base = folder if preset.dump_png is True else Path(str(preset.dump_png))
             dump_png(vol, base / "png" / vol.name)
     sink = None
-    if preset.dicom_out:
+    if dicom_out:
         from .dicom.writer import DicomSink
 
-        root = folder / preset.dicom_out["folder"]
+        root = folder / dicom_out["folder"]
         console.print(f"DICOM output: {root}", highlight=False)
-        sink = DicomSink(root, ctx, offset_table=preset.dicom_out["offset_table"],
-                         verify=preset.dicom_out["verify"], console=console)
+        sink = DicomSink.from_options(root, ctx, dicom_out, console)
     keep = keep_plan(preset, volumes)
     try:
         outcome = run_matrix(volumes, preset.codecs, ctx, settings, console, jobs=jobs, executor=m["executor"],
@@ -144,8 +148,15 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
         shutil.rmtree(folder / STAGE_DIR, ignore_errors=True)  # the workers' shared copies of the pixels
     rows = outcome.rows
     render_table(rows, console)
-    write_results(folder, rows, [v.describe() for v in volumes], provenance(preset, ctx, started, outcome),
-                  [spec.describe() for spec in preset.codecs])
+    prov = provenance(preset, ctx, started, outcome)
+    if sink is not None:
+        from .dicom.deliver import send_outputs, show_written
+
+        prov["dicom"] = {"extra_series": sink.finish(volumes)}
+        show_written(rows, prov["dicom"]["extra_series"], console)
+        if node is not None:
+            prov["dicom"]["send"] = send_outputs(node, rows, prov["dicom"]["extra_series"], dicom_out, console)
+    write_results(folder, rows, [v.describe() for v in volumes], prov, [spec.describe() for spec in preset.codecs])
     save_kept(folder, volumes, keep, outcome)
     if preset.report:
         build_report(folder, preset.report, console)

@@ -18,16 +18,28 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from medpipe.dicom import codestreams
+import zlib
+
+from medpipe.dicom import codestreams, streaminfo
+from medpipe.dicom import syntaxes as sx
 
 TIMEOUT = 120
 
 # Which DCMTK 3.6.7 tool decodes which transfer syntax (dcmdjpeg: all JPEG processes; dcmdjpls; dcmdrle).
 DCMTK_DECODERS = {
     "1.2.840.10008.1.2.4.50": "dcmdjpeg", "1.2.840.10008.1.2.4.51": "dcmdjpeg", "1.2.840.10008.1.2.4.57": "dcmdjpeg",
-    codestreams.JPEG_LOSSLESS_SV1: "dcmdjpeg", codestreams.JPEG_LS_LOSSLESS: "dcmdjpls",
-    "1.2.840.10008.1.2.4.81": "dcmdjpls", codestreams.RLE_LOSSLESS: "dcmdrle",
+    sx.JPEG_LOSSLESS_SV1: "dcmdjpeg", sx.JPEG_LS_LOSSLESS: "dcmdjpls", sx.JPEG_LS_NEAR: "dcmdjpls",
+    sx.RLE_LOSSLESS: "dcmdrle",
 }
+# Which independent decoders read which syntax here (Debian bookworm: DCMTK 3.6.7, GDCM 3.0.21, OpenJPEG 2.5.0,
+# libjxl 0.7; the others refuse: DCMTK has no JPEG 2000/HTJ2K/JPEG XL, GDCM no HTJ2K/JPEG XL/deflated frames;
+# "inflate" is zlib, the RFC 1951 reference, on the Deflated Image Frame fragments).
+DECODERS = {
+    sx.JPEG_LOSSLESS_SV1: ("dcmtk", "gdcm"), sx.JPEG_LS_LOSSLESS: ("dcmtk", "gdcm"),
+    sx.JPEG_2000_LOSSLESS: ("gdcm", "opj"), sx.HTJ2K_LOSSLESS: ("opj",), sx.HTJ2K_LOSSLESS_RPCL: ("opj",),
+    sx.JPEG_XL_LOSSLESS: ("djxl",), sx.RLE_LOSSLESS: ("dcmtk", "gdcm"), sx.DEFLATED_IMAGE_FRAME: ("inflate",),
+}
+WHOLE_FILE = ("dcmtk", "gdcm")  # these decode the file; the others one frame's codestream
 
 
 class ToolFailed(AssertionError):
@@ -131,7 +143,7 @@ def djxl_decode(codestream: bytes) -> np.ndarray:
     header keeps maxval 2^P - 1. So 16-bit output is asked for explicitly and that rescale, injective for
     P <= 16, is inverted with the codestream's own bits_per_sample P."""
     exe = tool("djxl")
-    info = codestreams.jxl_info(codestream)
+    info = streaminfo.jxl_info(codestream)
     grey, precision = info.get("colour", "grey") == "grey", info.get("precision", 8)
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "frame.jxl", Path(tmp) / ("out.pgm" if grey else "out.ppm")
@@ -141,6 +153,28 @@ def djxl_decode(codestream: bytes) -> np.ndarray:
     if 8 < precision < 16:
         samples = np.rint(samples * ((1 << precision) - 1) / 65535).astype(np.int64)
     return samples
+
+
+def decoded(decoder: str, path: Path, ds: pydicom.Dataset, frame: int = 0) -> np.ndarray:
+    """Stored values as the named independent decoder returns them: the whole file for DCMTK / GDCM (as
+    pixel_array shapes it), else frame `frame` of `path` (OpenJPEG, djxl, zlib inflate on its codestream)."""
+    signed = ds.PixelRepresentation == 1
+    if decoder == "dcmtk":
+        return dcmtk_decode(path)
+    if decoder == "gdcm":
+        return gdcm_decode(path)
+    data = nth_frame(path, frame)
+    if decoder == "opj":
+        return opj_decode(data, signed)
+    if decoder == "djxl":
+        return codestreams.values_from_pattern(djxl_decode(data), ds.BitsStored, signed)
+    # inflate: RFC 1951 with zlib, the result must be the source's native Pixel Data bytes (PS3.5 A.4.13)
+    cells = zlib.decompress(data, -zlib.MAX_WBITS)
+    kind = ("<i" if signed else "<u") + str(ds.BitsAllocated // 8)
+    values = np.frombuffer(cells, kind)
+    if ds.SamplesPerPixel > 1:
+        return values.reshape(ds.Rows, ds.Columns, -1)
+    return values.reshape(ds.Rows, ds.Columns)
 
 
 def dciodvfy_errors(path: Path) -> set[str]:
@@ -170,11 +204,11 @@ def write_in_syntax(source: Path, uid: str, out: Path, effort: int | None = 1) -
                                         photometric=ds.PhotometricInterpretation,
                                         planar_configuration=int(ds.get("PlanarConfiguration", 0)), effort=effort)
                for f in frames_of(ds)]
-    ds.PixelData = codestreams.encapsulate_frames(uid, streams)
+    ds.PixelData = codestreams.encapsulate_frames(streams)[0]
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
     ds.file_meta.TransferSyntaxUID = uid
-    with codestreams.known_transfer_syntaxes():
+    with sx.known_transfer_syntaxes():
         ds.save_as(out, enforce_file_format=True)
     return out
 
@@ -214,18 +248,26 @@ def derived_source(source: Path, kind: str, out: Path) -> Path:
     new.PixelData = pixels.tobytes()
     new["PixelData"].VR = "OW" if pixels.dtype.itemsize == 2 else "OB"
     new.SOPInstanceUID = new.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    new.SeriesInstanceUID = generate_uid()
+    # one derived series per source series and kind: the copies of a series stay one series
+    new.SeriesInstanceUID = generate_uid(entropy_srcs=[str(ds.get("SeriesInstanceUID", source.parent)), kind])
     new.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     new.save_as(out, enforce_file_format=True)
     return out
 
 
-def first_frame(path: Path) -> bytes:
-    """The first frame's codestream of an encapsulated file (its fragment, pad byte included)."""
+def nth_frame(path: Path, index: int = 0) -> bytes:
+    """Frame `index`'s codestream of an encapsulated file (its fragment, pad byte included)."""
     from pydicom.encaps import generate_frames
 
     ds = pydicom.dcmread(path)
-    return next(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))
+    frames = generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1))
+    for _ in range(index):
+        next(frames)
+    return next(frames)
+
+
+def first_frame(path: Path) -> bytes:
+    return nth_frame(path, 0)
 
 
 def assert_same_instance(source: Path, output: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -18,7 +19,7 @@ import pytest
 import interop
 import pacs
 from conftest import SAMPLE
-from medpipe.dicom import codestreams as cs
+from medpipe.dicom import syntaxes as sx
 from medpipe.dicom.send import parse_node, send_files, syntax_name
 from medpipe.errors import PresetError
 
@@ -27,16 +28,16 @@ KINDS = ("s13", "u12", "u8", "rgb8")
 # Orthanc 1.10.1 (Debian bookworm, DCMTK 3.6.7 inside), measured here:
 # (C-STORE accepted, REST upload stored, decodes a frame alone, decodes with the orthanc-gdcm 1.5 plugin)
 ORTHANC = {
-    cs.JPEG_LOSSLESS_SV1: (True, True, True, True),
-    cs.JPEG_LS_LOSSLESS: (True, True, True, True),
-    cs.JPEG_2000_LOSSLESS: (True, True, False, True),
-    cs.HTJ2K_LOSSLESS: (False, True, False, False),
-    cs.HTJ2K_LOSSLESS_RPCL: (False, True, False, False),
-    cs.JPEG_XL_LOSSLESS: (False, True, False, False),
-    cs.RLE_LOSSLESS: (True, True, True, True),
-    cs.DEFLATED_IMAGE_FRAME: (False, True, False, False),
+    sx.JPEG_LOSSLESS_SV1: (True, True, True, True),
+    sx.JPEG_LS_LOSSLESS: (True, True, True, True),
+    sx.JPEG_2000_LOSSLESS: (True, True, False, True),
+    sx.HTJ2K_LOSSLESS: (False, True, False, False),
+    sx.HTJ2K_LOSSLESS_RPCL: (False, True, False, False),
+    sx.JPEG_XL_LOSSLESS: (False, True, False, False),
+    sx.RLE_LOSSLESS: (True, True, True, True),
+    sx.DEFLATED_IMAGE_FRAME: (False, True, False, False),
 }
-MEASURED: dict[str, dict] = {uid: {} for uid in cs.SYNTAXES}
+MEASURED: dict[str, dict] = {uid: {} for uid in sx.SYNTAXES}
 slow = pytest.mark.slow
 
 
@@ -46,7 +47,7 @@ def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("series")
     sources = list(SLICES) + [interop.derived_source(SLICES[1], kind, folder / f"{kind}.dcm") for kind in KINDS]
     out = {}
-    for uid in cs.SYNTAXES:
+    for uid in sx.SYNTAXES:
         (folder / uid).mkdir()
         out[uid] = [(src, interop.write_in_syntax(src, uid, folder / uid / f"{i}.dcm"))
                     for i, src in enumerate(sources)]
@@ -72,7 +73,7 @@ def stored_dataset(server: pacs.Orthanc, sop_instance_uid: str) -> pydicom.Datas
 
 
 @slow
-@pytest.mark.parametrize("uid", list(cs.SYNTAXES))
+@pytest.mark.parametrize("uid", list(sx.SYNTAXES))
 def test_cstore_proposes_the_files_own_syntax(uid, files, orthanc):
     orthanc.clear()
     paths = [out for _, out in files[uid]]
@@ -99,7 +100,7 @@ def test_cstore_proposes_the_files_own_syntax(uid, files, orthanc):
 
 
 @slow
-@pytest.mark.parametrize("uid", list(cs.SYNTAXES))
+@pytest.mark.parametrize("uid", list(sx.SYNTAXES))
 def test_rest_upload_reads_back_byte_identical(uid, files, orthanc):
     for _, out in files[uid]:
         orthanc.clear()
@@ -127,14 +128,14 @@ def check_decoding(server: pacs.Orthanc, uid: str, files, decodes: bool) -> str:
 
 
 @slow
-@pytest.mark.parametrize("uid", list(cs.SYNTAXES))
+@pytest.mark.parametrize("uid", list(sx.SYNTAXES))
 def test_orthanc_decodes_to_the_stored_values_or_refuses(uid, files, orthanc):
     MEASURED[uid]["decode_words"] = check_decoding(orthanc, uid, files, ORTHANC[uid][2])
     MEASURED[uid]["decodes"] = ORTHANC[uid][2]
 
 
 @slow
-@pytest.mark.parametrize("uid", list(cs.SYNTAXES))
+@pytest.mark.parametrize("uid", list(sx.SYNTAXES))
 def test_orthanc_with_gdcm_decodes_to_the_stored_values_or_refuses(uid, files, orthanc_gdcm):
     MEASURED[uid]["gdcm_words"] = check_decoding(orthanc_gdcm, uid, files, ORTHANC[uid][3])
     MEASURED[uid]["decodes_gdcm"] = ORTHANC[uid][3]
@@ -155,18 +156,18 @@ def test_orthanc_table(capsys):
                      f"{yes[row['decodes']]} | {yes[row['decodes_gdcm']]} | {words or '-'} |")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
-    assert len(lines) == 2 + len(cs.SYNTAXES)
+    assert len(lines) == 2 + len(sx.SYNTAXES)
 
 
 @slow
 def test_one_association_stores_one_syntax_and_names_the_refused_one(files, orthanc):
     """Per-syntax negotiation: JPEG-LS and HTJ2K RPCL in one call; one is stored, the other gets its line."""
     orthanc.clear()
-    jls, rpcl = files[cs.JPEG_LS_LOSSLESS][1][1], files[cs.HTJ2K_LOSSLESS_RPCL][0][1]
+    jls, rpcl = files[sx.JPEG_LS_LOSSLESS][1][1], files[sx.HTJ2K_LOSSLESS_RPCL][0][1]
     report = send_files([jls, rpcl], orthanc.node)
     assert report.associations == 1
     assert [r.outcome for r in report.results] == ["stored", "refused"]
-    assert report.lines()[1].startswith(f"{orthanc.node} refused transfer syntax {cs.HTJ2K_LOSSLESS_RPCL} "
+    assert report.lines()[1].startswith(f"{orthanc.node} refused transfer syntax {sx.HTJ2K_LOSSLESS_RPCL} "
                                         "(HTJ2K Lossless RPCL) for CT Image Storage: 1 file(s) not sent")
 
 
@@ -185,7 +186,7 @@ def test_more_than_128_contexts_use_several_associations(files, orthanc, tmp_pat
         crop = ds.pixel_array[200:216, 200:216]
         ds.Rows, ds.Columns = crop.shape
         ds.PixelData = crop.tobytes()
-        for uid in (cs.JPEG_LS_LOSSLESS, cs.RLE_LOSSLESS):
+        for uid in (sx.JPEG_LS_LOSSLESS, sx.RLE_LOSSLESS):
             copy_ = copy.deepcopy(ds)
             copy_.SOPInstanceUID = copy_.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
             copy_.save_as(tmp_path / "src.dcm", enforce_file_format=True)
@@ -201,16 +202,130 @@ def test_more_than_128_contexts_use_several_associations(files, orthanc, tmp_pat
 @slow
 def test_wrong_called_ae_title_is_one_line(files, orthanc):
     node = parse_node(f"NOTORTHANC@127.0.0.1:{orthanc.node.port}")
-    report = send_files([files[cs.RLE_LOSSLESS][0][1]], node, timeout=10)
+    report = send_files([files[sx.RLE_LOSSLESS][0][1]], node, timeout=10)
     assert report.lines() == [f"{node}: 1 file(s) not sent: {node} rejected the association (Rejected Permanent, "
-                              f"Service User: Called AE title not recognised) (first: {files[cs.RLE_LOSSLESS][0][1]})"]
+                              f"Service User: Called AE title not recognised) (first: {files[sx.RLE_LOSSLESS][0][1]})"]
+
+
+# -- what medpipe itself writes: every lossless series of a run -------------------------------------------------
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+MEDPIPE_LOSSLESS = {"jpegls": sx.JPEG_LS_LOSSLESS, "ljpeg": sx.JPEG_LOSSLESS_SV1, "jpeg2000": sx.JPEG_2000_LOSSLESS,
+                    "htj2k": sx.HTJ2K_LOSSLESS_RPCL, "jpegxl": sx.JPEG_XL_LOSSLESS, "rle": sx.RLE_LOSSLESS}
+
+
+@pytest.fixture(scope="module")
+def medpipe_series(tmp_path_factory, ctx):
+    """{syntax: [files]}: the series medpipe's DICOM output wrote for six real slices (signed CT), one per lossless
+    syntax: HTJ2K as .202 (the default) and .201 (htj2k: plain), the Deflated Image Frame series included."""
+    from helpers import row_of
+    from medpipe.codecs import parse_codec
+    from medpipe.dicom.writer import DicomSink
+    from medpipe.volumes import load_dicom_files
+
+    paths = sorted(SAMPLE.glob("*.dcm"))[8:14]
+    volume = load_dicom_files(paths, "six", SAMPLE)
+    sink = DicomSink(tmp_path_factory.mktemp("medpipe_out"), ctx, deflated=True)
+    out = {}
+    for codec, uid in MEDPIPE_LOSSLESS.items():
+        row = row_of(volume, parse_codec({"codec": codec, "effort": 3} if codec == "jpegxl" else {"codec": codec},
+                                         "test"), ctx, sink=sink)
+        assert row["dicom_ts"] == uid, row["reason"]
+        out[uid] = sorted(Path(row["dicom_dir"]).iterdir())
+    plain = DicomSink(sink.root / "plain", ctx, htj2k="plain")
+    row = row_of(volume, parse_codec({"codec": "htj2k"}, "test"), ctx, sink=plain)
+    out[sx.HTJ2K_LOSSLESS] = sorted(Path(row["dicom_dir"]).iterdir())
+    (deflated,) = sink.finish([volume])
+    out[sx.DEFLATED_IMAGE_FRAME] = sorted(Path(deflated["folder"]).iterdir())
+    return out
+
+
+@slow
+@pytest.mark.parametrize("uid", list(sx.SYNTAXES))
+def test_medpipe_series_by_cstore(uid, medpipe_series, orthanc):
+    """C-STORE negotiates exactly the series' syntax; Orthanc stores the very dataset, or the refusal is a line."""
+    orthanc.clear()
+    paths = medpipe_series[uid]
+    report = send_files(paths, orthanc.node, timeout=30)
+    if ORTHANC[uid][0]:
+        assert report.ok and report.negotiated() == {(CT_IMAGE_STORAGE, uid)}, report.lines()
+        for path in paths:
+            sent = pydicom.dcmread(path)
+            assert stored_dataset(orthanc, sent.SOPInstanceUID) == sent
+    else:
+        assert not orthanc.instances() and len(report.lines()) == 1, report.lines()
+        assert report.lines()[0].startswith(f"{orthanc.node} refused transfer syntax {uid} ({syntax_name(uid)}) for "
+                                            f"CT Image Storage: {len(paths)} file(s) not sent (its answer: ")
+
+
+@slow
+@pytest.mark.parametrize("uid", list(sx.SYNTAXES))
+def test_medpipe_series_by_rest_read_back_identical_and_decoded(uid, medpipe_series, orthanc, orthanc_gdcm):
+    """Every file uploaded reads back byte-identical; where Orthanc (alone, else with its GDCM plugin) decodes the
+    syntax, frame 0 is the source's stored values."""
+    server = orthanc if ORTHANC[uid][2] else orthanc_gdcm if ORTHANC[uid][3] else None
+    for path in medpipe_series[uid]:
+        orthanc.clear()
+        instance = orthanc.upload(path.read_bytes())
+        assert orthanc.file(instance) == path.read_bytes(), path.name
+        if server is not None:
+            server.clear()
+            decoding = server.upload(path.read_bytes())
+            source = pydicom.dcmread(SAMPLE / path.name)
+            assert np.array_equal(server.decode_frame(decoding, signed=True), source.pixel_array), path.name
+
+
+@slow
+def test_cli_send_stores_what_orthanc_takes_and_names_what_it_refuses(tmp_path, orthanc):
+    """medpipe PRESET --send AET@HOST:PORT: the run's lossless series go out after the matrix; one line per
+    outcome; the exit code stays the matrix's."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    orthanc.clear()
+    series = tmp_path / "series"
+    series.mkdir()
+    for f in SLICES:
+        (series / f.name).write_bytes(f.read_bytes())
+    preset = tmp_path / "send.yaml"
+    preset.write_text(f"input: {series.as_posix()}\ndicom_out: {{deflated: true}}\n"
+                      "codecs: [{codec: jpegls}, {codec: htj2k}, {codec: jpegls, near: 2, label: jls near2}]\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), str(preset), "--out", str(tmp_path / "o"),
+                           "--send", str(orthanc.node)], capture_output=True, text=True, timeout=600)
+    out = " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    n = len(SLICES)
+    assert f"sending {3 * n} file(s) of 3 series to {orthanc.node}" in out, out
+    assert f"{orthanc.node}: {n} file(s) stored (JPEG-LS Lossless)" in out
+    for uid in (sx.HTJ2K_LOSSLESS_RPCL, sx.DEFLATED_IMAGE_FRAME):
+        assert (f"{orthanc.node} refused transfer syntax {uid} ({syntax_name(uid)}) for CT Image Storage: {n} "
+                "file(s) not sent (its answer: abstract syntax not supported)") in out
+    assert "DICOM output" in out and "dicom_cr" in out  # the table of written series with both CRs
+    assert len(orthanc.instances()) == n
+    (folder,) = (tmp_path / "o").iterdir()
+    sent = json.loads((folder / "results.json").read_text())["provenance"]["dicom"]["send"]
+    assert sent["stored"] == n and sent["files"] == 3 * n and sent["node"] == str(orthanc.node)
+
+
+def test_a_malformed_send_node_stops_before_any_work(tmp_path, capsys):
+    from medpipe.cli import main
+
+    preset = tmp_path / "p.yaml"
+    preset.write_text(f"input: {SLICES[0].parent.as_posix()}\ncodecs: [{{codec: jpegls}}]\n")
+    assert main([str(preset), "--out", str(tmp_path / "o"), "--send", "PACS@nowhere"]) == 2
+    out = capsys.readouterr().out
+    assert "--send 'PACS@nowhere': expected AET@HOST:PORT" in out and "Traceback" not in out
+    assert not (tmp_path / "o").exists()
 
 
 # -- sending without a peer: the lines a user sees ----------------------------------------------------------------
 
 def test_unreachable_peer_is_one_line(tmp_path):
     node = parse_node(f"PACS@127.0.0.1:{pacs.free_port()}")
-    path = interop.write_in_syntax(SLICES[0], cs.JPEG_LS_LOSSLESS, tmp_path / "jls.dcm")
+    path = interop.write_in_syntax(SLICES[0], sx.JPEG_LS_LOSSLESS, tmp_path / "jls.dcm")
     report = send_files([path], node, timeout=5)
     assert report.lines() == [f"{node}: 1 file(s) not sent: no association with {node}: connection refused, "
                               f"unreachable or timed out (first: {path})"]

@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, help="cells run in parallel (default: the preset's, else all cores)")
     p.add_argument("--resume", action="store_true", help="skip cells already in the output's result store")
     p.add_argument("--scheduler", help="run cells on this Dask scheduler (address)")
+    p.add_argument("--send", metavar="AET@HOST:PORT", help="after the run, send the lossless DICOM series it wrote "
+                   "to this DICOM node by C-STORE (turns DICOM output on; default: the preset's dicom_out.send)")
     p.add_argument("--list-codecs", action="store_true", help="show which codecs are available here")
     return p
 
@@ -54,4 +56,4 @@ def main(argv: list[str], console) -> int:
 
     preset = load_preset(args.preset)
     return run_preset(preset, console, input_override=args.input, out=args.out, ffmpeg=args.ffmpeg,
-                      jobs=args.jobs, resume=args.resume, scheduler=args.scheduler)
+                      jobs=args.jobs, resume=args.resume, scheduler=args.scheduler, send=args.send)

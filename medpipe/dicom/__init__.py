@@ -1,3 +1,6 @@
-"""DICOM output (floor 2): PS3.5 syntax facts and checks (:mod:`.syntaxes`), codestreams from stored values
-(:mod:`.codestreams`), header rules shared with archive restore (:mod:`.header`), the writer the matrix calls for
-each verified cell (:mod:`.writer`), and sending to a DICOM node (:mod:`.send`). This package imports nothing."""
+"""DICOM output (floor 2). :mod:`.syntaxes` PS3.5 / PS3.6 facts as data; :mod:`.codestreams` frames coded from
+stored values per syntax; :mod:`.streaminfo` what a codestream says about itself; :mod:`.validate` the per-syntax
+checks and decoders; :mod:`.header` derived-instance rules (shared with archive restore); :mod:`.part10` one file
+and its ``dicom_bytes``; :mod:`.writer` the sink the matrix calls per verified cell; :mod:`.video` H.264 / HEVC
+objects; :mod:`.send` C-STORE; :mod:`.deliver` what happens after the matrix (extra series, sending). This package
+imports nothing above it."""

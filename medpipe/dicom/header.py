@@ -1,5 +1,6 @@
 """Header rules for DICOM medpipe writes or restores: fitting stored-value attributes to coded values, and the
-derived-image rules of PS3.3 C.7.6.1.1.5 (lossy compression makes a new instance), used by the DICOM writer and by
+derived-image rules (PS3.3 C.7.6.1.1.2-5: lossy compression, an offset copy or a grey conversion makes a new
+derived instance; a lossless transcode keeps the instance and touches nothing), used by the DICOM writer and by
 archive restore alike."""
 from __future__ import annotations
 
@@ -78,41 +79,67 @@ def _ds_text(v: float) -> str:
     return text if len(text) <= 16 else f"{v:.6g}"
 
 
-def mark_lossy(ds, method: str | None, ratio: float, series_uid: str, label: str) -> None:
-    """PS3.3 C.7.6.1.1.5: a lossy compressed image is a new, derived instance."""
+# PS3.16 CID 7202 "Source Image Purposes of Reference" and CID 7203 "Image Derivation" codes (DCM scheme)
+UNCOMPRESSED_PREDECESSOR = ("121320", "Uncompressed predecessor")
+SOURCE_FOR_PROCESSING = ("121322", "Source image for image processing operation")
+LOSSY_COMPRESSION = ("113040", "Lossy Compression")
+
+
+def _code(value: tuple[str, str]):
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value[0], "DCM", value[1]
+    return item
+
+
+def derive(ds, series_uid: str, text: str, label: str, purpose: tuple[str, str],
+           derivation: tuple[str, str] | None = None) -> None:
+    """Make ``ds`` a new derived instance of its source (PS3.3 C.7.6.1.1.2 Image Type DERIVED, C.7.6.1.1.3
+    Derivation Description, C.7.6.1.2 Source Image Sequence): a new SOP Instance UID in series ``series_uid``."""
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
 
     old_class, old_inst = ds.get("SOPClassUID"), ds.get("SOPInstanceUID")
     ds.SOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = series_uid
+    image_type = [str(v) for v in _multi(ds.get("ImageType"))] or ["DERIVED", "SECONDARY"]
+    image_type[0] = "DERIVED"
+    if len(image_type) == 1:
+        image_type.append("SECONDARY")
+    ds.ImageType = image_type
+    prior = str(ds.get("DerivationDescription", "") or "")
+    ds.DerivationDescription = (f"{prior}; {text}" if prior else text)[:1024]
+    if derivation:
+        ds.DerivationCodeSequence = [_code(derivation)]
+    if old_class and old_inst:
+        ref = Dataset()
+        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = old_class, old_inst
+        ref.PurposeOfReferenceCodeSequence = [_code(purpose)]
+        ds.SourceImageSequence = [ref]
+    desc = str(ds.get("SeriesDescription", "") or "")
+    ds.SeriesDescription = (f"{desc} [{label}]" if desc else f"[{label}]")[:64]
+
+
+def mark_lossy(ds, method: str | None, ratio: float, series_uid: str, label: str) -> None:
+    """PS3.3 C.7.6.1.1.5: a lossy compressed image is a new, derived instance."""
     ds.LossyImageCompression = "01"
     ratios = [str(r) for r in _multi(ds.get("LossyImageCompressionRatio"))]
     methods = [str(m) for m in _multi(ds.get("LossyImageCompressionMethod"))]
     ds.LossyImageCompressionRatio = ratios + [_ds_text(round(ratio, 2))]
     # PS3.3 C.7.6.1.1.5.1 defined terms; a method without one is left out rather than mislabelled
     ds.LossyImageCompressionMethod = methods + ([method] if method else [])
-    image_type = [str(v) for v in _multi(ds.get("ImageType"))] or ["DERIVED", "SECONDARY"]
-    image_type[0] = "DERIVED"
-    if len(image_type) == 1:
-        image_type.append("SECONDARY")
-    ds.ImageType = image_type
-    text = f"lossy compressed by medpipe ({label})"
-    prior = str(ds.get("DerivationDescription", "") or "")
-    ds.DerivationDescription = (f"{prior}; {text}" if prior else text)[:1024]
-    code = Dataset()
-    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "113040", "DCM", "Lossy Compression"
-    ds.DerivationCodeSequence = [code]
-    if old_class and old_inst:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = old_class, old_inst
-        purpose = Dataset()
-        purpose.CodeValue, purpose.CodingSchemeDesignator = "121320", "DCM"
-        purpose.CodeMeaning = "Uncompressed predecessor"
-        ref.PurposeOfReferenceCodeSequence = [purpose]
-        ds.SourceImageSequence = [ref]
-    desc = str(ds.get("SeriesDescription", "") or "")
-    ds.SeriesDescription = (f"{desc} [{label}]" if desc else f"[{label}]")[:64]
+    derive(ds, series_uid, f"lossy compressed by medpipe ({label})", label, UNCOMPRESSED_PREDECESSOR,
+           LOSSY_COMPRESSION)
+
+
+def mark_offset_copy(ds, offset: int, series_uid: str, label: str) -> None:
+    """The offset copy (``dicom_out: {offset_copy: true}``): stored values minus ``offset``, coded losslessly. The
+    values differ from the source's, so it is a new derived instance (the source keeps its UIDs); the modality
+    values are unchanged (:func:`fit_stored_values` adjusted the rescale)."""
+    derive(ds, series_uid, f"stored values offset by {-offset:+d} for compression by medpipe ({label}); Pixel "
+           "Representation, Bits Stored and Rescale Intercept adjusted, modality values unchanged",
+           f"{label}, offset copy", SOURCE_FOR_PROCESSING)
 
 
 def _multi(value) -> list:
@@ -123,18 +150,13 @@ def _multi(value) -> list:
     return [value]
 
 
-def mark_grey_conversion(ds) -> None:
-    """A colour source coded as luma: a new derived MONOCHROME2 instance."""
-    from pydicom.uid import generate_uid
-
-    ds.SOPInstanceUID = generate_uid()
+def grey_pixel_module(ds) -> None:
+    """A colour source coded as luma: the Image Pixel module of the grey image, and why (the caller makes the
+    instance derived: :func:`derive` or :func:`mark_lossy`)."""
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     for kw in ("PlanarConfiguration", "RedPaletteColorLookupTableDescriptor", "ICCProfile"):
         if kw in ds:
             del ds[kw]
-    image_type = [str(v) for v in _multi(ds.get("ImageType"))] or ["DERIVED", "SECONDARY"]
-    image_type[0] = "DERIVED"
-    ds.ImageType = image_type if len(image_type) > 1 else image_type + ["SECONDARY"]
     prior = str(ds.get("DerivationDescription", "") or "")
     text = "colour converted to grey (BT.601 luma) by medpipe"
     ds.DerivationDescription = (f"{prior}; {text}" if prior else text)[:1024]

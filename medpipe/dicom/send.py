@@ -158,7 +158,7 @@ def send_files(paths: Iterable[Path], node: Node, calling_aet: str = "MEDPIPE", 
     """C-STORE every file to `node` in its own transfer syntax; a report with one outcome per file."""
     from pynetdicom import _config
 
-    from medpipe.dicom.codestreams import known_transfer_syntaxes
+    from .syntaxes import known_transfer_syntaxes
 
     report = SendReport(node, [_read_meta(p) for p in paths])
     pending = [r for r in report.results if r.outcome != "unreadable"]

@@ -1,10 +1,32 @@
-"""Write each verified encoding as standard DICOM: encapsulated pixel data, the right transfer syntax, every other
-attribute of the source kept.
+"""Write each verified cell as standard DICOM, one series per (volume, configuration).
 
-The codestreams are the very bytes the benchmark timed and verified (one per slice), encapsulated with pydicom; no
-second encoding. Only optional wrapper segments (JFIF APP0, the JPEG-LS SPIFF header) are dropped: DICOM takes the
-JPEG interchange format, the image data are untouched. Header rules live in :mod:`.header`, syntax checks in
-:mod:`.syntaxes`; DICOM video goes through the run's one ffmpeg runner (``--ffmpeg``, commands in provenance).
+What a row writes (``<run>/<folder>/<volume>/<label>/``, one file per source file, the source's file names):
+
+- **Lossless** (a lossless codec on an exact mapping): the *same instance*. Every attribute of the source stays,
+  every UID and every Image Pixel module attribute included; only the transfer syntax and the encapsulation
+  change. The frames hold the source's stored values, coded as PS3.5 says for that syntax
+  (:mod:`.codestreams` cites the sections; signed data stays signed). The benchmark coded the mapped values
+  (signed CT offset by its minimum), so such frames are coded again from the stored values. The benchmark's own
+  stream is reused, frame by frame, only when the mapping is the identity and the stream passes the syntax's
+  checks for the source's attributes (:func:`.validate.frame_problems`) -- in practice RLE of unsigned data, and
+  JPEG-LS / HTJ2K (.201) / JPEG 2000 / JPEG XL frames of unsigned data whose codestream precision is Bits
+  Stored; never .202 (the benchmark's HTJ2K has no TLM) and never signed data in the JPEG family, whose bit
+  pattern differs from the offset values.
+- **Offset copy** (``offset_copy: true``, rows whose mapping offsets the values): the offset values, PS3.5-coded,
+  as a new *derived* series in ``<volume>/_offset/<label>/`` (new SOP and Series Instance UIDs, Image Type
+  DERIVED, Derivation Description, Pixel Representation 0, Bits Stored and Rescale Intercept adjusted so the
+  modality values are unchanged). Its size and CR are in the row's reason; ``cr`` stays the benchmark's.
+- **Lossy**: the benchmark's streams as a derived series (PS3.3 C.7.6.1.1.5; the method term from the codec's
+  ``lossy_method``). A colour source coded as grey is a derived MONOCHROME2 series either way.
+- **Video** (H.264 / HEVC): :mod:`.video`, through the run's ffmpeg runner.
+- ``deflated: true`` adds, per volume, the same instances in Deflated Image Frame Compression (.8.1) in
+  ``<volume>/_deflated/`` (no codec row codes it; :meth:`DicomSink.finish`).
+
+Every file is checked before its series folder is renamed into place: its encapsulation and each frame against
+the syntax's rules, then every frame decoded and compared with the values it must hold (:mod:`.validate`). Fills
+``dicom_ts``, ``dicom_dir``, ``dicom_bytes`` (the pixel data as stored, :mod:`.part10`) and ``dicom_cr`` =
+raw_bytes / dicom_bytes. Folder names starting with "_" never come from a label (labels are made safe, and a safe
+name never starts with "_").
 """
 from __future__ import annotations
 
@@ -15,22 +37,36 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MedpipeError, OutputError
-from ..files import os_error, safe_component, temp_dir
+from ..errors import CodecSkip, DamagedInput, MedpipeError, OutputError
+from ..files import os_error, safe_component
 from ..options import Option
-from .header import (DROP_TAGS, MF_TRUE_COLOR_SC, PAIRED_BODY_PARTS, TYPE2_FILL, fit_stored_values,
-                     mark_grey_conversion, mark_lossy)
-from .syntaxes import (UID_H264_HP41, UID_HEVC_MAIN10, VIDEO_TS, NotWritable, check_video_stream,
-                       codestream_precision, pydicom_knows, strip_jpeg_wrappers)
+from .codestreams import encode_frame
+from .header import (DROP_TAGS, SOURCE_FOR_PROCESSING, TYPE2_FILL, derive, fit_stored_values, grey_pixel_module,
+                     mark_lossy, mark_offset_copy)
+from .part10 import save
+from .streaminfo import codestream_info, read_items
+from .syntaxes import (DEFLATED_IMAGE_FRAME, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, J2K_FAMILY, JPEG_FAMILY, SYNTAXES,
+                       NotWritable, PixelAttrs, strip_jpeg_wrappers)
+from .validate import check_file, decode_frames, frame_problems
+from .video import VIDEO_TS, write_video
 
 DICOM_OPTIONS: dict[str, Option] = {
     "folder": Option(str, "dicom", "sub-folder of the run folder"),
     "offset_table": Option(str, "basic", "offset table of multi-frame objects", ("basic", "extended")),
-    "verify": Option(bool, True, "read the first written file back with pydicom and compare"),
+    "verify": Option(bool, True, "decode every written frame and compare it with the values it must hold"),
+    "htj2k": Option(str, "rpcl", "HTJ2K rows: rpcl = HTJ2K Lossless RPCL (.202, what AWS HealthImaging stores), "
+                    "plain = HTJ2K Lossless (.201)", ("rpcl", "plain")),
+    "offset_copy": Option(bool, False, "also write lossless rows of offset data as a derived series in the "
+                          "offset-coded form (_offset/<label>/)"),
+    "deflated": Option(bool, False, "also write each volume in Deflated Image Frame Compression (.8.1), _deflated/"),
+    "send": Option((str, dict), None, "after the run, send the lossless series by C-STORE to AET@HOST:PORT"),
+    "send_lossy": Option(bool, False, "send the lossy (derived) series too"),
 }
+SAME, GREY, OFFSET, LOSSY = "same instance", "grey", "offset copy", "lossy"
+OFFSET_DIR, DEFLATED_DIR = "_offset", "_deflated"
 
 
-def choose_syntax(volume, spec, row: dict) -> str:
+def choose_syntax(volume, spec, row: dict, htj2k: str = "rpcl") -> str:
     """The transfer syntax to write, from the row (the codec's table, filled by the cell), or NotWritable."""
     if not volume.headers:
         raise NotWritable("no DICOM written: the source is not DICOM (PNG input) and has no header to keep")
@@ -41,26 +77,48 @@ def choose_syntax(volume, spec, row: dict) -> str:
     if not uid:
         raise NotWritable(spec.codec.dicom_syntax(volume.shape)[1] or
                           "no DICOM written: the value mapping loses precision before a lossless codec")
-    if not pydicom_knows(uid):
-        import pydicom
+    return HTJ2K_LOSSLESS_RPCL if uid == HTJ2K_LOSSLESS and htj2k == "rpcl" else uid
 
-        raise NotWritable(f"no DICOM written: transfer syntax {uid} is not known to the installed pydicom "
-                          f"{pydicom.__version__} (JPEG XL needs a newer release)")
-    return uid
+
+def kind_of(volume, codec, dmap) -> str:
+    if not (codec.lossless and dmap.exact):
+        return LOSSY
+    return GREY if any(n.startswith("colour") for n in volume.notes) else SAME
+
+
+def file_groups(volume) -> list[list[int]]:
+    """The slice indices each written file holds, in the file's stored frame order (a multi-frame source's
+    frames go back where they were, so per-frame functional groups still describe them)."""
+    n, headers = volume.shape[0], volume.headers
+    if len(headers) == n:
+        return [[i] for i in range(n)]
+    if len(headers) == 1 and int(headers[0].get("NumberOfFrames", 1) or 1) == n:
+        order = getattr(volume, "frame_order", None)
+        return [sorted(range(n), key=lambda i: order[i]) if order else list(range(n))]
+    raise NotWritable(f"no DICOM written: {len(headers)} source header(s) for {n} slices")
 
 
 class DicomSink:
-    """``sink(volume, spec, mapping, encoded, row)``, called by the matrix for each verified cell: writes one DICOM
-    series per cell under ``<run>/<folder>/<volume>/<label>/`` and fills ``row["dicom_ts"]`` / ``row["dicom_dir"]``
-    (or the reason). ``ctx`` is the run's codec context: DICOM video uses its ffmpeg runner.
-    """
+    """``sink(volume, spec, mapping, encoded, row)``, called by the matrix for each verified cell (module
+    docstring). ``ctx`` is the run's codec context: DICOM video uses its ffmpeg runner."""
 
-    def __init__(self, root: Path, ctx, offset_table: str = "basic", verify: bool = True, console=None):
+    def __init__(self, root: Path, ctx, offset_table: str = "basic", verify: bool = True, console=None,
+                 htj2k: str = "rpcl", offset_copy: bool = False, deflated: bool = False):
         self.root = Path(root)
         self.ctx = ctx
         self.offset_table = offset_table
         self.verify = verify
         self.console = console
+        self.htj2k = htj2k
+        self.offset_copy = offset_copy
+        self.deflated = deflated
+        self.last_reused = 0  # benchmark frames reused as they were in the last series (tests read it)
+        self.extras: list[dict] = []  # series written besides the rows' own: offset copies, Deflated Image Frame
+
+    @classmethod
+    def from_options(cls, root: Path, ctx, options: dict, console=None) -> "DicomSink":
+        return cls(root, ctx, offset_table=options["offset_table"], verify=options["verify"], console=console,
+                   htj2k=options["htj2k"], offset_copy=options["offset_copy"], deflated=options["deflated"])
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -72,223 +130,199 @@ class DicomSink:
             self.console.print(text, highlight=False)
 
     def __call__(self, volume, spec, dmap, enc, row: dict) -> None:
+        final = self.root / safe_component(volume.name) / safe_component(spec.label)
         try:
-            uid = choose_syntax(volume, spec, row)
-            out = self.write(volume, spec, dmap, enc, uid, row)
+            uid = choose_syntax(volume, spec, row, self.htj2k)
+            kind = kind_of(volume, spec.codec, dmap)
+            if uid in VIDEO_TS:
+                size = self.write(final, lambda tmp: write_video(self.ctx, volume, spec, dmap, enc, uid, tmp)[1])
+            else:
+                size = self.write(final, lambda tmp: self.write_series(volume, uid, kind, tmp, spec.label,
+                                                                       spec.codec, dmap, enc))
         except NotWritable as exc:
-            row["dicom_ts"], row["dicom_dir"] = None, None
-            row["reason"] = _join(row.get("reason"), str(exc))
+            row.update(dicom_ts=None, dicom_dir=None, reason=_join(row.get("reason"), str(exc)))
             return
-        except OutputError:
-            raise  # disk full, read-only: the run stops with one line (finished cells stay in the store)
-        except OSError as exc:
-            raise os_error(exc, self.target(volume, spec.label)) from None
-        except Exception as exc:  # noqa: BLE001 - the codec's row stays valid; say what went wrong with DICOM
-            row["dicom_ts"], row["dicom_dir"] = None, None
-            row["reason"] = _join(row.get("reason"), f"DICOM not written: {type(exc).__name__}: {exc}")
-            row["status"] = "failed"
-            self.say(f"[red]DICOM output failed[/] for {volume.name} / {spec.label}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the codec's row stays; say what went wrong with DICOM
+            self.failed(exc, final, volume, spec, row)
             return
-        row["dicom_ts"], row["dicom_dir"] = uid, str(out)
+        row.update(dicom_ts=uid, dicom_dir=str(final), dicom_bytes=size, dicom_cr=volume.raw_bytes / size)
+        if self.offset_copy and kind == SAME and getattr(dmap, "kind", "") == "depth" and dmap.offset:
+            self.write_offset_copy(volume, spec, dmap, enc, uid, row)
+
+    def failed(self, exc: Exception, final: Path, volume, spec, row: dict) -> None:
+        if isinstance(exc, OutputError):
+            raise exc  # disk full, read-only: the run stops with one line (finished cells stay in the store)
+        if isinstance(exc, OSError):
+            raise os_error(exc, final) from None
+        row.update(dicom_ts=None, dicom_dir=None, status="failed",
+                   reason=_join(row.get("reason"), f"DICOM not written: {type(exc).__name__}: {exc}"))
+        self.say(f"[red]DICOM output failed[/] for {volume.name} / {spec.label}: {exc}")
+
+    def write_offset_copy(self, volume, spec, dmap, enc, uid: str, row: dict) -> None:
+        final = self.root / safe_component(volume.name) / OFFSET_DIR / safe_component(spec.label)
+        try:
+            size = self.write(final, lambda tmp: self.write_series(volume, uid, OFFSET, tmp, spec.label, spec.codec,
+                                                                   dmap, enc))
+        except NotWritable as exc:
+            row["reason"] = _join(row.get("reason"), f"offset copy not written: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001
+            self.failed(exc, final, volume, spec, row)
+            return
+        row["reason"] = _join(row.get("reason"), f"offset copy (derived series, stored values {-dmap.offset:+d}): "
+                                                 f"{size} bytes, CR {volume.raw_bytes / size:.3f}, {final}")
+        self.extras.append(_record(volume, uid, OFFSET, final, size, spec.label))
+
+    def finish(self, volumes) -> list[dict]:
+        """After the matrix: the extra per-volume series (``deflated``); returns a record of every series written
+        besides the rows' own (offset copies, Deflated Image Frame)."""
+        for volume in volumes if self.deflated else []:
+            final = self.root / safe_component(volume.name) / DEFLATED_DIR
+            try:
+                choose_syntax(volume, None, {"dicom_ts": DEFLATED_IMAGE_FRAME})
+                kind = GREY if any(n.startswith("colour") for n in volume.notes) else SAME
+                size = self.write(final, lambda tmp: self.write_series(volume, DEFLATED_IMAGE_FRAME, kind, tmp,
+                                                                       "Deflated Image Frame"))
+            except NotWritable as exc:
+                self.say(f"Deflated Image Frame: {volume.name}: {exc}")
+                continue
+            except OutputError:
+                raise
+            except OSError as exc:
+                raise os_error(exc, final) from None
+            except Exception as exc:  # noqa: BLE001 - the matrix's results still get written
+                self.say(f"[red]Deflated Image Frame not written[/] for {volume.name}: {type(exc).__name__}: {exc}")
+                continue
+            self.extras.append(_record(volume, DEFLATED_IMAGE_FRAME, kind, final, size))
+        return self.extras
 
     # -- writing
-    def target(self, volume, label: str) -> Path:
-        return self.root / safe_component(volume.name) / safe_component(label)
-
-    def write(self, volume, spec, dmap, enc, uid: str, row: dict) -> Path:
-        final = self.target(volume, spec.label)
+    @staticmethod
+    def write(final: Path, fill) -> int:
+        """Run ``fill(tmp)`` into a temporary folder and rename it to ``final`` when complete: never a
+        half-written series under the final name. Returns what ``fill`` returns (the pixel data bytes)."""
         tmp = final.with_name(final.name + ".part")
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         try:
-            if uid in VIDEO_TS:
-                written = self.write_video(volume, spec, dmap, enc, uid, tmp)
-            else:
-                written = self.write_frames(volume, spec, dmap, enc, uid, row, tmp)
+            size = fill(tmp)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written series behind
+            shutil.rmtree(tmp, ignore_errors=True)
             raise
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        if self.verify:
-            self.check(final / written[0].name, volume, dmap, spec.codec, uid)
-        return final
+        return size
 
-    def write_frames(self, volume, spec, dmap, enc, uid, row, tmp: Path) -> list[Path]:
+    def write_series(self, volume, uid: str, kind: str, folder: Path, label: str, codec=None, dmap=None,
+                     enc=None) -> int:
+        """One file per source file in `folder`, each checked (module docstring); the pixel data bytes."""
         from pydicom.uid import generate_uid
 
+        if kind == LOSSY and uid in SYNTAXES:
+            raise NotWritable(f"no DICOM written: {SYNTAXES[uid].name} is lossless, the values are not")
+        if kind != LOSSY and uid not in SYNTAXES:
+            raise NotWritable(f"no DICOM written: {uid} is not a lossless syntax medpipe writes")
         n = volume.shape[0]
-        headers = volume.headers
-        if len(headers) == n:
-            groups = [[i] for i in range(n)]
-        elif len(headers) == 1 and int(headers[0].get("NumberOfFrames", 1) or 1) == n:
-            order = getattr(volume, "frame_order", None)
-            # frames go back in their stored order, so per-frame functional groups still describe them
-            groups = [sorted(range(n), key=lambda i: order[i]) if order else list(range(n))]
-        else:
-            raise NotWritable(f"no DICOM written: {len(headers)} source header(s) for {n} slices")
-        if len(enc.chunks) != n:
+        chunks = enc.chunks if enc is not None and len(enc.chunks) == n else None
+        if kind == LOSSY and chunks is None:
             raise NotWritable(f"no DICOM written: {len(enc.chunks)} codestreams for {n} slices")
-        lossy = not (spec.codec.lossless and dmap.exact)
-        grey = any(note.startswith("colour") for note in volume.notes)
-        streams = [strip_jpeg_wrappers(c) for c in enc.chunks]
-        precision = max((codestream_precision(s, uid) or 0) for s in streams)
-        bits_allocated = 8 if np.dtype(enc.dtype).itemsize == 1 else 16
-        needed = dmap.bits_out if dmap.shift else max(1, int(dmap.hi - dmap.offset).bit_length())
-        bits_stored = min(bits_allocated, max(needed, precision if lossy else 0))
-        series_uid = generate_uid() if (lossy or grey) else None
-        written = []
-        for k, idx in enumerate(groups):
-            ds = copy.deepcopy(headers[k])  # group k is header k (one per file)
+        reuse = kind == OFFSET or (kind in (SAME, GREY) and getattr(dmap, "identity", False))
+        lossy_bits = self.lossy_bits(dmap, enc, uid) if kind == LOSSY else None
+        effort = codec.p.get("effort") if codec is not None else None
+        series_uid = None if kind == SAME else generate_uid()
+        total, self.last_reused = 0, 0
+        for k, idx in enumerate(file_groups(volume)):
+            ds = copy.deepcopy(volume.headers[k])  # file k holds group k
             for kw in DROP_TAGS:
-                if kw in ds:
-                    del ds[kw]
-            for kw in TYPE2_FILL:
-                if kw not in ds:
-                    setattr(ds, kw, None)
-            if grey:
-                mark_grey_conversion(ds)
-                series_uid = series_uid or generate_uid()
-                ds.SeriesInstanceUID = series_uid
-            fit_stored_values(ds, volume, dmap, bits_stored, bits_allocated)
-            frames = [streams[i] for i in idx]
-            if lossy:
+                ds.pop(kw, None)
+            if kind != SAME:  # a new instance, made by medpipe: its Type 2 attributes exist (possibly empty)
+                for kw in TYPE2_FILL:
+                    if kw not in ds:
+                        setattr(ds, kw, None)
+            if kind in (GREY, LOSSY) and any(n.startswith("colour") for n in volume.notes):
+                grey_pixel_module(ds)
+            expected = None
+            if kind == LOSSY:
+                fit_stored_values(ds, volume, dmap, *lossy_bits)
+                frames = [strip_jpeg_wrappers(chunks[i]) for i in idx]
                 raw = volume.shape[1] * volume.shape[2] * volume.bits_allocated // 8 * len(idx)
-                mark_lossy(ds, spec.codec.lossy_method, raw / max(1, sum(len(f) for f in frames)), series_uid,
-                           spec.label)
-            name = volume.files[k].name if k < len(volume.files) else f"{k + 1:04d}.dcm"
-            path = tmp / name
-            self.save(ds, frames, uid, path, multi=len(idx) > 1)
-            written.append(path)
-        return written
+                mark_lossy(ds, codec.lossy_method, raw / max(1, sum(len(f) for f in frames)), series_uid, label)
+            else:
+                if kind == GREY:
+                    derive(ds, series_uid, f"coded losslessly by medpipe ({label})", label, SOURCE_FOR_PROCESSING)
+                elif kind == OFFSET:
+                    fit_stored_values(ds, volume, dmap, max(1, dmap.bits_in), volume.bits_allocated)
+                    mark_offset_copy(ds, dmap.offset, series_uid, label)
+                attrs = PixelAttrs.of(ds)
+                expected = [dmap.forward(volume.pixels[i]) if kind == OFFSET else volume.pixels[i] for i in idx]
+                frames = [self.frame(uid, values, attrs, chunks[i] if reuse and chunks else None, effort)
+                          for values, i in zip(expected, idx)]
+            name = safe_component(volume.files[k].name) if k < len(volume.files) else f"{k + 1:04d}.dcm"
+            path = folder / name
+            total += save(ds, uid, frames, path, self.offset_table if len(idx) > 1 else "basic")
+            self.check(path, uid, expected, kind, volume, idx, codec, dmap)
+        return total
 
-    def save(self, ds, frames: list[bytes], uid: str, path: Path, multi: bool) -> None:
-        from pydicom.dataset import FileMetaDataset
-        from pydicom.encaps import encapsulate, encapsulate_extended
-        from pydicom.uid import UID
+    def frame(self, uid: str, values: np.ndarray, attrs: PixelAttrs, candidate: bytes | None, effort) -> bytes:
+        """The benchmark's codestream when it already is what PS3.5 wants for these attributes, else the values
+        coded anew (:func:`.codestreams.encode_frame`)."""
+        if candidate is not None:
+            stream = strip_jpeg_wrappers(bytes(candidate))
+            if not frame_problems(uid, stream, attrs):
+                self.last_reused += 1
+                return stream
+        try:
+            return encode_frame(uid, values, attrs.bits_stored, attrs.signed, bits_allocated=attrs.bits_allocated,
+                                photometric=attrs.photometric, planar_configuration=attrs.planar, effort=effort)
+        except (CodecSkip, DamagedInput) as exc:
+            raise NotWritable(f"no DICOM written: {exc}") from None
 
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.TransferSyntaxUID = UID(uid)
-        ds.file_meta = meta
-        ds.preamble = b"\x00" * 128
-        if multi and self.offset_table == "extended":
-            data, eot, lengths = encapsulate_extended(frames)
-            ds.PixelData = data
-            ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths = eot, lengths
-        else:
-            ds.PixelData = encapsulate(frames, has_bot=multi)
-        ds["PixelData"].VR = "OB"
-        ds["PixelData"].is_undefined_length = True
-        part = path.with_name(path.name + ".part")
-        ds.save_as(part, enforce_file_format=True)
-        os.replace(part, path)
-
-    # -- video
-    def write_video(self, volume, spec, dmap, enc, uid, tmp: Path) -> list[Path]:
-        """One multi-frame object (Multi-frame True Color SC) holding the elementary H.264 / HEVC stream."""
-        from pydicom.dataset import Dataset
-        from pydicom.uid import generate_uid
-
-        fmt = "h264" if uid == UID_H264_HP41 else "hevc"
-        with temp_dir() as work:
-            src = Path(work) / "stream.mkv"
-            src.write_bytes(enc.chunks[0])
-            stream = self.ctx.ffmpeg.run(
-                ["-i", str(src), "-map", "0:v:0", "-c:v", "copy", "-bsf:v", f"{fmt}_mp4toannexb", "-f", fmt,
-                 "pipe:1"])
-        profile = check_video_stream(stream, uid)
-        src_ds = volume.headers[0]
-        ds = Dataset()
-        for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
-                   "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription",
-                   "BodyPartExamined", "SpecificCharacterSet"):
-            if kw in src_ds:
-                ds[kw] = copy.deepcopy(src_ds[kw])
-        for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-                   "StudyID", "AccessionNumber", "ReferringPhysicianName"):
-            if kw not in ds:
-                setattr(ds, kw, "")
-        ds.SOPClassUID = MF_TRUE_COLOR_SC
-        ds.SOPInstanceUID = generate_uid()
-        ds.SeriesInstanceUID = generate_uid()
-        ds.Modality = src_ds.get("Modality", "OT")
-        ds.SeriesNumber, ds.InstanceNumber = "", 1
-        ds.ConversionType = "WSD"
-        part = str(src_ds.get("BodyPartExamined", "") or "").upper()
-        if "Laterality" in src_ds or not part or part in PAIRED_BODY_PARTS:
-            # Type 2C: required for paired body parts (empty when unknown), absent for unpaired ones
-            ds.Laterality = src_ds.get("Laterality", None)
-        ds.PatientOrientation = ""
-        ds.ImageType = ["DERIVED", "SECONDARY"]
-        ds.ContentDate, ds.ContentTime = src_ds.get("ContentDate", ""), src_ds.get("ContentTime", "")
-        n, h, w = volume.shape
-        bits = 10 if uid == UID_HEVC_MAIN10 else 8
-        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "YBR_PARTIAL_420", 0
-        ds.Rows, ds.Columns, ds.NumberOfFrames = h, w, n
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit = (16 if bits > 8 else 8), bits, bits - 1
-        ds.PixelRepresentation = 0
-        ds.FrameTime, ds.CineRate = 40.0, 25  # slices as 25 frames/s, as the benchmark coded them
-        ds.FrameIncrementPointer = 0x00181063
-        ds.BurnedInAnnotation = "NO"
-        ds.SeriesDescription = f"{src_ds.get('SeriesDescription', '') or volume.name} [{spec.label}]"[:64]
-        ds.DerivationDescription = (f"slices of {volume.name} coded as video by medpipe ({spec.label}); value "
-                                    f"mapping {dmap.describe()}; {profile}; the stream is flagged full "
-                                    "range")[:1024]
-        mark_lossy(ds, spec.codec.lossy_method, volume.raw_bytes / max(1, len(stream)), ds.SeriesInstanceUID,
-                   spec.label)
-        ds.SOPInstanceUID = generate_uid()
-        path = tmp / "video.dcm"
-        from pydicom.dataset import FileMetaDataset
-        from pydicom.encaps import encapsulate
-        from pydicom.uid import UID
-
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
-        meta.TransferSyntaxUID = UID(uid)
-        ds.file_meta, ds.preamble = meta, b"\x00" * 128
-        # PS3.5 8.2.8: the whole stream is one frame's fragments; fragments <= 4 GiB, even length
-        ds.PixelData = encapsulate([stream], has_bot=False)
-        ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
-        part = path.with_name(path.name + ".part")
-        ds.save_as(part, enforce_file_format=True)
-        os.replace(part, path)
-        return [path]
+    @staticmethod
+    def lossy_bits(dmap, enc, uid: str) -> tuple[int, int]:
+        """(Bits Stored, Bits Allocated) describing a lossy series' coded values: the codestreams' precision where
+        they say it (it must agree with Bits Stored, PS3.5 8.2), else the mapped values' width."""
+        precision = 0
+        if uid in J2K_FAMILY or uid in JPEG_FAMILY:
+            precision = max(codestream_info(uid, strip_jpeg_wrappers(c)).get("precision") or 0 for c in enc.chunks)
+        allocated = 8 if np.dtype(enc.dtype).itemsize == 1 else 16
+        needed = dmap.bits_out if dmap.shift else max(1, int(dmap.hi - dmap.offset).bit_length())
+        return min(allocated, max(needed, precision)), allocated
 
     # -- verification
-    def check(self, path: Path, volume, dmap, codec, uid: str) -> None:
-        """Read the first file back with pydicom: its modality values must equal the source's (lossless) or be
-        within the codec's bound (lossy); video is checked by header only (pydicom does not decode it)."""
+    def check(self, path: Path, uid: str, expected, kind: str, volume, idx: list[int], codec, dmap) -> None:
+        """Before the series is renamed into place: the file's structure and frames against the syntax's rules,
+        then (``verify``) every frame decoded: exactly the values it must hold (lossless), or within the codec's
+        bound of the source's modality values (lossy)."""
+        problems = check_file(path, uid, expected if self.verify else None)
+        if not problems and self.verify and kind == LOSSY:
+            problems = self.lossy_problems(path, uid, volume, idx, codec, dmap)
+        if problems:
+            raise MedpipeError(f"{path.name}: " + "; ".join(problems[:3]))
+
+    @staticmethod
+    def lossy_problems(path: Path, uid: str, volume, idx: list[int], codec, dmap) -> list[str]:
         import pydicom
 
-        ds = pydicom.dcmread(path)
-        if ds.file_meta.TransferSyntaxUID != uid:
-            raise MedpipeError(f"{path}: transfer syntax reads back as {ds.file_meta.TransferSyntaxUID}")
-        if uid in VIDEO_TS:
-            return
         from ..volumes.dicom import value_transform
 
-        got = np.asarray(ds.pixel_array)
-        got = got if got.ndim == 3 else got[None]
-        n = got.shape[0]
-        order = getattr(volume, "frame_order", None)
-        if order and n == len(order):  # the file holds frames in stored order
-            got = got[order]
-        want = volume.pixels[:n].astype(np.float64) * volume.rescale_slope + volume.rescale_intercept
+        ds = pydicom.dcmread(path)
+        decoded = decode_frames(ds, uid, [data for _, data in read_items(ds.PixelData)[1:]])
+        if decoded is None:
+            return [f"cannot verify: no decoder for transfer syntax {uid} is installed here"]
         slope, intercept = value_transform(ds)
-        have = got.astype(np.float64) * slope + intercept
+        have = np.stack(decoded).astype(np.float64) * slope + intercept
+        want = volume.pixels[idx].astype(np.float64) * volume.rescale_slope + volume.rescale_intercept
         err = float(np.abs(have - want).max())
-        if codec.lossless and dmap.exact:
-            if err:
-                raise MedpipeError(f"{path}: written DICOM decodes (pydicom) with max error {err} in modality "
-                                   "values; expected bit-exact")
-        elif codec.error_bound is not None and dmap.exact:
-            bound = codec.error_bound * abs(volume.rescale_slope)
-            if err > bound + 1e-6:
-                raise MedpipeError(f"{path}: written DICOM decodes with max error {err} > bound {bound}")
+        if codec.error_bound is not None and dmap.exact and err > codec.error_bound * abs(volume.rescale_slope) + 1e-6:
+            return [f"decodes with max error {err} in modality values, over the codec's bound {codec.error_bound}"]
+        return []
+
+
+def _record(volume, uid: str, kind: str, folder: Path, size: int, label: str = "-") -> dict:
+    return {"volume": volume.name, "label": label, "transfer_syntax": uid, "kind": kind, "folder": str(folder),
+            "dicom_bytes": size, "dicom_cr": volume.raw_bytes / size}
 
 
 def _join(a, b) -> str:
