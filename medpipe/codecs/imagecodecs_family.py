@@ -45,10 +45,12 @@ class ImagecodecsCodec(Codec):
 
 
 class JpegLossless8(ImagecodecsCodec):
-    """The thesis's 'JPEG, 8 bits, lossless' row: lossless JPEG of data reduced to 8 bits."""
+    """The thesis's 'JPEG, 8 bits, lossless' row: lossless JPEG of data reduced to 8 bits. The coding is lossless,
+    the row is not (on 12-bit CT the reduction costs up to 8 stored values): label it as what it is."""
 
     name, lib = "jpeg8", "jpeg8"
-    description = "JPEG lossless (process 14) on 8-bit input, as the thesis ran it; wider data is reduced first"
+    description = ("lossless JPEG (process 14, SV1) of data reduced to 8 bits, as the thesis ran it: lossy for wider "
+                   "data")
     max_bits = 8
     reduces_depth_ok = True
     dicom = (LJPEG_SV1,)  # only when the mapping is exact (8-bit data): the matrix checks
@@ -80,9 +82,17 @@ class JpegLS(ImagecodecsCodec, NearLossless):
 
 
 class Jpeg2000(ImagecodecsCodec):
+    """JPEG 2000 through OpenJPEG. Lossless defaults by measurement (``bench/codec_defaults.py`` on the five dev CT
+    series, 16 slices each; ``bench/measured/codec_defaults-2026-12-01``): CR over all volumes by resolution levels
+    3: 4.3290, 4: 4.3937, 5: 4.4011, 6: 4.4008, 7 and 8: 4.4004. 5-8 are within 0.01 % of each other, so OpenJPEG's
+    own 6 (5 decomposition levels) stays. The code-block size (OpenJPEG's 64 x 64, the largest the standard allows),
+    precincts and progression order are not exposed by imagecodecs, and it cannot write tiles."""
+
     name, lib = "jpeg2000", "jpeg2k"
     description = "JPEG 2000 (OpenJPEG); lossless (reversible 5/3) or lossy at a target PSNR"
     params = {"lossless": Param(bool, True, "reversible 5/3 wavelet, bit-exact"),
+              "resolutions": Param(int, 6, "resolution levels (wavelet decompositions + 1; the library lowers it "
+                                           "for small images)", range=(1, 32)),
               "psnr": Param((int, float), None, "lossy: target PSNR in dB as OpenJPEG computes it", range=(1, 200),
                             knob=True),
               "level": Param(int, None, "lossy: imagecodecs quality level (ignored when lossless)", range=(0, 100),
@@ -99,24 +109,43 @@ class Jpeg2000(ImagecodecsCodec):
     def encode_slice(self, sl):
         bits = max(int(sl.max()).bit_length(), 1 if sl.dtype == np.uint8 else 9)
         if self.lossless:
-            return _codecs().jpeg2k_encode(sl, level=0, reversible=True, codecformat="j2k", bitspersample=bits)
+            return _codecs().jpeg2k_encode(sl, level=0, reversible=True, codecformat="j2k", bitspersample=bits,
+                                           resolutions=self.p["resolutions"])
         level = self.p["psnr"] if self.p["psnr"] is not None else self.p["level"]
-        return _codecs().jpeg2k_encode(sl, level=level, reversible=False, codecformat="j2k", bitspersample=bits)
+        return _codecs().jpeg2k_encode(sl, level=level, reversible=False, codecformat="j2k", bitspersample=bits,
+                                       resolutions=self.p["resolutions"])
 
 
 class HTJ2K(ImagecodecsCodec):
+    """HTJ2K through OpenJPH, lossless. Default by measurement (dev CT series, as for JPEG 2000): CR over all
+    volumes by resolution levels 3: 3.9124, 4: 4.0212, 5 (OpenJPH's default): 4.0438, 6: 4.0478, 7: 4.0480,
+    8: 4.0476, at the same speed (about 140 MB/s encode, 220 MB/s decode on one core). 6 is 0.1 % above OpenJPH's
+    5; 7 is within 0.01 % of 6, so 6 (JPEG 2000's default too). One tile (256 x 256 tiles cost 0.5 % in a first
+    look); the code-block size is not exposed by imagecodecs."""
+
     name, lib = "htj2k", "htj2k"
     description = "High-Throughput JPEG 2000 (OpenJPH), lossless"
+    params = {"resolutions": Param(int, 6, "resolution levels (wavelet decompositions + 1)", range=(1, 33))}
     dicom = (HTJ2K_LOSSLESS,)
 
     def encode_slice(self, sl):
-        return _codecs().htj2k_encode(sl, reversible=True)
+        return _codecs().htj2k_encode(sl, reversible=True, resolutions=self.p["resolutions"])
 
 
 class JpegXL(ImagecodecsCodec):
+    """JPEG XL through libjxl, lossless (modular mode). Default effort by measurement (dev CT series, 16 slices per
+    volume; encode / decode MB/s on one core of a shared machine, noisy): effort 1: CR 3.7733 (598 / 222 MB/s),
+    3: 5.0229 (41 / 57), 7 (libjxl's default): 5.1834 (5.3 / 25), 8: 5.1875 (1.2 / 18), 9: 5.2332 (0.75 / 16).
+    Effort 10 on 4 slices per volume: 5.4645 against 5.4471 for effort 9 on the same slices (+0.3 %) at a third of
+    its speed (0.24 MB/s: about 2 s a 512 x 512 slice). Chosen deliberately: effort 9, the strongest effort short
+    of 10. It gains 1.0 % over effort 7 for 4-7 times the encode time (a first run measured 2.8 against 0.79 MB/s)
+    and decodes about a third slower; effort 10's further 0.3 % is not worth tripling the encode time again.
+    ``presets/ladder.yaml`` shows efforts 1, 3, 7 and 9 side by side. imagecodecs exposes no modular predictor or
+    tree options for lossless coding (``decodingspeed`` concerns lossy VarDCT)."""
+
     name, lib = "jpegxl", "jpegxl"
     description = "JPEG XL (libjxl) lossless (modular mode)"
-    params = {"effort": Param(int, None, "encoder effort 1-10 (libjxl default 7)", range=(1, 10))}
+    params = {"effort": Param(int, 9, "encoder effort 1-10 (libjxl's own default is 7)", range=(1, 10))}
     cost = 9.0
     dicom = (JPEGXL_LOSSLESS,)
 
@@ -125,14 +154,28 @@ class JpegXL(ImagecodecsCodec):
         return _codecs().jpegxl_encode(sl, lossless=True, effort=self.p["effort"], bitspersample=bits)
 
 
+# zlib strategies (zlib.h Z_FILTERED etc.), as imagecodecs' PNG.STRATEGY and OpenCV's IMWRITE_PNG_STRATEGY number them
+PNG_STRATEGIES = {"default": 0, "filtered": 1, "huffman": 2, "rle": 3, "fixed": 4}
+
+
 class Png(ImagecodecsCodec):
+    """PNG through libpng. Defaults by measurement (dev CT series, 16 slices per volume): zlib level 9 with the
+    Z_FILTERED strategy and libpng's adaptive row filters. CR over all volumes, Z_FILTERED: level 1: 2.6294
+    (29 MB/s encode), 3: 2.7700, 6: 2.9304 (5.0 MB/s), 7: 2.9501, 8: 2.9800, 9: 2.9909 (0.93 MB/s);
+    Z_DEFAULT_STRATEGY at level 9: 2.9240, Z_RLE: 2.8373, Z_HUFFMAN_ONLY: 2.7781. Level 9 with Z_FILTERED is the
+    strongest (+2.3 % over zlib's default strategy, +2.1 % over level 6) and the slowest: about 16 s for the 28
+    slices of the shipped CT on one core; ``presets/ladder.yaml`` shows levels 1, 6 and 9. Fixed row filters (Paeth
+    or Up alone) came out below libpng's adaptive choice in a first look, so the filters are not a parameter."""
+
     name, lib = "png", "png"
     description = "PNG (zlib deflate), 8 or 16 bits"
-    params = {"level": Param(int, 9, "zlib compression level 0-9", range=(0, 9))}
+    params = {"level": Param(int, 9, "zlib compression level 0-9", range=(0, 9)),
+              "strategy": Param(str, "filtered", "zlib strategy (filtered suits PNG's filtered rows)",
+                                tuple(PNG_STRATEGIES))}
     cost = 35.0
 
     def encode_slice(self, sl):
-        return _codecs().png_encode(sl, level=self.p["level"])
+        return _codecs().png_encode(sl, level=self.p["level"], strategy=PNG_STRATEGIES[self.p["strategy"]])
 
 
 CODECS = [JpegLossless8, JpegLosslessSV1, JpegLS, Jpeg2000, HTJ2K, JpegXL, Png]

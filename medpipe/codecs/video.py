@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..errors import PresetError
 from ..files import temp_dir
 from .base import Codec, Encoded, Param, Syntax
 
@@ -86,8 +87,9 @@ class FfmpegCodec(Codec):
     def version(self, ctx):
         return ctx.ffmpeg.version.replace("ffmpeg version ", "ffmpeg ").split(" Copyright")[0]
 
-    def encoder_args(self, threads: int = 0) -> list[str]:
-        """Encoder arguments; ``threads`` (0: the encoder's choice) is the per-call thread budget."""
+    def encoder_args(self, threads: int = 0, frames: int = 1) -> list[str]:
+        """Encoder arguments; ``threads`` (0: the encoder's choice) is the per-call thread budget, ``frames`` the
+        number of frames in the stream."""
         raise NotImplementedError
 
     def padded_size(self, h: int, w: int) -> tuple[int, int]:
@@ -109,7 +111,7 @@ class FfmpegCodec(Codec):
             # (measured: max error 263 on 12-bit CT in x265 "lossless" 4:4:4).
             ctx.ffmpeg.run(["-color_range", "pc", "-f", "rawvideo", "-pix_fmt", fmt, "-s", f"{pw}x{ph}",
                             "-framerate", "25", "-i", "pipe:0", *self.threads_args(ctx),
-                            *self.encoder_args(ctx.ffmpeg.threads), "-pix_fmt", fmt, "-color_range", "pc", str(out)],
+                            *self.encoder_args(ctx.ffmpeg.threads, n), "-pix_fmt", fmt, "-color_range", "pc", str(out)],
                            stdin=iter_frames(frames, self.chroma, bits),
                            timeout=ctx.ffmpeg.timeout_for(n * ph * pw, self.cost_per_voxel()))
             data = out.read_bytes()
@@ -153,7 +155,7 @@ class _HybridVideo(FfmpegCodec):
     def cost_per_voxel(self) -> float:
         return PRESET_COST[self.p["preset"]] * self.encoder_cost * CHROMA_COST[self.chroma]
 
-    def encoder_args(self, threads: int = 0):
+    def encoder_args(self, threads: int = 0, frames: int = 1):
         p = self.p
         args = ["-c:v", self.encoder, "-preset", p["preset"]]
         if p.get("lossless"):
@@ -235,17 +237,60 @@ class X265(_HybridVideo):
         return extra
 
 
+# FFV1 slice counts ffmpeg accepts at level 3 -> the (rows, cols) grid it lays them out in: the smallest frame it codes
+SLICE_GRID = {4: (2, 2), 6: (2, 3), 9: (3, 3), 12: (3, 4), 16: (4, 4), 24: (4, 6), 30: (5, 6)}
+
+
 class Ffv1(FfmpegCodec):
+    """FFV1 (RFC 9043), lossless. Defaults by measurement (``bench/codec_defaults.py`` on the five dev CT series,
+    whole volumes, 472 slices; ``bench/measured/codec_defaults-2026-12-01``), CR over all volumes:
+
+    - old medpipe ``-g 1 -slices 4 -context 1``: 3.9878; the same with ``-context 0``: 4.1633 (the large context
+      model costs 1.8-5.9 % per volume when every frame starts cold: issue 10's measurement);
+    - ffmpeg's own defaults (``-level 3 -slices 4 -g 12 -context 0``): 4.2715;
+    - one group per volume (``-g`` = number of slices), so each frame's adaptive states continue from the frame
+      before: ``-context 0``: 4.2844 (4 slices), 4.3733 (16); ``-context 1``: 4.3717 (4), 4.4164 (6),
+      4.4196 (9), 4.4384 (12), 4.4333 (16), **4.4483 (24)**, 4.4412 (30); level 1 (one slice): 4.3961;
+    - ``-coder`` 0 and 2 give the same bytes above 8 bits (ffmpeg switches Golomb-Rice to the range coder).
+
+    So: ``-level 3`` (slice CRCs, the archival version), ``-coder 2``, ``-context 1``, ``-slices 24``, ``-g`` =
+    the volume: +11.5 % over the old setting, +4.1 % over ffmpeg's defaults, at about the same speed (53-69 MB/s
+    encode, 32-51 MB/s decode on one shared core in two runs; the old setting 66 and 48). The price: a frame
+    decodes only after the frames before it (medpipe decodes whole volumes); ``g: 1`` gives frames that decode alone, and then ``context: 0`` is the better choice."""
+
     name, encoder = "ffv1", "ffv1"
-    description = "FFV1 version 3 (intra-only, lossless) via ffmpeg, grey up to 16 bits"
+    description = "FFV1 version 3 (lossless, intra prediction) via ffmpeg, grey up to 16 bits"
     params = {"bits": Param(int, 16, "coded depth (gray<bits>le)", (8, 10, 12, 16)),
-              "slices": Param(int, 4, "slices per frame (parallel coding)", (1, 4, 6, 9, 12, 16, 24, 30)),
-              "coder": Param(int, 1, "0 Golomb-Rice, 1 range coder (default tables), 2 custom tables", (0, 1, 2))}
+              "level": Param(int, 3, "FFV1 version: 3 (slices, slice CRCs; RFC 9043) or 1 (one slice per frame)",
+                             (1, 3)),
+              "slices": Param(int, 24, "slices per frame at level 3 (each keeps its own context states)",
+                              tuple(SLICE_GRID)),
+              "coder": Param(int, 2, "0 Golomb-Rice (8-bit data only; ffmpeg uses the range coder above 8 bits), "
+                                     "2 range coder with custom state tables; 1 is ffmpeg's ambiguous alias (the "
+                                     "default table before ffmpeg 7, the custom one after)", (0, 1, 2)),
+              "context": Param(int, 1, "context model: 0 small, 1 large (needs data to adapt: pays with g > 1)",
+                               (0, 1)),
+              "g": Param(int, None, "keyframe interval in frames (default: one group for the whole volume; "
+                                    "1: every frame decodes alone)", range=(1, None))}
     cost = 1.5
 
-    def encoder_args(self, threads: int = 0):
-        return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", str(self.p["slices"]),
-                "-coder", str(self.p["coder"]), "-context", "1"]
+    @property
+    def min_size(self) -> tuple[int, int]:
+        """ffmpeg lays the slices out as a grid and refuses frames smaller than it (smaller frames are padded)."""
+        return SLICE_GRID[self.p["slices"]] if self.p["level"] == 3 else (1, 1)
+
+    def __init__(self, where=None, **kwargs):
+        super().__init__(where, **kwargs)
+        if self.p["level"] == 1 and "slices" in kwargs:
+            raise PresetError(f"{where or self.name}: slices apply to level 3 only (level 1 codes one slice per "
+                              "frame); remove slices or use level 3")
+
+    def encoder_args(self, threads: int = 0, frames: int = 1):
+        p = self.p
+        args = ["-c:v", "ffv1", "-level", str(p["level"]), "-g", str(p["g"] or max(1, frames))]
+        if p["level"] == 3:
+            args += ["-slices", str(p["slices"])]
+        return args + ["-coder", str(p["coder"]), "-context", str(p["context"])]
 
 
 CODECS = [X264, X265, Ffv1]

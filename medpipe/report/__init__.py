@@ -6,7 +6,8 @@ Output, in ``<results>/report/``: ``report.html`` (self-contained, figures embed
 PNGs), ``figures/*.png``, ``figures.json`` (what each figure shows: size, panels) and ``results_flagged.csv``.
 
 - :mod:`.options` the options schema; :mod:`.load` results and configurations; :mod:`.bd` Bjøntegaard deltas;
-  :mod:`.clinical` limits and flags; :mod:`.figures` bars and RD curves; :mod:`.heatmaps`; :mod:`.pages`.
+  :mod:`.clinical` limits and flags; :mod:`.figures` bars, RD curves, the lossless ratio/speed Pareto plot;
+  :mod:`.heatmaps`; :mod:`.pages`.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..errors import MedpipeError
 from ..files import atomic_write_text
 from .bd import bd_table
 from .clinical import beyond_counts, clinical_flags, load_limits
-from .figures import Figures, bar_figure, rd_figure, report_groups
+from .figures import Figures, bar_figure, pareto_figure, rd_figure, report_groups
 from .heatmaps import heatmap_figures, heatmap_plan
 from .load import families, load_results
 from .options import REPORT_OPTIONS, check_options
@@ -48,6 +49,7 @@ def build_report(results_folder: Path | str, options: Any = True, console=None) 
         vlimits = {s: float(vflags[0][f"max_cr_{s}"]) for s in limits.sources
                    if vflags and vflags[0].get(f"max_cr_{s}")}
         rd_figure(figs, results, vol, curves, opts["rate"], vlimits)
+        pareto_figure(figs, results, vol)
     for title, name, vols in report_groups(results):
         bar_figure(figs, [r for r in results.rows if r["volume"] in vols], title, name)
     if opts["heatmaps"]:

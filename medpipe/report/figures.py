@@ -212,6 +212,55 @@ def rd_figure(figs: Figures, results: Results, volume: str, curves: list[Curve],
                      "recommended for this modality and region (lossy points on the far side are beyond them).")
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (higher is better on both), by x descending."""
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
+    front, best_y = [], -math.inf
+    for i in order:
+        if points[i][1] > best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return front
+
+
+PARETO_SPEEDS = [("encode_ms", "encode"), ("decode_ms", "decode")]
+
+
+def pareto_figure(figs: Figures, results: Results, volume: str) -> dict | None:
+    """Lossless trade-off: CR against encode and decode speed (MB/s of stored data, log) for the rows that are
+    lossless and decoded bit-exact; the Pareto front (no other row both faster and smaller) as a line. Drawn when
+    the volume has at least two such rows."""
+    rows = [r for r in ok_rows(results.rows) if r["volume"] == volume and is_lossless(r)
+            and all(r.get(k) not in (None, "") and float(r[k]) > 0 for k, _ in PARETO_SPEEDS)]
+    if len(rows) < 2:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(16, 6.5))
+    for ax, (key, what) in zip(axes, PARETO_SPEEDS):
+        pts = [(float(r["raw_bytes"]) / float(r[key]) / 1e3, float(r["cr"])) for r in rows]
+        front = pareto_front(pts)
+        fx, fy = zip(*sorted(pts[i] for i in front))
+        ax.plot(fx, fy, "-", color="#444444", lw=1.2, zorder=1, label="Pareto front")
+        for i, (r, (xv, yv)) in enumerate(zip(rows, pts)):
+            on = i in front
+            ax.plot([xv], [yv], "o", ms=8 if on else 6, color=codec_color(r["codec"]), zorder=2,
+                    markeredgecolor="black" if on else "none", mew=0.8)
+            ax.annotate(r["label"], (xv, yv), textcoords="offset points", xytext=(5, 4), fontsize=7,
+                        color="#222222" if on else "#666666")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{what} speed (MB/s of stored data, log scale)")
+        ax.set_ylabel("compression ratio (stored : compressed)")
+        ax.set_title(f"{volume}: lossless CR vs {what} speed")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(loc="lower left", frameon=False, fontsize=8)
+    fig.tight_layout()
+    timing = str((results.provenance or {}).get("timing") or "")
+    return figs.save(fig, f"pareto_{slug(volume)}", "pareto", f"lossless trade-off, {volume}", 2,
+                     f"{volume}: compression ratio against encode and decode speed of every lossless row that "
+                     f"decoded bit-exact ({len(rows)} rows). Outlined points form the Pareto front (the line): no "
+                     "other row is both faster and smaller. " + (f"Timing: {timing}" if timing else ""))
+
+
 
 def report_groups(results: Results) -> list[tuple[str, str, list[str]]]:
     """(title, file name, volumes) for bar charts: each data set, then each modality not already shown."""
