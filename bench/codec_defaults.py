@@ -40,7 +40,7 @@ from medpipe.files import atomic_write_text  # noqa: E402
 from medpipe.matrix import CellSettings, run_cell  # noqa: E402
 from medpipe.results import library_versions  # noqa: E402
 from medpipe.roundtrip import round_trip  # noqa: E402
-from medpipe.volume import Volume, load_png_image, load_volume  # noqa: E402
+from medpipe.volumes import Volume, load_volume  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 DEV_CT = ["ct_head/cq500_ct0", "ct_head/cq500_ct5", "ct_head/philips_phantom_stereotaxis_a",
@@ -212,7 +212,7 @@ def depth_cases(vols: dict[str, Volume], data_dir: Path) -> list[tuple[str, Volu
                        ("pathology/skimage_ihc.png", {**x265, "crf": 22})):
         path = data_dir / rel
         if path.exists():
-            v = load_png_image(path, color="gray") if path.suffix == ".png" else load_volume(path)
+            v = load_volume(path)  # a PNG picture: colour to grey, as the benchmark runs it
             cases.append((f"{rel} ({v.span_bits}-bit)", v, entry))
     return cases
 

@@ -54,8 +54,9 @@ class DepthMap:
 
     @property
     def coded_dtype(self):
-        # 8-bit sources stay 8-bit (codecs then write 8-bit streams); otherwise 16-bit containers
-        return np.uint8 if self.bits_out <= 8 or np.dtype(self.dtype).itemsize == 1 else np.uint16
+        # 8-bit sources stay 8-bit (codecs then write 8-bit streams) unless shifted up past 8 bits
+        wide = self.bits_out > 8 and (np.dtype(self.dtype).itemsize > 1 or self.shift < 0)
+        return np.uint16 if wide else np.uint8
 
     @property
     def coded_bits(self) -> int:

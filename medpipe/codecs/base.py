@@ -9,8 +9,9 @@ What a codec class declares (in the manner of pydicom's encoder capability table
 
 - ``params``: its parameters as :class:`medpipe.options.Option` (type, range, choices, which are quality knobs);
   ``conflicts``: parameters that may not be given together (refused when the preset loads);
-- ``max_bits`` / ``depth()``: the deepest input it codes; ``fills_depth``: lossy video whose quantiser is tied to
-  the coded depth (narrower data is shifted up so one crf means one quantiser on every input);
+- ``max_bits`` / ``depth()``: the deepest input it codes; ``fixed_depth``: the stream is always coded at that depth
+  (video pixel formats) rather than at the data's; ``fills_depth``: lossy video whose quantiser is tied to the coded
+  depth (narrower data is shifted up so one crf means one quantiser on every input);
 - ``lossless`` / ``error_bound``: what it guarantees, which the round trip checks and tests use as tolerance;
 - ``cost``: relative cost per voxel (scheduling hint only: the longest cells start first);
 - ``dicom``: the DICOM transfer syntaxes it can be written as (:class:`Syntax`) and under which conditions;
@@ -118,6 +119,7 @@ class Codec:
     per_slice: ClassVar[bool] = True
     max_bits: ClassVar[int] = 16
     fills_depth: ClassVar[bool] = False
+    fixed_depth: ClassVar[bool] = False  # the stream is coded at depth() whatever the data span (video pixel formats)
     cost: ClassVar[float] = 2.0
     dicom: ClassVar[tuple[Syntax, ...]] = ()
     lossy_method: ClassVar[str | None] = None

@@ -69,6 +69,7 @@ class FfmpegCodec(Codec):
     encoder: ClassVar[str]
     container = "mkv"
     lossless_coding = True
+    fixed_depth = True  # gray10le / yuv444p12le ...: the pixel format sets the coded depth
 
     @property
     def chroma(self) -> str:

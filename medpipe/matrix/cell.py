@@ -78,7 +78,8 @@ def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings,
         fill = settings.fill_depth and codec.fills_depth and not codec.lossless
         mapping = plan_depth(volume.value_range, volume.pixels.dtype, codec.depth(), spec.window, fill=fill)
         lossless = codec.lossless and mapping.exact
-        row.update(lossless=lossless, codec_bits=mapping.coded_bits, mapping=mapping.describe())
+        row.update(lossless=lossless, mapping=mapping.describe(),
+                   codec_bits=mapping.bits_out if codec.fixed_depth else mapping.coded_bits)
         row["dicom_ts"] = dicom_syntax(spec, volume.shape, mapping)[0]
         if codec.lossless and not mapping.exact and not codec.reduces_depth_ok:
             raise CodecSkip(f"values span {mapping.bits_in} bits, {codec.name} codes at most {mapping.bits_out}: "

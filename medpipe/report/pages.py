@@ -137,7 +137,8 @@ def write_pages(out: Path, results: Results, opts: dict, figs: Figures, flags: l
     else:
         h.append("<p>No curves to compare: a BD table needs configurations that sweep a quality knob (CRF, NEAR, "
                  "J2K rate) with at least two lossy settings each (see presets/headct_rd.yaml).</p>")
-    for kind, heading in (("rd", "Rate-distortion"), ("bars", "Per data set and modality"),
+    for kind, heading in (("rd", "Rate-distortion"), ("pareto", "Lossless: compression against speed"),
+                          ("bars", "Per data set and modality"),
                           ("heatmap", "Where compression changed the image")):
         items = [i for i in figs.items if i["kind"] == kind]
         if not items:
