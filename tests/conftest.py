@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "ct_head_ge_dcmqa"
-# ../shared/data beside the checkout (a worktree under /work/wt/<name> finds the one two levels up)
-SHARED_DATA = next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
-                   ROOT.parent / "shared" / "data")
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than ~2 s (the fast subset: -m 'not slow')")
+# MEDPIPE_DEV_DATA, else ../shared/data beside the checkout (a worktree under /work/wt/<name> finds the one two
+# levels up)
+SHARED_DATA = (Path(os.environ["MEDPIPE_DEV_DATA"]) if os.environ.get("MEDPIPE_DEV_DATA") else
+               next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+                    ROOT.parent / "shared" / "data"))
 
 
 def shared(rel: str) -> Path:
