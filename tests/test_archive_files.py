@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from medpipe.archive.dicomfile import encapsulated_file, meta_with_syntax, native_file
-from medpipe.archive.headers import (META, HeaderError, header_bytes, pack_store, record_syntax, split_file,
+from medpipe.archive.headers import (HeaderError, header_bytes, pack_store, record_syntax, split_file,
                                      unpack_store)
 
 from conftest import shared

@@ -22,8 +22,11 @@ from .candidates import CANDIDATES, Trial, choose, codec_from_record, pick_candi
 from .dicomfile import native_file, native_value
 from .headers import EXPLICIT_BE, NATIVE, RESIDUAL, header_sha, pack_store, read_header, record_syntax, xor
 from .index import DTYPES, FORMAT, HEADERS, ArchiveError, sha256, seal, slice_sha
-from .plan import GroupPlan, group_scans, scan_facts, scan_frames
+from .plan import GroupPlan, group_scans, scan_facts
 from .settings import Settings
+
+
+FFV1 = next(c for c in CANDIDATES if c.name == "ffv1")  # a lossless user codec that cannot take the values
 
 
 def check_volume(vol) -> None:
@@ -183,7 +186,7 @@ def _build_into(folder: Path, inputs: list, plans: list[GroupPlan], fingerprints
         trials = [try_candidate(c, vols, values, recs, settings, ctx, not auto, names) for c in tried]
         best = choose(trials)
         if best is None and not auto and trials[0].status == "skipped":  # a lossless archive stays lossless
-            fallback = try_candidate(CANDIDATES[CANDIDATE_FFV1], vols, values, recs, settings, ctx)
+            fallback = try_candidate(FFV1, vols, values, recs, settings, ctx)
             fallback.reason = f"{trials[0].candidate.name} not used: {trials[0].reason}"
             trials.append(fallback)
             best = choose(trials)
@@ -208,8 +211,6 @@ def _build_into(folder: Path, inputs: list, plans: list[GroupPlan], fingerprints
     seal(folder, index, written)
     return index
 
-
-CANDIDATE_FFV1 = [c.name for c in CANDIDATES].index("ffv1")
 
 
 def _group_record(gid: str, plan: GroupPlan, sids: list[str], best: Trial, trials: list[Trial], vols,
