@@ -93,7 +93,9 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
                scheduler: str | None = None, send: str | None = None) -> int:
     """Run a preset; returns the exit code (0 all ok or skipped, 1 a row or input failed; sending to a DICOM node
     is reported, not counted: see medpipe.dicom.deliver)."""
-    if preset.archive is not None:  # an intertwined-archive preset (thesis chapter 4)
+    if preset.archive is not None:  # an archive preset (medpipe/archive/presets.py)
+        from .archive.presets import run_archive_preset
+
         return run_archive_preset(preset, console, input_override=input_override, out=out, ffmpeg=ffmpeg)
     started = datetime.now(timezone.utc)
     m = preset.matrix
@@ -166,66 +168,3 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
         console.print(f"[bold red]{len(failed)} row(s) failed, {len(input_errors)} input(s) skipped[/]")
         return 1
     return 0
-
-
-# ---------------------------------------------------------------- archive presets
-
-def run_archive_preset(preset: Preset, console, *, input_override: Path | None = None, out: Path | None = None,
-                       ffmpeg: str | None = None) -> int:
-    """Build an archive from a preset's inputs; ``archive.codec`` or else the first of ``codecs`` codes it.
-
-    The archive lands in ``<output>/<name>-<stamp>/archive``; with ``archive.compare: true`` each group is also
-    coded scan by scan with the same settings and the comparison is written beside it (results.csv).
-    """
-    from .archive import build_archive
-
-    inputs = [input_override] if input_override else list(preset.inputs)
-    if not inputs:
-        raise MedpipeError("the preset names no input; add 'inputs:' (the series to archive) or pass --input")
-    output = Path(out or preset.output)
-    check_writable(output)
-    started = datetime.now(timezone.utc)
-    ctx = CodecContext(ffmpeg or preset.ffmpeg, timeout_factor=float(preset.matrix["ffmpeg_timeout"]))
-    vols, errors = load_inputs(inputs, console, preset.input_options)
-    if not vols:
-        raise MedpipeError("no input could be loaded: " + ("; ".join(errors) or "nothing found"))
-    folder = make_dirs(run_folder(output, preset.name, started))
-    manifest = build_archive(vols, folder / "archive", preset.archive, ctx, console)
-    if preset.archive.compare:
-        compare_groups(vols, manifest, folder, ctx, console)
-    console.print(f"archive: [bold]{folder / 'archive'}[/]")
-    return 1 if errors else 0
-
-
-def compare_groups(vols, manifest: dict, folder: Path, ctx, console) -> list[dict]:
-    """Each multi-scan group of a built archive: intertwined (as built) vs separate, same codec settings."""
-    from rich.table import Table
-
-    from .archive.compare import COLUMNS, measure
-    from .results import write_csv
-
-    by_name = {s["id"]: v for s, v in zip(manifest["scans"], vols)}
-    rows = []
-    for g in manifest["groups"]:
-        if len(g["scans"]) < 2:
-            continue
-        gv = [by_name[sid] for sid in g["scans"]]
-        entry = dict(g["codec"])
-        for mode in ("separate", "intertwined"):
-            r = measure(gv, entry, ctx, mode, g["order_kind"], harmonize=manifest["settings"]["harmonize"])
-            r["group"] = g["id"]
-            rows.append(r)
-        rows[-1]["gain"] = rows[-2]["compressed_bytes"] / rows[-1]["compressed_bytes"]
-    if not rows:
-        console.print("[yellow]compare: no group holds two or more scans; nothing to compare[/]")
-        return rows
-    write_csv(folder / "results.csv", rows, COLUMNS)
-    t = Table(title="intertwined vs separate (same codec settings)", title_justify="left")
-    for c in ("group", "mode", "order", "bytes", "CR", "PSNR dB", "encode ms", "gain"):
-        t.add_column(c)
-    for r in rows:
-        t.add_row(r["group"], r["mode"], r["order"] or "-", f"{r['compressed_bytes']:,}", f"{r['cr']:.2f}",
-                  "inf" if r["exact"] else f"{r['psnr_db']:.2f}", f"{r['encode_ms']:.0f}",
-                  f"{r['gain']:.3f}" if r.get("gain") else "")
-    console.print(t)
-    return rows

@@ -1,83 +1,44 @@
-"""Building an archive: choose each group's codec and value mapping, code the group through the one round trip,
-check every scan comes back exact (lossless), write streams, headers, order.txt, patients.txt and the manifest
-into a temporary folder, verify it, then rename it into place."""
+"""Building an archive: survey the scans (one at a time), group them, and for each group try every candidate
+coding, keep the smallest verified one, store each scan's headers compactly, and seal the folder. Everything is
+written into a temporary folder, verified as ``verify`` would, then renamed into place.
+
+Memory: the survey loads one scan at a time and keeps only what grouping needs; coding loads one group
+(``max_group`` scans at most) at a time. Inputs are read twice, and a scan that changed in between is refused.
+"""
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from ..codecs import Codec, parse_codec
-from ..depth import Mapping, plan_group_mapping
-from ..errors import CodecSkip, CodecUnavailable, InputError, PresetError
-from ..files import atomic_folder, atomic_write_bytes, atomic_write_text
+from ..errors import InputError
+from ..files import atomic_folder, atomic_write_bytes, safe_component
 from ..metrics import compare
 from ..results import library_versions
-from ..roundtrip import round_trip
-from .manifest import (FORMAT, HEADERS, MANIFEST, ORDER, PATIENTS, ArchiveError, order_lines, patient_lines,
-                       scan_frames, sha256, slice_sha)
-from .plan import GroupPlan, Settings, group_volumes, stream_order, thumbnails
+from ..volumes import Volume
+from .candidates import CANDIDATES, Trial, choose, codec_from_record, pick_candidates, try_candidate, \
+    user_candidate
+from .dicomfile import native_file, native_value
+from .headers import EXPLICIT_BE, NATIVE, RESIDUAL, header_sha, pack_store, read_header, record_syntax, xor
+from .index import DTYPES, FORMAT, HEADERS, ArchiveError, sha256, seal, slice_sha
+from .plan import GroupPlan, group_scans, scan_facts
+from .settings import Settings
 
 
-# ---------------------------------------------------------------- codec choice
+FFV1 = next(c for c in CANDIDATES if c.name == "ffv1")  # a lossless user codec that cannot take the values
 
-@dataclass
-class GroupCoding:
-    codec: Codec
-    label: str
-    vmap: Mapping
-    note: str = ""
-
-
-def make_codec(entry: dict) -> tuple[Codec, str]:
-    spec = parse_codec(entry, "archive.codec")
-    if spec.window is not None:
-        raise PresetError("archive.codec: 'window' clips values and is not offered for archives; use a lossy codec "
-                          "setting instead")
-    return spec.codec, spec.label
-
-
-def choose_coding(entry: dict, arrays: list[np.ndarray], settings: Settings, ctx) -> GroupCoding:
-    """The codec and value mapping for one group. ``auto``: x265 lossless 12-bit when the values fit (directly or
-    through a value table), else FFV1 16-bit; both lossless."""
-    if entry.get("codec") == "auto":
-        extra = {k: v for k, v in entry.items() if k != "codec"}
-        notes = []
-        for cand in ({"codec": "x265", "lossless": True, "bits": 12, "preset": "medium", **extra},
-                     {"codec": "ffv1", "bits": 16}, {"codec": "jpegls"}):
-            try:
-                codec, label = make_codec(cand)
-                codec.check(ctx)
-                vmap = plan_group_mapping(arrays, codec.depth(), True, settings.value_table, codec.name)
-                return GroupCoding(codec, label, vmap, "; ".join(notes))
-            except (CodecUnavailable, CodecSkip) as exc:
-                notes.append(f"{cand['codec']} not used: {exc}")
-        raise CodecUnavailable("no lossless codec usable here: " + "; ".join(notes))
-    codec, label = make_codec(entry)
-    codec.check(ctx)
-    try:
-        vmap = plan_group_mapping(arrays, codec.depth(), codec.lossless, settings.value_table, codec.name)
-    except CodecSkip as exc:
-        if not codec.lossless:
-            raise
-        # a lossless archive stays lossless: FFV1 16-bit takes any integer CT
-        fallback = choose_coding({"codec": "ffv1", "bits": 16}, arrays, settings, ctx)
-        fallback.note = f"{label} not used: {exc}; coded with {fallback.label} instead"
-        return fallback
-    return GroupCoding(codec, label, vmap)
-
-
-# ---------------------------------------------------------------- build
 
 def check_volume(vol) -> None:
+    """Only what an archive can restore exactly: DICOM, grey, integer cells of 8/16/32 bits."""
     if not vol.headers or not hasattr(vol.headers[0], "file_meta"):
         raise InputError(f"{vol.source}: no DICOM headers (PNG stack?); an archive restores DICOM, so give DICOM "
                          "series")
-    if any("colour" in n for n in vol.notes):
+    if vol.color or any("colour" in n for n in vol.notes):
         raise InputError(f"{vol.source}: colour images cannot be archived exactly (they were converted to grey)")
+    if (vol.bits_allocated, vol.signed) not in DTYPES or any("converted exactly" in n for n in vol.notes):
+        raise InputError(f"{vol.source}: Bits Allocated {vol.bits_allocated} ({vol.pixels.dtype}) is not an "
+                         "integer cell of 8, 16 or 32 bits; not archived")
 
 
 def value_offset(vol) -> int:
@@ -88,127 +49,230 @@ def value_offset(vol) -> int:
     return int(icpt) if vol.rescale_slope == 1 and float(icpt).is_integer() else 0
 
 
+def _load(item, errors: list[str]):
+    """A Volume as given, or a VolumeSource loaded now."""
+    return item if isinstance(item, Volume) else item.load(errors)
+
+
+def unique_names(paths: list[Path]) -> list[str]:
+    """Restored file names: the originals', made safe and unique (case-insensitively) within the series."""
+    out, seen = [], set()
+    for p in paths:
+        name = safe_component(Path(p).name, "file")
+        stem, n = name, 1
+        while name.casefold() in seen:
+            n += 1
+            name = f"{stem}_{n}"
+        seen.add(name.casefold())
+        out.append(name)
+    return out
+
+
 def scan_record(sid: str, vol, gid: str) -> dict:
     h = vol.headers[0]
     g = lambda k: str(h.get(k, "") or "")  # noqa: E731
     return {
-        "id": sid, "name": vol.name, "source": str(vol.source), "group": gid,
+        "id": sid, "name": safe_component(vol.name, "scan"), "source": str(vol.source), "group": gid,
         "patient_id": g("PatientID"), "patient_name": g("PatientName"), "patient_hash": vol.patient_hash,
         "study_uid": g("StudyInstanceUID"), "study_date": g("StudyDate"), "series_uid": g("SeriesInstanceUID"),
         "series_number": g("SeriesNumber"), "series_description": vol.description, "modality": vol.modality,
-        "body_part": vol.body_part, "shape": list(vol.shape), "dtype": vol.pixels.dtype.str,
+        "body_part": vol.body_part, "shape": list(vol.shape), "dtype": DTYPES[(vol.bits_allocated, vol.signed)],
         "bits_stored": vol.bits_stored, "bits_allocated": vol.bits_allocated, "signed": vol.signed,
         "raw_bytes": vol.raw_bytes, "value_range": list(vol.value_range),
-        "slice_sha256": [slice_sha(sl, vol.pixels.dtype.str) for sl in vol.pixels],
+        "frame_order": [int(i) for i in vol.frame_order] if vol.frame_order is not None else None,
+        "slice_sha256": [slice_sha(sl, DTYPES[(vol.bits_allocated, vol.signed)]) for sl in vol.pixels],
     }
 
 
-def write_headers(folder: Path, sid: str, vol) -> list[dict]:
-    out = []
-    (folder / HEADERS / sid).mkdir(parents=True, exist_ok=True)
-    for k, (ds, path) in enumerate(zip(vol.headers, vol.files)):
-        rel = f"{HEADERS}/{sid}/{k:04d}.dcm"
-        ds.save_as(folder / rel, enforce_file_format=True)
-        out.append({"name": Path(path).name, "header": rel, "frames": int(ds.get("NumberOfFrames", 1) or 1),
-                    "multiframe": "NumberOfFrames" in ds,
-                    "sop_uid": str(ds.get("SOPInstanceUID", "")),
-                    "transfer_syntax": str(ds.file_meta.get("TransferSyntaxUID", "")),
-                    "header_sha256": sha256((folder / rel).read_bytes())})
-    if sum(f["frames"] for f in out) != vol.shape[0]:
-        raise InputError(f"{vol.source}: files hold {sum(f['frames'] for f in out)} frames, the volume "
-                         f"{vol.shape[0]}; cannot map slices back to files")
-    return out
+def stored_order(scan: dict, pixels: np.ndarray) -> np.ndarray:
+    """The scan's slices in the order the files store them (a multi-frame object's frames were sorted)."""
+    fo = scan["frame_order"]
+    return pixels if fo is None else pixels[np.argsort(fo)]
 
 
-def tool_versions(ctx, codecs: list[Codec]) -> dict:
-    out = {"libraries": library_versions()}
-    for c in codecs:
-        out[c.name] = c.version(ctx)
-    return out
+def file_frames(scan: dict, stored: np.ndarray):
+    """(file entry, its frames) for each file of the scan."""
+    start = 0
+    for f in scan["files"]:
+        yield f, stored[start:start + f["frames"]]
+        start += f["frames"]
 
 
-def build_archive(volumes: list, out: Path, settings: Settings, ctx, console=None) -> dict:
-    """Group, order, encode and write an archive at ``out`` (must not exist); returns the manifest."""
-    from .restore import verify_archive
+def write_headers(folder: Path, scan: dict, vol) -> None:
+    """The compact header store of one scan, and per file what restoring it must reproduce."""
+    records, files = [], []
+    stored = stored_order(scan, vol.pixels)
+    at = 0
+    for path, name, ds in zip(vol.files, unique_names(vol.files), vol.headers):
+        record, pixel, source_sha = read_header(Path(path))
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        files.append({"name": name, "frames": frames, "sop_uid": str(ds.get("SOPInstanceUID", "")),
+                      "transfer_syntax": record_syntax(record), "source_bytes": Path(path).stat().st_size,
+                      "source_sha256": source_sha, "header_sha256": header_sha(record)})
+        restored = native_file(record, stored[at:at + frames], scan)
+        files[-1]["exact_copy"] = record_syntax(record) in NATIVE or not record_syntax(record)
+        if files[-1]["exact_copy"] and sha256(restored) != source_sha:
+            rebuilt = native_value(stored[at:at + frames], scan, record_syntax(record) != EXPLICIT_BE)
+            if len(rebuilt) == len(pixel):  # keep the bits the stored values do not hold (headers.py)
+                record.append((RESIDUAL, xor(rebuilt, pixel)))
+                restored = native_file(record, stored[at:at + frames], scan)
+        files[-1]["restored_sha256"] = sha256(restored)
+        if files[-1]["exact_copy"] and files[-1]["restored_sha256"] != source_sha:
+            raise InputError(f"{path}: its native pixel data does not come back byte-identical from the stored "
+                             "values; not archived")
+        records.append(record)
+        at += frames
+    if at != vol.shape[0]:
+        raise InputError(f"{vol.source}: files hold {at} frames, the volume {vol.shape[0]}; cannot map slices back "
+                         "to files")
+    scan["files"] = files
+    scan["headers"] = f"{HEADERS}/{scan['id']}.hdr"
+    atomic_write_bytes(folder / HEADERS / f"{scan['id']}.hdr", pack_store(records))
+
+
+def build_archive(inputs: list, out: Path, settings: Settings, ctx, console=None) -> dict:
+    """Survey, group, code and write an archive at ``out`` (must not exist); returns the index. ``inputs`` are
+    Volumes or VolumeSources (loaded one at a time)."""
+    from .verify import verify_archive
 
     say = console.print if console else (lambda *a, **k: None)
     out = Path(out)
     if out.exists():
         raise ArchiveError(f"{out}: already exists; choose another --out or remove it first")
-    if not volumes:
+    if not inputs:
         raise InputError("no scans to archive")
-    for v in volumes:
-        check_volume(v)
-    plans = group_volumes(volumes, settings)
+    errors: list[str] = []
+    facts, fingerprints = [], []
+    for item in inputs:  # the survey: one volume in memory at a time
+        vol = _load(item, errors)
+        check_volume(vol)
+        facts.append(scan_facts(vol, settings))
+        fingerprints.append(vol.content_hash)
+        del vol
+    plans = group_scans(facts, settings)
     with atomic_folder(out) as tmp:
-        manifest = _build_into(tmp, volumes, plans, settings, ctx, say)
+        index = _build_into(tmp, inputs, plans, fingerprints, settings, ctx, say, errors)
         verify_archive(tmp, ctx)
-    say(f"archive: [bold]{out}[/] ({len(plans)} group(s), {len(volumes)} scan(s)); verified")
-    return manifest
+    say(f"archive: [bold]{out}[/] ({len(plans)} group(s), {len(inputs)} scan(s), "
+        f"{sum(f['bytes'] for f in index['files']) / 2**20:.2f} MiB); sealed and verified", highlight=False)
+    return index
 
 
-def _build_into(folder: Path, volumes, plans: list[GroupPlan], settings: Settings, ctx, say) -> dict:
+def _build_into(folder: Path, inputs: list, plans: list[GroupPlan], fingerprints: list[str], settings: Settings,
+                ctx, say, errors: list[str]) -> dict:
     started = datetime.now(timezone.utc)
-    log_start = len(ctx.commands)  # this build's ffmpeg commands only
+    log_start = len(ctx.commands)
+    width = max(2, len(str(len(inputs))))
+    sid_of = {i: f"s{i + 1:0{width}d}" for i in range(len(inputs))}
     scans: dict[str, dict] = {}
-    groups: list[dict] = []
-    used: list[Codec] = []
-    width = max(2, len(str(len(volumes))))
-    sid_of = {i: f"s{i + 1:0{width}d}" for i in range(len(volumes))}
+    groups, written, used = [], [], {}
+    auto = settings.codec.get("codec") == "auto"
+    tried = pick_candidates(settings.candidates, "archive.candidates") if auto else (user_candidate(settings.codec),)
     for gi, plan in enumerate(plans):
         gid = f"g{gi + 1:02d}"
-        vols = [volumes[i] for i in plan.members]
+        vols = [_load(inputs[i], errors) for i in plan.members]
         sids = [sid_of[i] for i in plan.members]
-        for sid, vol in zip(sids, vols):
-            scans[sid] = scan_record(sid, vol, gid)
-            scans[sid]["files"] = write_headers(folder, sid, vol)
-        offsets = [value_offset(v) if settings.harmonize else 0 for v in vols]
-        values = [v.pixels.astype(np.int32) + off for v, off in zip(vols, offsets)]
-        coding = choose_coding(settings.codec, values, settings, ctx)
-        used.append(coding.codec)
-        for sid, off in zip(sids, offsets):
-            scans[sid]["value_offset"] = off
-        order_how = settings.order if len(vols) > 1 else "sequential"
-        thumbs = [thumbnails(coding.vmap.forward(a)) for a in values] if order_how == "similarity" else None
-        order = stream_order([v.shape[0] for v in vols], order_how, thumbs)
-        stack = np.stack([values[i][k] for i, k in order])
+        for i, vol in zip(plan.members, vols):
+            if vol.content_hash != fingerprints[i]:
+                raise InputError(f"{vol.source}: changed while it was being archived; nothing was written")
+        recs = [scan_record(sid, vol, gid) for sid, vol in zip(sids, vols)]
+        for rec, vol in zip(recs, vols):
+            rec["value_offset"] = value_offset(vol) if settings.harmonize else 0
+            write_headers(folder, rec, vol)
+            scans[rec["id"]] = rec
+            written.append(rec["headers"])
+        values = [v.pixels.astype(np.int32) + r["value_offset"] for v, r in zip(vols, recs)]
+        names = tuple(c.name for c in tried)
+        trials = [try_candidate(c, vols, values, recs, settings, ctx, not auto, names) for c in tried]
+        best = choose(trials)
+        if best is None and not auto and trials[0].status == "skipped":  # a lossless archive stays lossless
+            fallback = try_candidate(FFV1, vols, values, recs, settings, ctx)
+            fallback.reason = f"{trials[0].candidate.name} not used: {trials[0].reason}"
+            trials.append(fallback)
+            best = choose(trials)
+        if best is None:
+            raise ArchiveError(f"{gid}: no candidate could code {', '.join(v.name for v in vols)}: " +
+                               "; ".join(f"{t.candidate.name}: {t.reason}" for t in trials))
         del values
-        rt = round_trip(stack, coding.codec, coding.vmap, ctx, restore_dtype=np.int32)
-        del stack
-        enc = rt.encoded
-        data = b"".join(enc.chunks)
-        name = f"{gid}.{coding.codec.container}" if not coding.codec.per_slice else f"{gid}.{coding.codec.name}.bin"
-        atomic_write_bytes(folder / name, data)
-        raw = sum(v.raw_bytes for v in vols)
-        lossless = coding.codec.lossless and coding.vmap.exact
-        g = {"id": gid, "scans": sids, "why": plan.why, "similarity": plan.similarity, "order_kind": order_how,
-             "order": [[sids[i], k] for i, k in order], "codec": coding.codec.canonical(), "label": coding.label,
-             "codec_note": coding.note, "codec_version": coding.codec.version(ctx), "lossless": lossless,
-             "mapping": coding.vmap.as_dict(), "stream": name, "stream_bytes": len(data),
-             "stream_sha256": sha256(data), "chunk_sizes": [len(c) for c in enc.chunks],
-             "encoded": {"shape": list(enc.shape), "dtype": enc.dtype, "side": enc.side},
-             "restored_sha256": sha256(np.ascontiguousarray(rt.restored).tobytes()), "raw_bytes": raw,
-             "compressed_bytes": rt.size, "cr": raw / rt.size, "encode_ms": rt.encode_ms}
-        for j, (sid, vol) in enumerate(zip(sids, vols)):
-            mine = (scan_frames(rt.restored, order, j, vol.shape[0]) - offsets[j]).astype(vol.pixels.dtype)
-            q = compare(vol.pixels, mine, vol.span_bits, with_ssim=not lossless)
-            if lossless and not q.exact:
-                raise ArchiveError(f"{gid}: lossless coding of {vol.name} is not exact (max error {q.max_abs_err}); "
-                                   "nothing was written")
-            scans[sid]["quality"] = q.as_dict()
+        g = _group_record(gid, plan, sids, best, trials, vols, settings)
+        atomic_write_bytes(folder / g["stream"], b"".join(best.chunks))
+        written.append(g["stream"])
+        used[best.codec.get("codec", "")] = best
+        _quality(best, vols, recs)
         groups.append(g)
-        alone = " (alone)" if len(vols) == 1 else ""
-        say(f"{gid}{alone}: {', '.join(v.name for v in vols)} -> {name} {coding.label}, {order_how}, "
-            f"{len(data) / 2**20:.2f} MiB, CR {g['cr']:.2f}, {coding.vmap.describe()}; {plan.why}", highlight=False)
-        if coding.note:
-            say(f"  [dim]{coding.note}[/]", highlight=False)
-    scan_list = [scans[sid_of[i]] for i in range(len(volumes))]
-    manifest = {"format": FORMAT, "created": started.isoformat(timespec="seconds"),
-                "settings": {**settings.__dict__, "group_by": list(settings.group_by),
-                             "key_frames": list(settings.key_frames)},
-                "tools": tool_versions(ctx, used), "groups": groups, "scans": scan_list,
-                "lossless": all(g["lossless"] for g in groups), "ffmpeg_commands": ctx.commands[log_start:]}
-    atomic_write_text(folder / ORDER, order_lines(groups, scans))
-    atomic_write_text(folder / PATIENTS, patient_lines(scan_list))
-    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, default=str))
-    return manifest
+        _say_group(say, g, vols, plan)
+        del vols, vol, trials, best  # (the loop variable too: the next group's volumes replace these)
+    index = {"format": FORMAT, "created": started.isoformat(timespec="seconds"),
+             "settings": {**settings.__dict__, "candidates": list(settings.candidates),
+                          "group_by": list(settings.group_by), "key_frames": list(settings.key_frames)},
+             "tools": _versions(used, ctx), "lossless": all(g["lossless"] for g in groups),
+             "groups": groups, "scans": [scans[sid_of[i]] for i in range(len(inputs))],
+             "input_errors": errors, "ffmpeg_commands": ctx.commands[log_start:]}
+    seal(folder, index, written)
+    return index
+
+
+
+def _group_record(gid: str, plan: GroupPlan, sids: list[str], best: Trial, trials: list[Trial], vols,
+                  settings: Settings) -> dict:
+    raw = sum(v.raw_bytes for v in vols)
+    restored = _restored_frames(best, vols, sids)
+    return {"id": gid, "scans": sids, "why": plan.why, "similarity": plan.similarity,
+            "candidate": best.candidate.name, "layout": best.candidate.layout, "codec": best.codec,
+            "label": best.label, "note": best.reason, "lossless": best.lossless,
+            "mapping": best.mapping.as_dict() if best.mapping is not None else None,
+            "order_kind": settings.order if best.candidate.layout == "stream" and len(vols) > 1 else "sequential",
+            "order": [[sids[i], k] for i, k in best.order], "stream": f"{gid}.bin",
+            "parts": [{"chunk_sizes": [len(c) for c in p.chunks], "shape": list(p.shape), "dtype": p.dtype,
+                       "side": p.side} for p in best.parts],
+            "restored_sha256": sha256(np.ascontiguousarray(restored).tobytes()),
+            "candidates": [t.row() for t in trials], "raw_bytes": raw, "compressed_bytes": best.size,
+            "cr": raw / best.size, "encode_ms": round(best.encode_ms, 1)}
+
+
+def _restored_frames(best: Trial, vols, sids) -> np.ndarray:
+    """The frames, in stream order, that decoding the kept candidate gives (int32, before the value offset)."""
+    if best.restored is not None:  # a lossy user codec: what it decoded
+        return np.stack([best.restored[i][k] for i, k in best.order]).astype(np.int32)
+    if best.mapping is None:  # layout dicom: the stored values themselves
+        return np.stack([vols[i].pixels[k] for i, k in best.order]).astype(np.int32)
+    offsets = [value_offset(v) for v in vols]
+    return np.stack([vols[i].pixels[k].astype(np.int32) + offsets[i] for i, k in best.order])
+
+
+def _quality(best: Trial, vols, recs) -> None:
+    for j, (vol, rec) in enumerate(zip(vols, recs)):
+        if best.restored is None:
+            rec["quality"] = {"exact": True, "max_abs_err": 0}
+            continue
+        mine = (best.restored[j] - rec["value_offset"]).astype(vol.pixels.dtype)
+        rec["quality"] = compare(vol.pixels, mine, vol.span_bits, with_ssim=not best.lossless).as_dict()
+        if best.lossless and not rec["quality"]["exact"]:
+            raise ArchiveError(f"lossless coding of {vol.name} is not exact; nothing was written")
+
+
+def _versions(used: dict, ctx) -> dict:
+    out = {"libraries": library_versions()}
+    for name, trial in used.items():
+        try:
+            out[name] = codec_from_record(trial.codec).version(ctx)
+        except Exception:  # noqa: BLE001 - a version string must never fail a build
+            out[name] = "unknown"
+    return out
+
+
+def _say_group(say, g: dict, vols, plan: GroupPlan) -> None:
+    from rich.table import Table
+
+    alone = " (alone)" if len(vols) == 1 else ""
+    t = Table(title=f"{g['id']}{alone}: {', '.join(v.name for v in vols)} -- {plan.why}", title_justify="left")
+    for c in ("candidate", "coding", "bytes", "vs kept", "encode s", "status"):
+        t.add_column(c, overflow="fold")
+    for row in g["candidates"]:
+        kept = row["candidate"] == g["candidate"]
+        size = f"{row['bytes']:,}" if row["bytes"] else "-"
+        ratio = f"{row['bytes'] / g['compressed_bytes']:.3f}" if row["bytes"] else ""
+        status = "[green]kept[/]" if kept else (row["status"] if row["status"] == "ok" else
+                                                f"[yellow]{row['status']}[/]: {row['reason'][:90]}")
+        t.add_row(row["candidate"], row["label"] or "-", size, ratio, f"{row['encode_ms'] / 1000:.1f}", status)
+    say(t)

@@ -26,7 +26,8 @@ import numpy as np
 from ..depth import plan_group_mapping
 from ..metrics import compare
 from ..roundtrip import round_trip
-from .build import make_codec, value_offset
+from .build import value_offset
+from .candidates import make_codec
 from .plan import stream_order, thumbnails
 
 COLUMNS = ["group", "scans", "slices", "codec", "setting", "lossless", "mode", "order", "variant", "crf",

@@ -1,83 +1,18 @@
-"""Archive settings, grouping (metadata, then thesis eq. 4.1) and frame ordering.
+"""Grouping (metadata, then thesis eq. 4.1) and frame ordering.
 
-Grouping: two scans may share a stream when their metadata agree (``group_by`` keys; image size always, since a
-video stream has one frame size) and the transform-domain similarity of key frames at matching relative positions
+Grouping: the scans of one group are tried together (one video stream, or the same position of each scan as the
+channels of one JPEG XL image). Two scans may share a group when their metadata agree (``group_by`` keys; image
+size always, since a stream has one frame size) and the transform-domain similarity of key frames at matching relative positions
 is small enough: S = sum|T1-T2|^2 / sqrt(sum|T1|^2 sum|T2|^2) <= epsilon (thesis eq. 4.1/4.2), T = the low-frequency
 DCT block of a frame in rescaled (HU) values. A scan joins the first group whose every member it matches; one
-that matches none is archived alone and the reason is recorded.
+that matches none is archived alone and the reason is recorded. A group holds at most ``max_group`` scans, so a
+build holds at most that many volumes in memory, whatever the number of scans.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from ..errors import PresetError
-from ..options import Option, check_section, did_you_mean
-
-ORDERS = ("sequential", "interleave", "similarity")
-GROUP_KEYS = ("modality", "body_part", "protocol", "size", "spacing", "thickness")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What a build does; every field is a key of a preset's ``archive:`` mapping."""
-
-    codec: dict = field(default_factory=lambda: {"codec": "auto"})  # a codec entry as in 'codecs:', or auto
-    order: str = "sequential"
-    group_by: tuple = GROUP_KEYS
-    spacing_tol: float = 0.2  # relative difference of pixel spacing allowed within a group
-    thickness_tol: float = 0.5  # relative difference of slice thickness allowed within a group
-    epsilon: float = 0.4  # eq. 4.2 threshold on S (0 = identical key frames; the phantom pair: 0.35)
-    key_frames: tuple = (0.25, 0.5, 0.75)  # relative slice positions compared
-    dct_block: int = 32  # low-frequency DCT coefficients kept per axis
-    value_table: bool = True  # allow a reversible value table when values are wider than the codec
-    harmonize: bool = True  # code rescaled values (stored + integer intercept) so scanners agree on tissue
-    compare: bool = False  # preset runs: also encode each group's scans separately and write results.csv
-
-
-ARCHIVE_OPTIONS: dict[str, Option] = {
-    "codec": Option((str, dict), "auto", "codec entry, e.g. {codec: x265, lossless: true} or ffv1; 'auto' = "
-                                         "lossless x265 12-bit when values fit (with a value table if needed), "
-                                         "else FFV1"),
-    "order": Option(str, "sequential", "frame order in the stream", ORDERS),
-    "group_by": Option((list, str), list(GROUP_KEYS), "metadata keys scans must share (image size is always "
-                                                      "required)", item=str),
-    "spacing_tol": Option((int, float), 0.2, "allowed relative pixel-spacing difference (0.2 = 20 %)",
-                          range=(0, None)),
-    "thickness_tol": Option((int, float), 0.5, "allowed relative slice-thickness difference", range=(0, None)),
-    "epsilon": Option((int, float), 0.4, "similarity threshold of thesis eq. 4.2 (S <= epsilon groups two scans)",
-                      range=(0, None)),
-    "key_frames": Option(list, [0.25, 0.5, 0.75], "relative slice positions (0..1) whose DCTs are compared",
-                         item=(int, float)),
-    "dct_block": Option(int, 32, "DCT coefficients kept per axis (low frequencies)", range=(1, 512)),
-    "value_table": Option(bool, True, "allow a reversible value table to fit wide values into a 12-bit lossless "
-                                      "codec"),
-    "harmonize": Option(bool, True, "code stored + rescale intercept (when slope is 1), so scans of different "
-                                    "scanners share values"),
-    "compare": Option(bool, False, "also encode every scan separately and write the comparison results.csv"),
-}
-SETTING_HELP = {k: o.help for k, o in ARCHIVE_OPTIONS.items()}
-
-
-def parse_settings(data: dict | None, where: str = "archive") -> Settings:
-    """Validate an ``archive:`` mapping against ARCHIVE_OPTIONS (unknown keys get a close match) -> Settings."""
-    opts = check_section(data, ARCHIVE_OPTIONS, where)
-    codec = opts["codec"]
-    codec = {"codec": codec} if isinstance(codec, str) else dict(codec)
-    if "codec" not in codec:
-        raise PresetError(f"{where}.codec: expected a codec name or a mapping with 'codec', e.g. "
-                          "{codec: x265, lossless: true}")
-    keys = [opts["group_by"]] if isinstance(opts["group_by"], str) else opts["group_by"]
-    for k in keys:
-        if k not in GROUP_KEYS:
-            raise PresetError(f"{where}.group_by: unknown key '{k}'{did_you_mean(str(k), GROUP_KEYS)}")
-    if not opts["key_frames"] or not all(0 <= x <= 1 for x in opts["key_frames"]):
-        raise PresetError(f"{where}.key_frames: expected relative positions in 0..1, got {opts['key_frames']!r}")
-    return Settings(codec=codec, order=opts["order"], group_by=tuple(keys), spacing_tol=float(opts["spacing_tol"]),
-                    thickness_tol=float(opts["thickness_tol"]), epsilon=float(opts["epsilon"]),
-                    key_frames=tuple(float(x) for x in opts["key_frames"]), dct_block=opts["dct_block"],
-                    value_table=opts["value_table"], harmonize=opts["harmonize"], compare=opts["compare"])
 
 
 # ---------------------------------------------------------------- metadata
@@ -102,7 +37,7 @@ def scan_meta(vol) -> dict:
     }
 
 
-def meta_mismatch(a: dict, b: dict, s: Settings) -> str | None:
+def meta_mismatch(a: dict, b: dict, s) -> str | None:
     """Why two scans' metadata keep them apart, or None."""
     if a["size"] != b["size"]:
         return f"image size {a['size'][0]}x{a['size'][1]} vs {b['size'][0]}x{b['size'][1]}"
@@ -125,7 +60,7 @@ def meta_mismatch(a: dict, b: dict, s: Settings) -> str | None:
 
 # ---------------------------------------------------------------- eq. 4.1
 
-def key_dcts(vol, s: Settings) -> list[np.ndarray]:
+def key_dcts(vol, s) -> list[np.ndarray]:
     """Low-frequency DCT blocks of the key frames, in rescaled values (HU for CT)."""
     import cv2
 
@@ -158,22 +93,41 @@ class GroupPlan:
     similarity: dict = field(default_factory=dict)  # "i-j" -> S
 
 
-def group_volumes(volumes: list, s: Settings) -> list[GroupPlan]:
-    metas = [scan_meta(v) for v in volumes]
-    dcts = [key_dcts(v, s) for v in volumes]
+@dataclass
+class ScanFacts:
+    """What grouping needs of a scan, kept while its pixels are not (bounded memory)."""
+
+    name: str
+    meta: dict
+    dcts: list
+
+
+def scan_facts(vol, s) -> ScanFacts:
+    return ScanFacts(vol.name, scan_meta(vol), key_dcts(vol, s))
+
+
+def group_volumes(volumes: list, s) -> list[GroupPlan]:
+    return group_scans([scan_facts(v, s) for v in volumes], s)
+
+
+def group_scans(facts: list[ScanFacts], s) -> list[GroupPlan]:
+    """Scans -> groups of at most ``s.max_group`` (each plan lists indices into ``facts``)."""
     groups: list[GroupPlan] = []
     refused: list[tuple[int, int, str]] = []  # (scan, member it did not match, why)
-    for i in range(len(volumes)):
+    for i, f in enumerate(facts):
         placed = False
         for g in groups:
+            if len(g.members) >= s.max_group:
+                refused.append((i, g.members[0], f"group of {g.members[0] + 1} is full (max_group {s.max_group})"))
+                continue
             why = None
             for j in g.members:
-                why = meta_mismatch(metas[j], metas[i], s)
+                why = meta_mismatch(facts[j].meta, f.meta, s)
                 if why:
                     why = f"metadata: {why}"
                 else:
-                    sim = scan_similarity(dcts[j], dcts[i])
-                    g.similarity[f"{volumes[j].name} ~ {volumes[i].name}"] = round(sim, 4)
+                    sim = scan_similarity(facts[j].dcts, f.dcts)
+                    g.similarity[f"{facts[j].name} ~ {f.name}"] = round(sim, 4)
                     if sim > s.epsilon:
                         why = f"S = {sim:.3f} > epsilon {s.epsilon:g} (eq. 4.1)"
                 if why:
@@ -188,7 +142,7 @@ def group_volumes(volumes: list, s: Settings) -> list[GroupPlan]:
     for g in groups:
         if len(g.members) == 1:
             i = g.members[0]
-            why = [f"vs {volumes[b if a == i else a].name}: {w}" for a, b, w in refused if i in (a, b)]
+            why = [f"vs {facts[b if a == i else a].name}: {w}" for a, b, w in refused if i in (a, b)]
             g.why = "archived alone: " + ("; ".join(why) if why else "no other scan to group with")
         else:
             sims = list(g.similarity.values())
@@ -235,3 +189,12 @@ def thumbnails(coded: np.ndarray, size: int = 32) -> np.ndarray:
     import cv2
 
     return np.stack([cv2.resize(f.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) for f in coded])
+
+
+def scan_frames(frames: np.ndarray, order: list, scan_index: int, n: int) -> np.ndarray:
+    """Frames of one scan, back in slice order, from a stream in ``order`` ((scan, slice) per position)."""
+    pos = np.full(n, -1, np.int64)
+    for p, (i, k) in enumerate(order):
+        if i == scan_index:
+            pos[k] = p
+    return frames[pos]

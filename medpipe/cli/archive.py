@@ -1,8 +1,9 @@
 """``run.py archive build|list|extract|verify``.
 
-    run.py archive build INPUT... --out ARCHIVE [--codec x265:lossless=true,preset=slow] [--order interleave]
+    run.py archive build INPUT... --out ARCHIVE [--candidates jpegxl-dicom,jpegxl-3slices] [--effort 9]
+                                               [--codec x265:crf=22,preset=slow]   (one codec, e.g. lossy)
     run.py archive list ARCHIVE
-    run.py archive extract ARCHIVE --out DIR [--patient ID]
+    run.py archive extract ARCHIVE --out DIR [--patient ID] [--syntax native|jpegxl|jpegls|htj2k]
     run.py archive verify ARCHIVE
 """
 from __future__ import annotations
@@ -12,11 +13,12 @@ from pathlib import Path
 
 import yaml
 
-from ..archive.plan import GROUP_KEYS, ORDERS, SETTING_HELP, parse_settings
+from ..archive.candidates import CANDIDATE_NAMES
+from ..archive.dicomfile import OUTPUT_SYNTAXES
+from ..archive.settings import GROUP_KEYS, ORDERS, SETTING_HELP, parse_settings
 from ..codecs import CodecContext
 from ..depth import mapping_from_dict
 from ..errors import MedpipeError, PresetError
-from ..volumes import load_inputs
 
 
 def parse_codec_arg(text: str) -> dict:
@@ -41,15 +43,20 @@ def parse_codec_arg(text: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run.py archive", description="Intertwined multi-patient archives "
-                                "(thesis chapter 4): group similar scans, code each group as one stream, restore "
-                                "any scan as DICOM.")
+    p = argparse.ArgumentParser(prog="run.py archive", description="Sealed lossless archives of a collection of "
+                                "scans: each group coded by the smallest of several candidates, headers stored "
+                                "once plus differences, every file restored bit-exact as DICOM.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="group, order and encode DICOM series into an archive folder")
-    b.add_argument("inputs", nargs="+", type=Path, help="DICOM series folders (or multi-frame files)")
+    b = sub.add_parser("build", help="survey, group and code DICOM series into a sealed archive folder")
+    b.add_argument("inputs", nargs="+", type=Path, help="DICOM series folders, multi-frame files, or a PACS "
+                   "export folder (walked recursively, series assembled as the benchmark does)")
     b.add_argument("--out", type=Path, required=True, help="archive folder to create (must not exist)")
-    b.add_argument("--codec", default="auto", help=SETTING_HELP["codec"] + "; e.g. ffv1, jpegxl, "
+    b.add_argument("--codec", default="auto", help=SETTING_HELP["codec"] + "; e.g. ffv1, "
                    "'x265:crf=22,preset=slow' (lossy), 'x265:lossless=true,preset=fast'")
+    b.add_argument("--candidates", help=f"auto: comma-separated candidates to try, of {','.join(CANDIDATE_NAMES)} "
+                   "(default all)")
+    b.add_argument("--effort", type=int, help=SETTING_HELP["effort"] + " (default 7)")
+    b.add_argument("--max-group", type=int, help=SETTING_HELP["max_group"] + " (default 4)")
     b.add_argument("--order", choices=ORDERS, default=None, help="frame order (default sequential)")
     b.add_argument("--group-by", help=f"comma-separated metadata keys from {','.join(GROUP_KEYS)}")
     b.add_argument("--epsilon", type=float, help=SETTING_HELP["epsilon"] + " (default 0.4)")
@@ -61,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("archive", type=Path)
     x.add_argument("--out", type=Path, required=True, help="folder to write the series into")
     x.add_argument("--patient", help="only this scan: scan id (s01), series name, PatientID or patient hash")
+    x.add_argument("--syntax", choices=list(OUTPUT_SYNTAXES), default="native", help="transfer syntax of the "
+                   "restored files: native (uncompressed; an uncompressed original comes back byte-identical), "
+                   "or lossless JPEG XL (.110, the archive's own codestreams when it holds them), JPEG-LS (.80), "
+                   "HTJ2K (.201)")
     x.add_argument("--ffmpeg", help="ffmpeg binary")
     v = sub.add_parser("verify", help="decode everything and check every checksum")
     v.add_argument("archive", type=Path)
@@ -78,42 +89,45 @@ def settings_from_args(args) -> dict:
         data["epsilon"] = args.epsilon
     if args.no_value_table:
         data["value_table"] = False
+    if args.candidates:
+        data["candidates"] = [c.strip() for c in args.candidates.split(",") if c.strip()]
+    if args.effort is not None:
+        data["effort"] = args.effort
+    if args.max_group is not None:
+        data["max_group"] = args.max_group
     return data
-
-
-def load_scans(paths, console):
-    vols, errors = load_inputs(list(paths), console)
-    if not vols:
-        raise MedpipeError("no input could be loaded: " + ("; ".join(errors) or "nothing found"))
-    return vols, errors
 
 
 def cmd_build(args, console) -> int:
     from ..archive import build_archive
-    from ..archive.build import make_codec
+    from ..archive.candidates import make_codec
+    from ..archive.presets import archive_sources
 
-    settings = parse_settings(settings_from_args(args), "--codec/--order")
+    settings = parse_settings(settings_from_args(args), "archive build")
     if settings.codec.get("codec") != "auto":
         make_codec(settings.codec)  # a typo in --codec is reported before the inputs are read
     if args.out.exists():
         raise MedpipeError(f"{args.out}: already exists; choose another --out or remove it first")
-    vols, errors = load_scans(args.inputs, console)
-    build_archive(vols, args.out, settings, CodecContext(args.ffmpeg), console)
+    sources, errors = archive_sources(args.inputs, console)
+    if not sources:
+        raise MedpipeError("no DICOM series found: " + ("; ".join(errors) or "nothing found"))
+    build_archive(sources, args.out, settings, CodecContext(args.ffmpeg), console)
     return 1 if errors else 0
 
 
 def cmd_list(args, console) -> int:
     from rich.table import Table
 
-    from ..archive import read_manifest
+    from ..archive import open_archive
 
-    m = read_manifest(args.archive)
+    m = open_archive(args.archive)  # the seal and the index (verify checks every file)
     t = Table(title=f"{args.archive}  ({'lossless' if m['lossless'] else 'LOSSY'}, created {m['created']})",
               title_justify="left")
-    for c in ("group", "stream", "codec", "order", "mapping", "scans", "raw MiB", "stored MiB", "CR", "lossless"):
+    for c in ("group", "candidate kept", "coding", "mapping", "scans", "raw MiB", "stored MiB", "CR", "lossless"):
         t.add_column(c, overflow="fold")
     for g in m["groups"]:
-        t.add_row(g["id"], g["stream"], g["label"], g["order_kind"], mapping_from_dict(g["mapping"]).describe(), str(len(g["scans"])),
+        mapping = mapping_from_dict(g["mapping"]).describe() if g["mapping"] else "stored values"
+        t.add_row(g["id"], g["candidate"], g["label"], mapping, str(len(g["scans"])),
                   f"{g['raw_bytes'] / 2**20:.1f}", f"{g['compressed_bytes'] / 2**20:.2f}", f"{g['cr']:.2f}",
                   "[green]yes[/]" if g["lossless"] else "[yellow]no[/]")
     console.print(t)
@@ -128,14 +142,16 @@ def cmd_list(args, console) -> int:
                   qual)
     console.print(t)
     for g in m["groups"]:
-        console.print(f"[dim]{g['id']}: {g['why']}[/]", highlight=False)
+        sizes = ", ".join(f"{r['candidate']} {r['bytes']:,}" if r["bytes"] else f"{r['candidate']} {r['status']}"
+                          for r in g["candidates"])
+        console.print(f"[dim]{g['id']}: {g['why']}; candidates (bytes): {sizes}[/]", highlight=False)
     return 0
 
 
 def cmd_extract(args, console) -> int:
     from ..archive import extract_archive
 
-    paths = extract_archive(args.archive, args.out, CodecContext(args.ffmpeg), args.patient, console)
+    paths = extract_archive(args.archive, args.out, CodecContext(args.ffmpeg), args.patient, console, args.syntax)
     console.print(f"restored {len(paths)} series into [bold]{args.out}[/]")
     return 0
 

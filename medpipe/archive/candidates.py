@@ -1,0 +1,332 @@
+"""The ways a group can be coded (candidates, as data), trying each, and decoding the one that was kept.
+
+A build tries every candidate on each group, through the one round trip (a lossless candidate that does not decode
+bit-exact fails loudly), and keeps the smallest. The list is data: a new codec is one more line in
+:data:`CANDIDATES` (the 3-D lossless codec of medpipe/codecs/lossless3d/ goes where the comment says).
+
+Layouts -- how a group's slices become codec input:
+
+- ``dicom``: each slice's JPEG XL codestream of the STORED values as PS3.5 8.2.15 (medpipe.dicom.codestreams)
+  writes it: extract to JPEG XL (.110) copies these codestreams, without a second encode.
+- ``images``: JPEG XL images of the group's mapped values, one slice per image (``single``), or several slices as
+  the channels of one image, so JPEG XL's channel transforms and context model see them together: ``neighbours``
+  (``width`` consecutive slices of one scan) or ``scans`` (the same relative position of each scan of a group).
+- ``stream``: a registry codec on the whole group as one stream, frames in the group's order (video codecs).
+- ``volumes``: a registry codec on each scan's volume apart (intra codecs, 3-D codecs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..codecs import Codec, Encoded, codec_class, parse_codec
+from ..codecs.base import Param
+from ..depth import Mapping, plan_group_mapping
+from ..errors import CodecSkip, CodecUnavailable, DamagedInput, MedpipeError, PresetError
+from ..options import did_you_mean
+from ..roundtrip import round_trip, timed
+from .plan import scan_frames, stream_order
+
+JPEG_XL = "1.2.840.10008.1.2.4.110"
+LAYOUTS = ("dicom", "images", "stream", "volumes")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str  # recorded in the index and shown in the build's table
+    codec: dict  # a codec entry as in a preset's 'codecs:' (JPEG XL layouts: the effort comes from the settings)
+    layout: str  # one of LAYOUTS
+    arrange: str = "single"  # images: single | neighbours | scans
+    width: int = 1  # neighbours: slices per image (2: grey + alpha, 3: RGB with reversible colour transforms)
+
+
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("jpegxl-dicom", {"codec": "jpegxl"}, "dicom"),
+    Candidate("jpegxl", {"codec": "jpegxl"}, "images"),
+    Candidate("jpegxl-2slices", {"codec": "jpegxl"}, "images", "neighbours", 2),
+    Candidate("jpegxl-3slices", {"codec": "jpegxl"}, "images", "neighbours", 3),
+    Candidate("jpegxl-scans", {"codec": "jpegxl"}, "images", "scans"),
+    Candidate("ffv1", {"codec": "ffv1", "bits": 16}, "volumes"),
+    Candidate("x265", {"codec": "x265", "lossless": True, "bits": 12, "preset": "medium"}, "stream"),
+    # The 3-D lossless codec (medpipe/codecs/lossless3d/), when it lands: one line, e.g.
+    # Candidate("lossless3d", {"codec": "<its registry name>"}, "volumes"),
+)
+CANDIDATE_NAMES = tuple(c.name for c in CANDIDATES)
+
+
+def pick_candidates(names, where: str) -> tuple[Candidate, ...]:
+    """The candidates a build tries (all when ``names`` is empty); PresetError on an unknown name."""
+    if not names:
+        return CANDIDATES
+    by_name = {c.name: c for c in CANDIDATES}
+    for n in names:
+        if n not in by_name:
+            raise PresetError(f"{where}: unknown candidate '{n}'{did_you_mean(str(n), by_name)}; candidates: "
+                              f"{', '.join(CANDIDATE_NAMES)}")
+    return tuple(by_name[n] for n in dict.fromkeys(names))
+
+
+def user_candidate(entry: dict) -> Candidate:
+    """``--codec`` / ``archive.codec`` given explicitly: that one codec, on the group as one stream."""
+    return Candidate(entry.get("label") or str(entry["codec"]), dict(entry), "stream")
+
+
+# ---------------------------------------------------------------- JPEG XL with slices as channels
+
+class ChannelJpegXL(Codec):
+    """JPEG XL lossless images of 1-4 frames each (grey, grey + alpha, RGB, RGBA; imagecodecs codes L, LA, RGB
+    and RGBA in contiguous mode), so the encoder's reversible colour transforms and context tree see neighbouring
+    frames together. ``channels`` lists the frames of each image, in stream order."""
+
+    name = "jpegxl-channels"
+    family = "imagecodecs"
+    description = "JPEG XL lossless, consecutive frames as the channels of one image"
+    requires = ("imagecodecs",)
+    params = {"effort": Param(int, 7, "encoder effort 1-10", range=(1, 10)),
+              "channels": Param(list, None, "frames per image, in stream order", item=int)}
+    per_slice = False
+    cost = 9.0
+
+    def version(self, ctx) -> str:
+        import imagecodecs
+
+        return f"imagecodecs {imagecodecs.__version__} ({imagecodecs.jpegxl_version()})"
+
+    def encode(self, frames: np.ndarray, ctx) -> Encoded:
+        import imagecodecs
+
+        plan = self.p["channels"] or [1] * len(frames)
+        if sum(plan) != len(frames) or not all(1 <= c <= 4 for c in plan):
+            raise CodecSkip(f"channel plan {plan[:8]}... does not cover {len(frames)} frames with 1-4 per image")
+        chunks, at = [], 0
+        for c in plan:
+            part = frames[at] if c == 1 else np.ascontiguousarray(np.moveaxis(frames[at:at + c], 0, -1))
+            bits = max(9, int(part.max()).bit_length()) if part.dtype == np.uint16 else None
+            chunks.append(bytes(imagecodecs.jpegxl_encode(part, lossless=True, effort=self.p["effort"],
+                                                          bitspersample=bits)))
+            at += c
+        return Encoded(chunks, frames.shape, frames.dtype.str)
+
+    def decode(self, enc: Encoded, ctx) -> np.ndarray:
+        import imagecodecs
+
+        out = np.empty(enc.shape, np.dtype(enc.dtype))
+        plan = self.p["channels"] or [1] * enc.shape[0]
+        if len(plan) != len(enc.chunks):
+            raise DamagedInput(f"{len(enc.chunks)} codestreams for {len(plan)} images")
+        at = 0
+        for c, chunk in zip(plan, enc.chunks):
+            img = imagecodecs.jpegxl_decode(chunk)
+            out[at:at + c] = img[None] if c == 1 else np.moveaxis(img, -1, 0)
+            at += c
+        return out
+
+
+def make_codec(entry: dict, where: str = "archive.codec") -> tuple[Codec, str]:
+    """A codec (and its label) from an entry; the archive's own ChannelJpegXL is known by its name too."""
+    entry = dict(entry)
+    if entry.get("codec") == ChannelJpegXL.name:
+        entry.pop("codec")
+        return ChannelJpegXL(where, **entry), ChannelJpegXL.name
+    spec = parse_codec(entry, where)
+    if spec.window is not None:
+        raise PresetError(f"{where}: 'window' clips values and is not offered for archives")
+    return spec.codec, spec.label
+
+
+def codec_from_record(entry: dict) -> Codec:
+    """The codec a group was coded with, from its canonical entry in the index."""
+    entry = dict(entry)
+    name = entry.pop("codec")
+    cls = ChannelJpegXL if name == ChannelJpegXL.name else codec_class(name)
+    return cls(f"index codec {name}", **entry)
+
+
+def image_plan(arrange: str, width: int, counts: list[int]) -> tuple[list[tuple[int, int]], list[int]]:
+    """(stream order as (scan, slice), frames per image) for an ``images`` layout."""
+    if arrange == "single":
+        order = [(i, k) for i, n in enumerate(counts) for k in range(n)]
+        return order, [1] * len(order)
+    if arrange == "neighbours":
+        order, plan = [], []
+        for i, n in enumerate(counts):
+            for k in range(0, n, width):
+                run = min(width, n - k)
+                order += [(i, k + j) for j in range(run)]
+                plan.append(run)
+        return order, plan
+    # scans: tuple t holds, of every scan, the slice at relative position (t + 0.5) / m; the rest alone
+    m = min(counts)
+    taken = [set() for _ in counts]
+    order, plan = [], []
+    for t in range(m):
+        for i, n in enumerate(counts):
+            k = int((t + 0.5) * n / m)
+            order.append((i, k))
+            taken[i].add(k)
+        plan.append(len(counts))
+    for i, n in enumerate(counts):
+        rest = [k for k in range(n) if k not in taken[i]]
+        order += [(i, k) for k in rest]
+        plan += [1] * len(rest)
+    return order, plan
+
+
+# ---------------------------------------------------------------- PS3.5 codestreams of the stored values
+
+def values_from_pattern(decoded: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
+    """Stored values from a decoded unsigned-only codestream: the low Bits Stored bits, sign-extended from the High
+    Bit when signed (PS3.5 8.2.1 Note 4, 8.1.1)."""
+    v = decoded.astype(np.int64) & ((1 << bits_stored) - 1)
+    if signed:
+        v = np.where(v >> (bits_stored - 1), v - (1 << bits_stored), v)
+    return v
+
+
+def dicom_codestream(uid: str, frame: np.ndarray, scan: dict, effort: int | None = None) -> bytes:
+    """One frame's PS3.5 codestream (the DICOM colleague's encode_frame), refusals as CodecSkip."""
+    from ..dicom.codestreams import encode_frame
+
+    extra = {"effort": effort} if effort is not None else {}
+    return encode_frame(uid, frame, scan["bits_stored"], scan["signed"], bits_allocated=scan["bits_allocated"],
+                        **extra)
+
+
+def decode_codestream(uid: str, data: bytes, scan: dict) -> np.ndarray:
+    """Stored values of a JPEG XL / JPEG-LS / HTJ2K codestream, decoded by imagecodecs."""
+    import imagecodecs
+
+    decoder = {JPEG_XL: imagecodecs.jpegxl_decode, "1.2.840.10008.1.2.4.80": imagecodecs.jpegls_decode,
+               "1.2.840.10008.1.2.4.201": imagecodecs.htj2k_decode}[uid]
+    return values_from_pattern(decoder(data), scan["bits_stored"], scan["signed"])
+
+
+# ---------------------------------------------------------------- trials
+
+@dataclass
+class Trial:
+    """One candidate tried on one group: its bytes, or why it was skipped or failed."""
+
+    candidate: Candidate
+    status: str = "ok"  # ok | skipped | failed
+    reason: str = ""
+    codec: dict = field(default_factory=dict)  # canonical entry of what coded it
+    label: str = ""
+    lossless: bool = True
+    mapping: Mapping | None = None  # None: the stored values themselves (layout dicom)
+    order: list = field(default_factory=list)  # (scan index, slice) per stream position
+    parts: list[Encoded] = field(default_factory=list)  # one per encode call, chunks in stream order
+    encode_ms: float = 0.0
+    decode_ms: float = 0.0
+    restored: list | None = None  # the user-given lossy codec: decoded scans, for the quality report
+
+    @property
+    def chunks(self) -> list[bytes]:
+        return [c for p in self.parts for c in p.chunks]
+
+    @property
+    def size(self) -> int:
+        """Every byte the decoder needs: the codestreams plus the mapping's side data."""
+        return sum(len(c) for c in self.chunks) + (self.mapping.side_bytes if self.mapping is not None else 0)
+
+    def row(self) -> dict:
+        return {"candidate": self.candidate.name, "status": self.status, "reason": self.reason,
+                "bytes": self.size if self.status == "ok" else None, "label": self.label,
+                "encode_ms": round(self.encode_ms, 1), "decode_ms": round(self.decode_ms, 1)}
+
+
+def try_candidate(cand: Candidate, vols: list, values: list[np.ndarray], scans: list[dict], settings, ctx,
+                  keep_restored: bool = False, tried: tuple = ()) -> Trial:
+    """Code the group with ``cand``; a skipped candidate says why; a lossless one that is not exact fails.
+    ``tried``: the names of the other candidates of this build (a candidate equal to one of them is skipped)."""
+    trial = Trial(cand)
+    try:
+        if cand.layout == "dicom":
+            _dicom_trial(trial, vols, scans, settings)
+        else:
+            _codec_trial(trial, values, scans, settings, ctx, keep_restored, "jpegxl-dicom" in tried)
+    except (CodecSkip, CodecUnavailable, DamagedInput) as exc:
+        trial.status, trial.reason, trial.parts = "skipped", str(exc), []
+    except MedpipeError as exc:
+        trial.status, trial.reason, trial.parts = "failed", str(exc), []
+    return trial
+
+
+def _dicom_trial(trial: Trial, vols: list, scans: list[dict], settings) -> None:
+    if any(s["bits_stored"] > 16 for s in scans):
+        raise CodecSkip("Bits Stored above 16: no JPEG XL DICOM codestream")
+    order, chunks = [], []
+    for i, (vol, scan) in enumerate(zip(vols, scans)):
+        for k, frame in enumerate(vol.pixels):
+            data, ms = timed(lambda f=frame: dicom_codestream(JPEG_XL, f, scan, settings.effort))
+            trial.encode_ms += ms
+            back, ms = timed(lambda d=data: decode_codestream(JPEG_XL, d, scan))
+            trial.decode_ms += ms
+            if not np.array_equal(back, frame):
+                raise MedpipeError(f"LOSSLESS NOT EXACT: the JPEG XL DICOM codestream of {vol.name} slice {k} "
+                                   "decodes to other values")
+            chunks.append(data)
+            order.append((i, k))
+    n = sum(v.shape[0] for v in vols)
+    trial.parts = [Encoded(chunks, (n, *vols[0].shape[1:]), "stored")]
+    trial.order, trial.label = order, f"JPEG XL e{settings.effort}, PS3.5 codestream per slice"
+    trial.codec = {"codec": "jpegxl", "effort": settings.effort}
+
+
+def _codec_trial(trial: Trial, values: list[np.ndarray], scans: list[dict], settings, ctx,
+                 keep_restored: bool, dicom_tried: bool) -> None:
+    cand = trial.candidate
+    counts = [v.shape[0] for v in values]
+    entry = dict(cand.codec)
+    if cand.layout == "images":
+        if cand.arrange == "scans" and len(values) < 2:
+            raise CodecSkip("the group holds one scan")
+        if cand.arrange == "scans" and len(values) > 4:
+            raise CodecSkip("JPEG XL images hold at most 4 channels here (grey, grey + alpha, RGB, RGBA)")
+        order, plan = image_plan(cand.arrange, cand.width, counts)
+        codec = ChannelJpegXL("archive candidate", effort=settings.effort, channels=plan)
+        label = f"JPEG XL e{settings.effort}" + {"single": " per slice", "neighbours": f", {cand.width} slices "
+                                                 "per image", "scans": ", one image per position across scans"
+                                                 }[cand.arrange]
+    else:
+        if entry.get("codec") == "jpegxl":
+            entry.setdefault("effort", settings.effort)
+        codec, label = make_codec(entry, f"archive candidate {cand.name}")
+        order = (stream_order(counts, settings.order if len(values) > 1 else "sequential")
+                 if cand.layout == "stream" else [(i, k) for i, n in enumerate(counts) for k in range(n)])
+    codec.check(ctx)
+    vmap = plan_group_mapping(values, codec.depth(), codec.lossless, settings.value_table, codec.name)
+    # the coded values are the stored values (stored + value offset - mapping offset): jpegxl-dicom codes the same
+    stored = vmap.kind == "depth" and vmap.shift == 0 and not vmap.clipped and all(
+        not s["signed"] and s["value_offset"] == vmap.offset for s in scans)
+    if cand.layout == "images" and cand.arrange == "single" and stored and dicom_tried:
+        raise CodecSkip("the mapped values equal the stored values: the same codestreams as jpegxl-dicom")
+    if cand.layout == "volumes":
+        batches = [[(i, k) for k in range(n)] for i, n in enumerate(counts)]
+    else:
+        batches = [order]
+    restored = []
+    for batch in batches:
+        stack = np.stack([values[i][k] for i, k in batch])
+        rt = round_trip(stack, codec, vmap, ctx, restore_dtype=np.int32)
+        del stack
+        if codec.lossless and vmap.exact and rt.codec_mismatches:
+            raise MedpipeError(f"LOSSLESS NOT EXACT: {label} changed {rt.codec_mismatches} samples")
+        trial.parts.append(rt.encoded)
+        trial.encode_ms += rt.encode_ms
+        trial.decode_ms += rt.decode_ms
+        if keep_restored:
+            restored.append(rt.restored)
+        del rt
+    trial.codec, trial.label, trial.order, trial.mapping = codec.canonical(), label, order, vmap
+    trial.lossless = codec.lossless and vmap.exact
+    if keep_restored:
+        frames = np.concatenate(restored)
+        trial.restored = [scan_frames(frames, order, j, n) for j, n in enumerate(counts)]
+
+
+def choose(trials: list[Trial]) -> Trial | None:
+    """The smallest candidate that ran; ties go to the earlier one in the list."""
+    ok = [t for t in trials if t.status == "ok"]
+    return min(ok, key=lambda t: t.size) if ok else None

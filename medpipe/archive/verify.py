@@ -1,0 +1,167 @@
+"""Reading an archive back and checking all of it: the seal, every file, the views, each scan's header store
+against the index, each group's decoded frames against their checksums, and every restored file's SHA-256.
+``verify`` runs all of it and writes nothing; ``extract`` runs the same checks on what it restores."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..codecs import Encoded
+from ..depth import mapping_from_dict
+from ..errors import MedpipeError
+from .candidates import JPEG_XL, codec_from_record, decode_codestream
+from .dicomfile import dataset, native_file
+from .headers import HeaderError, Record, header_sha, unpack_store
+from .index import ArchiveError, check_files, check_views, open_archive, sha256, slice_sha
+from .plan import scan_frames
+
+
+def open_checked(folder: Path) -> dict:
+    """The seal, the index, every file and both views; returns the index."""
+    index = open_archive(folder)
+    check_files(folder, index)
+    check_views(folder, index)
+    return index
+
+
+# ---------------------------------------------------------------- headers
+
+def _int(ds, keyword: str, default=None):
+    value = ds.get(keyword, default)
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def load_headers(folder: Path, scan: dict) -> list[Record]:
+    """The scan's header records, each checked against its SHA-256 and against the index's fields."""
+    path = Path(folder) / Path(*scan["headers"].split("/"))
+    try:
+        records = unpack_store(path.read_bytes())
+    except HeaderError as exc:
+        raise ArchiveError(f"{path}: damaged header store ({exc})") from None
+    if len(records) != len(scan["files"]):
+        raise ArchiveError(f"{path}: {len(records)} headers, the index lists {len(scan['files'])} files")
+    for record, f in zip(records, scan["files"]):
+        if header_sha(record) != f["header_sha256"]:
+            raise ArchiveError(f"{path}: header of {f['name']} fails its SHA-256; the archive is damaged")
+        ds = dataset(record)
+        facts = {"SOP Instance UID": (str(ds.get("SOPInstanceUID", "")), f["sop_uid"]),
+                 "Series Instance UID": (str(ds.get("SeriesInstanceUID", "")), scan["series_uid"]),
+                 "Study Instance UID": (str(ds.get("StudyInstanceUID", "")), scan["study_uid"]),
+                 "Patient ID": (str(ds.get("PatientID", "") or ""), scan["patient_id"]),
+                 "Bits Stored": (_int(ds, "BitsStored"), scan["bits_stored"]),
+                 "Bits Allocated": (_int(ds, "BitsAllocated"), scan["bits_allocated"]),
+                 "Pixel Representation": (_int(ds, "PixelRepresentation", 0), int(scan["signed"])),
+                 "Rows x Columns": ([_int(ds, "Rows"), _int(ds, "Columns")], scan["shape"][1:]),
+                 "Number of Frames": (_int(ds, "NumberOfFrames", 1), f["frames"])}
+        for what, (header, said) in facts.items():
+            if header != said:
+                raise ArchiveError(f"{path}: {f['name']}: the header says {what} {header!r}, the index {said!r}; "
+                                   "the index was edited or is damaged")
+    return records
+
+
+# ---------------------------------------------------------------- pixels
+
+def stream_chunks(folder: Path, g: dict) -> list[list[bytes]]:
+    """The group's codestreams, split per part by the index's chunk sizes (the stream was checked already)."""
+    data = (Path(folder) / g["stream"]).read_bytes()
+    parts, at = [], 0
+    for p in g["parts"]:
+        chunks = []
+        for n in p["chunk_sizes"]:
+            chunks.append(data[at:at + n])
+            at += n
+        parts.append(chunks)
+    return parts
+
+
+def restore_group(folder: Path, index: dict, g: dict, ctx) -> dict[str, np.ndarray]:
+    """scan id -> stored values in slice order (the scan's dtype), every slice checked when lossless."""
+    path = Path(folder) / g["stream"]
+    scans = {s["id"]: s for s in index["scans"]}
+    order = [(g["scans"].index(sid), k) for sid, k in g["order"]]
+    parts = stream_chunks(folder, g)
+    try:
+        lossless = g["layout"] == "dicom" or (codec_from_record(g["codec"]).lossless and
+                                              mapping_from_dict(g["mapping"]).exact)
+        if lossless != g["lossless"]:
+            raise ArchiveError(f"{path}: the index says lossless {g['lossless']}, its codec and mapping say "
+                               f"{lossless}; the index was edited or is damaged")
+        if g["layout"] == "dicom":
+            frames = np.stack([decode_codestream(JPEG_XL, c, scans[g["scans"][i]])
+                               for c, (i, _) in zip(parts[0], order)]).astype(np.int32)
+        else:
+            codec = codec_from_record(g["codec"])
+            codec.check(ctx)
+            decoded = [codec.decode(Encoded(chunks, tuple(p["shape"]), p["dtype"], p["side"]), ctx)
+                       for chunks, p in zip(parts, g["parts"])]
+            for dec, p in zip(decoded, g["parts"]):
+                if tuple(dec.shape) != tuple(p["shape"]):
+                    raise ArchiveError(f"{path}: decoded {dec.shape}, the index says {tuple(p['shape'])}")
+            mapping = mapping_from_dict(g["mapping"])
+            frames = np.concatenate([mapping.inverse(d).astype(np.int32) for d in decoded])
+    except ArchiveError:
+        raise
+    except (MedpipeError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise ArchiveError(f"{path}: cannot be decoded ({type(exc).__name__}: {exc})") from None
+    if len(frames) != len(order) or sha256(np.ascontiguousarray(frames).tobytes()) != g["restored_sha256"]:
+        raise ArchiveError(f"{path}: decoded frames differ from those recorded at build time; the stream, the "
+                           "value mapping or the decoder changed")
+    out = {}
+    for j, sid in enumerate(g["scans"]):
+        s = scans[sid]
+        offset = 0 if g["layout"] == "dicom" else s["value_offset"]  # dicom: the stored values themselves
+        vol = scan_frames(frames, order, j, s["shape"][0]) - offset
+        info = np.iinfo(np.dtype(s["dtype"]))
+        if vol.size and (int(vol.min()) < info.min or int(vol.max()) > info.max):
+            raise ArchiveError(f"{path}: scan {sid} decodes to values outside {s['dtype']}; the index is damaged")
+        vol = vol.astype(np.dtype(s["dtype"]))
+        if g["lossless"]:
+            bad = [k for k, sl in enumerate(vol) if slice_sha(sl, s["dtype"]) != s["slice_sha256"][k]]
+            if bad:
+                raise ArchiveError(f"{path}: scan {sid} ({s['name']}): {len(bad)} slice(s) fail their SHA-256 "
+                                   f"(first: slice {bad[0]}); the archive is damaged")
+        out[sid] = vol
+    return out
+
+
+def stored_frames(scan: dict, vol: np.ndarray):
+    """(file entry, its frames in stored order, their slice indices in the volume) for each file."""
+    fo = scan["frame_order"]
+    idx = np.arange(vol.shape[0]) if fo is None else np.argsort(fo)
+    start = 0
+    for f in scan["files"]:
+        sel = idx[start:start + f["frames"]]
+        yield f, vol[sel], sel
+        start += f["frames"]
+
+
+def verify_archive(folder: Path, ctx, console=None) -> dict:
+    """Every check extract makes, on every scan, writing nothing; ArchiveError on the first problem."""
+    folder = Path(folder)
+    t0 = time.perf_counter()
+    index = open_checked(folder)
+    scans = {s["id"]: s for s in index["scans"]}
+    n = 0
+    for g in index["groups"]:
+        restored = restore_group(folder, index, g, ctx)
+        for sid, vol in restored.items():
+            s = scans[sid]
+            records = load_headers(folder, s)
+            if g["lossless"]:
+                for record, (f, frames, _) in zip(records, stored_frames(s, vol)):
+                    if sha256(native_file(record, frames, s)) != f["restored_sha256"]:
+                        raise ArchiveError(f"{folder / s['headers']}: {f['name']} would not be restored as "
+                                           "recorded at build time; the archive is damaged")
+            n += 1
+        if console:
+            what = ("bit-exact: every slice and every restored file checked by SHA-256" if g["lossless"]
+                    else "lossy: decoded frames match the build")
+            console.print(f"{g['id']}: {g['stream']} ({g['candidate']}) ok, {what}", highlight=False)
+    return {"groups": len(index["groups"]), "scans": n, "seconds": time.perf_counter() - t0,
+            "lossless": index["lossless"]}

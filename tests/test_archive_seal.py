@@ -1,0 +1,228 @@
+"""The archive cannot be made to lie or to write outside its target: every file kind flipped, truncated, deleted;
+files added; traversal and reserved names; every field that shapes restored output edited (with and without a
+matching SEAL); crashed and repeated extracts.
+
+The property behind the edited-field cases: after any edit, ``extract`` either refuses with one ArchiveError line
+and writes nothing, or writes files byte-identical to the originals -- never different bytes called bit-exact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medpipe.archive import ArchiveError, build_archive, extract_archive, verify_archive
+from medpipe.archive.index import INDEX, SEAL, sha256
+from medpipe.volumes import load_volume
+
+from conftest import shared
+from test_archive import _ctx, same_files, settings, small_copy
+
+KINDS = {"SEAL": SEAL, "index": INDEX, "order": "order.txt", "patients": "patients.txt", "stream": "g01.bin",
+         "headers": "headers/s01.hdr"}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    base = tmp_path_factory.mktemp("seal-in")
+    return [small_copy(shared(f"ct_head/philips_phantom_stereotaxis_{x}"), base / x, n=4) for x in "ab"]
+
+
+@pytest.fixture(scope="module")
+def built(sources, tmp_path_factory):
+    arc = tmp_path_factory.mktemp("sealed") / "arc"
+    build_archive([load_volume(p) for p in sources], arc, settings(candidates=["jpegxl-2slices"]), _ctx())
+    return arc
+
+
+def copy_of(built: Path, tmp_path: Path) -> Path:
+    arc = tmp_path / "arc"
+    shutil.copytree(built, arc)
+    return arc
+
+
+def reseal(arc: Path, index: dict) -> None:
+    """What a careful hand-editor does: rewrite the index and a SEAL that matches it."""
+    data = json.dumps(index, indent=1).encode()
+    (arc / INDEX).write_bytes(data)
+    (arc / SEAL).write_text(f"medpipe-archive/2\n{INDEX} {len(data)} {sha256(data)}\n")
+
+
+def refused_and_nothing_written(arc: Path, tmp_path: Path, match: str) -> None:
+    with pytest.raises(ArchiveError, match=match):
+        verify_archive(arc, _ctx())
+    out = tmp_path / "out"
+    with pytest.raises(ArchiveError, match=match):
+        extract_archive(arc, out, _ctx())
+    assert not out.exists()
+    existing = tmp_path / "existing"
+    existing.mkdir(exist_ok=True)
+    with pytest.raises(ArchiveError):
+        extract_archive(arc, existing, _ctx())
+    assert list(existing.iterdir()) == []
+
+
+# ---------------------------------------------------------------- every file kind: flip, truncate, delete
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_damage_to_every_file_kind_is_detected(built, tmp_path, kind, damage):
+    arc = copy_of(built, tmp_path)
+    path = arc / KINDS[kind]
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    elif damage == "truncate":
+        path.write_bytes(bytes(data[:-7]))
+    else:
+        path.unlink()
+    match = f"({SEAL}|{INDEX})" if kind == "SEAL" else Path(KINDS[kind]).name
+    refused_and_nothing_written(arc, tmp_path, match)
+
+
+def test_an_added_file_is_refused(built, tmp_path):
+    arc = copy_of(built, tmp_path)
+    (arc / "headers" / "extra.hdr").write_bytes(b"x")
+    refused_and_nothing_written(arc, tmp_path, "extra.hdr: not part of the sealed archive")
+
+
+def test_clean_archive_verifies(built):
+    assert verify_archive(built, _ctx())["lossless"]
+
+
+# ---------------------------------------------------------------- names
+
+BAD_NAMES = ["../../../outside_file.dcm", "/tmp/outside_file.dcm", "C:\\outside.dcm", "C:outside.dcm", "a/b.dcm",
+             "..", "CON", "nul.dcm", "LPT1", "x\x00.dcm", "ends.", "sub\\dir.dcm"]
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES)
+@pytest.mark.parametrize("where", ["file", "scan", "stream"])
+def test_traversal_and_reserved_names_are_refused_before_any_write(built, tmp_path, bad, where):
+    arc = copy_of(built, tmp_path)
+    victim = tmp_path / "outside_file.dcm"
+    victim.write_bytes(b"user data")
+    index = json.loads((arc / INDEX).read_text())
+    if where == "file":
+        index["scans"][0]["files"][0]["name"] = bad
+    elif where == "scan":
+        index["scans"][0]["name"] = bad
+    else:
+        index["groups"][0]["stream"] = bad
+    for sealed in (False, True):
+        if sealed:
+            reseal(arc, index)
+        else:
+            (arc / INDEX).write_text(json.dumps(index, indent=1))
+        out = tmp_path / "out" / "deeper"
+        with pytest.raises(ArchiveError):
+            extract_archive(arc, out, _ctx())
+        assert not (tmp_path / "out").exists()
+        with pytest.raises(ArchiveError):
+            verify_archive(arc, _ctx())
+    assert victim.read_bytes() == b"user data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["arc", "outside_file.dcm"]
+
+
+# ---------------------------------------------------------------- every field that shapes output
+
+def _edits() -> dict:
+    """name -> function editing the index in place (each changes what would be restored, or its checks)."""
+    def scan(key, value):
+        return lambda ix: ix["scans"][0].__setitem__(key, value)
+
+    def file(key, value):
+        return lambda ix: ix["scans"][0]["files"][0].__setitem__(key, value)
+
+    def group(key, value):
+        return lambda ix: ix["groups"][0].__setitem__(key, value)
+
+    return {
+        "bits_stored": scan("bits_stored", 16), "bits_stored_low": scan("bits_stored", 8),
+        "bits_allocated": scan("bits_allocated", 8), "signed": scan("signed", True), "dtype": scan("dtype", "<i2"),
+        "value_offset": scan("value_offset", -1000), "shape": scan("shape", [4, 256, 255]),
+        "frame_order": scan("frame_order", [1, 0, 2, 3]), "slice_sha256": scan("slice_sha256", ["0" * 64] * 4),
+        "series_uid": scan("series_uid", "1.2.3"), "study_uid": scan("study_uid", "1.2.3"),
+        "patient_id": scan("patient_id", "SOMEONE"), "scan_name": scan("name", "renamed"),
+        "scan_group": scan("group", "g09"), "headers_path": scan("headers", "headers/s02.hdr"),
+        "sop_uid": file("sop_uid", "1.2.3.4"), "frames": file("frames", 2), "file_name": file("name", "other.dcm"),
+        "restored_sha256": file("restored_sha256", "0" * 64), "header_sha256": file("header_sha256", "0" * 64),
+        "exact_copy": file("exact_copy", False),
+        "mapping_offset": lambda ix: ix["groups"][0]["mapping"].__setitem__("offset", ix["groups"][0]["mapping"]
+                                                                            ["offset"] + 1792),
+        "mapping_kind": lambda ix: ix["groups"][0].__setitem__("mapping", {"kind": "table", "bits_out": 16,
+                                                                           "table": list(range(0, 8192, 2))}),
+        "order_swap": lambda ix: ix["groups"][0]["order"].__setitem__(slice(0, 2), ix["groups"][0]["order"][1::-1]),
+        "order_scan": lambda ix: ix["groups"][0]["order"][0].__setitem__(0, "s02"),
+        "chunk_sizes": lambda ix: ix["groups"][0]["parts"][0]["chunk_sizes"].reverse(),
+        "channels": lambda ix: ix["groups"][0]["codec"].__setitem__("channels", [1] * 8),
+        "layout": group("layout", "dicom"), "codec": group("codec", {"codec": "jpegls", "near": 0}),
+        "lossless": group("lossless", False), "restored_group_sha": group("restored_sha256", "0" * 64),
+        "group_scans": group("scans", ["s02", "s01"]), "stream_file": group("stream", "headers/s01.hdr"),
+        "files_list": lambda ix: ix["files"].pop(), "file_size": lambda ix: ix["files"][0].__setitem__("bytes", 1),
+        "format": lambda ix: ix.__setitem__("format", "medpipe-archive/3"),
+        "patients_view": scan("patient_name", "Somebody^Else"),
+    }
+
+
+EDITS = _edits()
+
+
+@pytest.mark.parametrize("field", list(EDITS))
+def test_every_edited_field_is_caught_or_harmless(built, sources, tmp_path, field):
+    """Without a new SEAL every edit is refused at once; with one, extract refuses or restores the originals."""
+    arc = copy_of(built, tmp_path)
+    index = json.loads((arc / INDEX).read_text())
+    EDITS[field](index)
+    (arc / INDEX).write_text(json.dumps(index, indent=1))
+    refused_and_nothing_written(arc, tmp_path, "does not match its SEAL")
+    reseal(arc, index)
+    out = tmp_path / "out2"
+    try:
+        paths = extract_archive(arc, out, _ctx())
+    except ArchiveError as exc:
+        assert "\n" not in str(exc)
+        assert not out.exists()
+        return
+    for p, src in zip(sorted(paths), sources):  # whatever it wrote is the originals, byte for byte
+        same_files(p, src)
+
+
+# ---------------------------------------------------------------- crashes and repeats
+
+def test_a_crashed_extract_leaves_nothing_and_the_next_cleans_up(built, sources, tmp_path, monkeypatch):
+    from medpipe.archive import extract as extract_module
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # a crash half-way through the series
+        return real(*args, **kwargs)
+
+    real = extract_module.native_file
+    monkeypatch.setattr(extract_module, "native_file", failing)
+    with pytest.raises(KeyboardInterrupt):
+        extract_archive(built, out, _ctx())
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    monkeypatch.undo()
+    # a killed process leaves its .part folder: the next extract removes it (the process is gone)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = out / f".extract.{int(dead.stdout)}.part"
+    (stale / "s01_a").mkdir(parents=True)
+    (stale / "s01_a" / "half.dcm").write_bytes(b"half")
+    paths = extract_archive(built, out, _ctx())
+    assert not stale.exists() and (out / "mine.txt").read_text() == "keep"
+    for p, src in zip(paths, sources):
+        same_files(p, src)
+    assert os.path.isdir(paths[0])
