@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .dicom import decode_pixels, quiet, transfer_syntax
+from .dicom import (DEFLATED_IMAGE_FRAME, JPEG_XL_SYNTAXES, decode_pixels, is_compressed_syntax, quiet,
+                    transfer_syntax)
 
 # Syntaxes whose decoders must agree bit for bit (PS3.5 A.4: lossless processes; JPEG-LS near-lossless decoding
 # is exactly specified too). Lossy JPEG/J2K decoders legitimately differ by rounding.
@@ -94,12 +95,15 @@ def _imagecodecs_frames(ds, names: tuple[str, ...]) -> tuple[str, np.ndarray | N
     return None
 
 
+OWN_DECODERS = JPEG_XL_SYNTAXES | {DEFLATED_IMAGE_FRAME}  # syntaxes pydicom 3.0 does not know: decoded in dicom.py
+
+
 def decode_checked(ds, path: Path, cross_check: bool = True) -> Decoded:
     """Decode ``ds`` with pydicom's plugins one at a time (as pydicom would), hearing every rejection, and with
     ``cross_check`` decode lossless codestreams again with every other installed decoder."""
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
-    if uid is None or not getattr(uid, "is_compressed", False) or "PixelData" not in ds:
+    if uid is None or str(uid) in OWN_DECODERS or "PixelData" not in ds or not is_compressed_syntax(uid):
         return Decoded(decode_pixels(ds, path))
     from pydicom.pixels import get_decoder
 

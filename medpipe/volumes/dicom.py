@@ -136,6 +136,56 @@ def sop_class_name(ds) -> str:
     return name.replace(" Storage", "") if name else "unknown SOP class"
 
 
+# Syntaxes pydicom 3.0 has no decoder for, decoded here (PS3.5 8.2.15 JPEG XL, 8.2.16 Deflated Image Frame).
+JPEG_XL_SYNTAXES = {"1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112"}
+DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
+
+
+def is_compressed_syntax(uid) -> bool:
+    """True for an encapsulated (compressed) transfer syntax, also those pydicom 3.0 does not know."""
+    if uid is None:
+        return False
+    if str(uid) in JPEG_XL_SYNTAXES or str(uid) == DEFLATED_IMAGE_FRAME:
+        return True
+    try:
+        return bool(uid.is_compressed)
+    except (ValueError, AttributeError):  # not a transfer syntax pydicom knows: treat as native only if it says
+        return False
+
+
+def decode_frames_here(ds, ts: str) -> np.ndarray:
+    """Pixel data in JPEG XL or Deflated Image Frame Compression, as pydicom's pixel_array would give it.
+
+    JPEG XL has no signed samples: medpipe (and DCMTK, dcm4che for the JPEG family) code signed stored values as
+    their two's complement bit pattern; masking to Bits Stored and sign-extending gives the values back whatever
+    precision the codestream was written at. Deflated Image Frame: each fragment is one frame's native bytes,
+    raw deflate (RFC 1951)."""
+    import zlib
+
+    from pydicom.encaps import generate_frames
+
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    spp, nframes = int(ds.get("SamplesPerPixel", 1)), int(ds.get("NumberOfFrames", 1) or 1)
+    allocated, stored = int(ds.BitsAllocated), int(ds.get("BitsStored", ds.BitsAllocated))
+    signed = bool(int(ds.get("PixelRepresentation", 0)))
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{max(1, allocated // 8)}")
+    shape = (rows, cols, spp) if spp > 1 else (rows, cols)
+    frames = []
+    for data in generate_frames(ds.PixelData, number_of_frames=nframes):
+        if ts == DEFLATED_IMAGE_FRAME:
+            native = zlib.decompress(data, -15)[: rows * cols * spp * dtype.itemsize]
+            frames.append(np.frombuffer(native, dtype).reshape(shape))
+            continue
+        import imagecodecs
+
+        pattern = np.asarray(imagecodecs.jpegxl_decode(data)).astype(np.int64).reshape(shape)
+        values = pattern & ((1 << stored) - 1)
+        if signed:
+            values = np.where(values >= 1 << (stored - 1), values - (1 << stored), values)
+        frames.append(values.astype(dtype.newbyteorder("=")))
+    return frames[0] if nframes == 1 else np.stack(frames)
+
+
 def decode_pixels(ds, path: Path) -> np.ndarray:
     """ds.pixel_array, any decoder failure turned into one line that names the file and what to do."""
     if not is_image(ds):
@@ -143,6 +193,8 @@ def decode_pixels(ds, path: Path) -> np.ndarray:
     ts = transfer_syntax(ds) or "?"
     try:
         with quiet():
+            if ts in JPEG_XL_SYNTAXES or ts == DEFLATED_IMAGE_FRAME:
+                return decode_frames_here(ds, ts)
             return ds.pixel_array
     except (NotImplementedError, RuntimeError) as exc:
         name = getattr(ds.file_meta.get("TransferSyntaxUID"), "name", ts) if hasattr(ds, "file_meta") else ts
@@ -165,7 +217,7 @@ def first_fragment(ds) -> bytes | None:
     from pydicom.encaps import generate_frames
 
     try:
-        if "PixelData" not in ds or not ds.file_meta.TransferSyntaxUID.is_compressed:
+        if "PixelData" not in ds or not is_compressed_syntax(ds.file_meta.TransferSyntaxUID):
             return None
         nframes = int(ds.get("NumberOfFrames", 1) or 1)
         return next(generate_frames(ds.PixelData, number_of_frames=nframes))

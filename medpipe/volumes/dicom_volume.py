@@ -14,8 +14,9 @@ import numpy as np
 from ..errors import InputError
 from .colour import colour_to_slices
 from .damage import decode_checked, header_range_problem, series_outliers
-from .dicom import (frame_positions, lossy_source_of, nominal_slice_spacing, orientation, padding_of, patient_hash,
-                    pixel_spacing, read_dicom, slice_position, strip_pixels, value_transform)
+from .dicom import (frame_positions, is_compressed_syntax, lossy_source_of, nominal_slice_spacing, orientation,
+                    padding_of, patient_hash, pixel_spacing, read_dicom, slice_position, strip_pixels,
+                    value_transform)
 from .input_options import input_settings
 from .series import ORIENTATION_TOLERANCE, int_or_none, slice_spacing
 from .volume import Volume, exact_integers
@@ -104,7 +105,7 @@ def load_dicom_series(paths: list[Path], name: str, source: Path, options: dict 
     lost = list(slices.damaged)
     # the series check is for codestreams (a decoder run past a damaged byte); native pixel data is what it is.
     # Neighbours must be neighbours: frames of one object, or slices ordered along one normal.
-    compressed = any(getattr(ds.file_meta.get("TransferSyntaxUID"), "is_compressed", False)
+    compressed = any(is_compressed_syntax(ds.file_meta.get("TransferSyntaxUID"))
                      for ds in slices.datasets if hasattr(ds, "file_meta"))
     neighbours = len(slices.datasets) == 1 or (_one_orientation(slices.datasets) and all(
         slice_position(ds) is not None for ds in slices.datasets))
