@@ -158,6 +158,11 @@ class JpegXL(ImagecodecsCodec):
 PNG_STRATEGIES = {"default": 0, "filtered": 1, "huffman": 2, "rle": 3, "fixed": 4}
 
 
+PNG_PARAMS = {"level": Param(int, 9, "zlib compression level 0-9", range=(0, 9)),
+              "strategy": Param(str, "filtered", "zlib strategy (filtered suits PNG's filtered rows)",
+                                tuple(PNG_STRATEGIES))}  # both PNG codecs: the defaults measured below
+
+
 class Png(ImagecodecsCodec):
     """PNG through libpng. Defaults by measurement (dev CT series, 16 slices per volume): zlib level 9 with the
     Z_FILTERED strategy and libpng's adaptive row filters. CR over all volumes, Z_FILTERED: level 1: 2.6294
@@ -169,9 +174,7 @@ class Png(ImagecodecsCodec):
 
     name, lib = "png", "png"
     description = "PNG (zlib deflate), 8 or 16 bits"
-    params = {"level": Param(int, 9, "zlib compression level 0-9", range=(0, 9)),
-              "strategy": Param(str, "filtered", "zlib strategy (filtered suits PNG's filtered rows)",
-                                tuple(PNG_STRATEGIES))}
+    params = PNG_PARAMS
     cost = 35.0
 
     def encode_slice(self, sl):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Codec, Param
-from .imagecodecs_family import PNG_STRATEGIES
+from .base import Codec
+from .imagecodecs_family import PNG_PARAMS, PNG_STRATEGIES
 
 
 class OpenCvPng(Codec):
@@ -13,9 +13,7 @@ class OpenCvPng(Codec):
     description = "PNG via OpenCV imencode (libpng), 8 or 16 bits"
     requires = ("cv2",)
     install_hint = "opencv-python-headless"
-    params = {"level": Param(int, 9, "PNG compression level 0-9 (OpenCV's own default is 1)", range=(0, 9)),
-              "strategy": Param(str, "filtered", "zlib strategy (as codec png, whose defaults were measured)",
-                                tuple(PNG_STRATEGIES))}
+    params = PNG_PARAMS  # as codec png, whose defaults were measured (OpenCV's own level is 1)
     cost = 22.0
 
     def version(self, ctx):
