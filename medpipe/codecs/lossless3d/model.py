@@ -1,0 +1,450 @@
+"""The coder's inner loop (numba): blended prediction, contexts, binary arithmetic coding.
+
+One function, :func:`run`, both encodes and decodes: every modelling step is written once and the two
+directions differ only where a bit is either written or read, so they cannot drift apart. All arithmetic is
+integer (no float, no libm), so a stream decodes to the same values on every CPU and operating system.
+
+See the package docstring for the design and the measured effect of each idea.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# ---- stream feature flags (stored in the header; the decoder follows them)
+F_3D_PRED = 1  # inter-slice predictors join the blend
+F_3D_ERR = 2  # previous slice's errors (same place, below, right) weigh predictors and enter contexts
+F_BIAS = 4  # per-context bias cancellation (CALIC / JPEG-LS)
+F_MIX = 8  # logistic mixing of several context models per binary decision, then an APM
+DEFAULT_FLAGS = F_3D_PRED | F_3D_ERR | F_BIAS | F_MIX
+ALL_FLAGS = F_3D_PRED | F_3D_ERR | F_BIAS | F_MIX
+
+# ---- return codes of run()
+OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
+
+N_PRED_2D, N_PRED_3D = 7, 5
+N_Q = 24  # quantised expected-error levels
+MAX_K = 17  # magnitude classes: |e| < 2^17 always holds for <= 16-bit data
+
+
+def _squash_table() -> np.ndarray:
+    """lpaq's integer logistic 4096 / (1 + e^-d/256) for d in -2047..2047 (integer only: same everywhere)."""
+    t = [1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994, 3348, 3607,
+         3785, 3901, 3975, 4022, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094]
+    out = np.empty(4095, np.int32)
+    for d in range(-2047, 2048):
+        w, k = d & 127, (d >> 7) + 16
+        out[d + 2047] = (t[k] * (128 - w) + t[k + 1] * w + 64) >> 7
+    return out
+
+
+def _stretch_table(squash: np.ndarray) -> np.ndarray:
+    """Inverse of squash: stretch(p) = ln(p / (1 - p)) in squash's units, p 12-bit."""
+    out = np.empty(4096, np.int32)
+    pi = 0
+    for d in range(-2047, 2048):
+        v = int(squash[d + 2047])
+        for p in range(pi, v + 1):
+            out[p] = d
+        pi = v + 1
+    out[pi:] = 2047
+    return out
+
+
+SQUASH = _squash_table()
+STRETCH = _stretch_table(SQUASH)
+# adaptation rate of a counter that has seen n bits: 1 / (n + 1.5), floored at 1 / LIMIT
+RATE = np.array([65536 * 2 // (2 * n + 3) for n in range(256)], np.int32)
+
+
+@njit(cache=True, inline="always")
+def squash(d):
+    if d > 2047:
+        d = 2047
+    if d < -2047:
+        d = -2047
+    return SQUASH[d + 2047]
+
+
+@njit(cache=True, inline="always")
+def code_bit(decode, ac, buf, bit, p16):
+    """Binary arithmetic coder (carry-less, 32-bit, after lpaq); p16 = P(bit = 1) in 1/65536.
+
+    ac = [low, high, code, position, overrun]. The decoder reads zeros past the end and counts them: a whole
+    stream never needs that, so an overrun means truncation or damage."""
+    x1 = ac[0]
+    x2 = ac[1]
+    rng = x2 - x1
+    xmid = x1 + (rng >> 16) * p16 + (((rng & 0xFFFF) * p16) >> 16)
+    if decode:
+        bit = 1 if ac[2] <= xmid else 0
+    if bit:
+        x2 = xmid
+    else:
+        x1 = xmid + 1
+    while ((x1 ^ x2) & 0xFF000000) == 0:
+        pos = ac[3]
+        if decode:
+            c = 0
+            if pos < buf.shape[0]:
+                c = buf[pos]
+            else:
+                ac[4] += 1
+            ac[2] = ((ac[2] << 8) & 0xFFFFFFFF) | c
+        else:
+            buf[pos] = x2 >> 24
+        ac[3] = pos + 1
+        x1 = (x1 << 8) & 0xFFFFFFFF
+        x2 = ((x2 << 8) & 0xFFFFFFFF) | 255
+    ac[0] = x1
+    ac[1] = x2
+    return bit
+
+
+@njit(cache=True, inline="always")
+def counter_update(cp, cn, i, bit, limit):
+    n = cn[i]
+    cp[i] += (((bit << 16) - cp[i]) * RATE[n]) >> 16
+    if n < limit:
+        cn[i] = n + 1
+
+
+@njit(cache=True, inline="always")
+def clamp16(p):
+    if p < 32:
+        return 32
+    if p > 65504:
+        return 65504
+    return p
+
+
+@njit(cache=True, inline="always")
+def model_bit(decode, ac, buf, bit, mix, cp, cn, i0, i1, i2, mw, wsel, apm, ai):
+    """Code one binary decision. Without mixing the counter i0 alone gives the probability; with mixing the
+    counters i0, i1, i2 are stretched, mixed by the weight set wsel (trained online), refined by an APM
+    (adaptive probability map) entry ai, and all of them learn from the bit."""
+    if not mix:
+        bit = code_bit(decode, ac, buf, bit, clamp16(cp[i0]))
+        counter_update(cp, cn, i0, bit, 60)
+        return bit
+    s0 = STRETCH[cp[i0] >> 4]
+    s1 = STRETCH[cp[i1] >> 4]
+    s2 = STRETCH[cp[i2] >> 4]
+    wb = wsel * 4
+    dot = (s0 * mw[wb] + s1 * mw[wb + 1] + s2 * mw[wb + 2] + 256 * mw[wb + 3]) >> 16
+    pm = squash(dot)
+    # APM: interpolate between two of 33 buckets over the stretched mixer output
+    sd = dot
+    if sd > 2047:
+        sd = 2047
+    if sd < -2047:
+        sd = -2047
+    sd += 2048
+    lo = sd >> 7
+    wt = sd & 127
+    a0 = ai * 33 + lo
+    pa = (apm[a0] * (128 - wt) + apm[a0 + 1] * wt) >> 7
+    p16 = clamp16((pm * 16 + pa * 3) >> 2)
+    bit = code_bit(decode, ac, buf, bit, p16)
+    # train the mixer on its own output error (lpaq: err * 7, rounding)
+    err = ((bit << 12) - pm) * 6
+    mw[wb] += (s0 * err + 512) >> 10
+    mw[wb + 1] += (s1 * err + 512) >> 10
+    mw[wb + 2] += (s2 * err + 512) >> 10
+    mw[wb + 3] += (256 * err + 512) >> 10
+    target = bit << 16
+    if wt < 64:
+        apm[a0] += (target - apm[a0]) >> 6
+    else:
+        apm[a0 + 1] += (target - apm[a0 + 1]) >> 6
+    counter_update(cp, cn, i0, bit, 250)
+    counter_update(cp, cn, i1, bit, 250)
+    counter_update(cp, cn, i2, bit, 60)
+    return bit
+
+
+@njit(cache=True, inline="always")
+def qlog(v):
+    """Quantise a non-negative magnitude on a half-octave scale into 0 .. N_Q - 1."""
+    if v <= 0:
+        return 0
+    b = 0
+    t = v
+    while t > 0:
+        b += 1
+        t >>= 1
+    q = 2 * b - 1
+    if b >= 2 and (v >> (b - 2)) & 1:
+        q += 1
+    if q >= N_Q:
+        q = N_Q - 1
+    return q
+
+
+@njit(cache=True, inline="always")
+def bitlen(v):
+    b = 0
+    while v > 0:
+        b += 1
+        v >>= 1
+    return b
+
+
+# ---- decision ids of one residual's binarisation: zero?, sign, unary magnitude class, top mantissa bits
+D_ZERO, D_SIGN, D_UNARY = 0, 1, 2
+D_M1 = D_UNARY + MAX_K  # first bit below the leading one, per class k
+D_M2 = D_M1 + MAX_K  # second bit, per class k and first bit
+N_D = D_M2 + 2 * MAX_K
+N_SIGNPAT = 9  # signs (-, 0, +) of the final errors at N and W
+N_WSEL = N_D * (N_Q // 4)
+
+
+@njit(cache=True)
+def run(decode, vol, buf, maxval, flags):
+    """Encode vol (slices x rows x cols, int32 values in 0..maxval) into buf, or decode buf into vol.
+
+    Returns (code, bytes used): code OK or a negative ERR_*. Every loop is bounded by the volume's size and
+    MAX_K, whatever the stream holds, and every array index is computed from bounded values."""
+    S, R, C = vol.shape
+    H, Wd = R + 3, C + 4
+    use3p = (flags & F_3D_PRED) != 0
+    use3e = (flags & F_3D_ERR) != 0
+    use_bias = (flags & F_BIAS) != 0
+    mix = (flags & F_MIX) != 0
+    NP = N_PRED_2D + (N_PRED_3D if use3p else 0)
+    kmax = bitlen(maxval)  # |e| <= maxval < 2^kmax, so the class k = bitlen(|e|) - 1 < kmax
+
+    cur = np.zeros((H, Wd), np.int64)
+    prv = np.zeros((H, Wd), np.int64)
+    perr = np.zeros((H, Wd, NP), np.int64)  # |8x - prediction_k| at each place of this slice
+    perr_p = np.zeros((H, Wd, NP), np.int64)  # ... of the previous slice
+    ferr = np.zeros((H, Wd), np.int64)  # signed 8x - final prediction (before rounding)
+    ferr_p = np.zeros((H, Wd), np.int64)
+    pk = np.zeros(NP, np.int64)
+    wk = np.zeros(NP, np.int64)
+
+    cp = np.full(N_Q * N_D + N_Q * N_D + (N_Q // 2) * N_SIGNPAT * N_D, 32768, np.int64)
+    cn = np.zeros(cp.shape[0], np.int64)
+    base1 = N_Q * N_D
+    base2 = 2 * N_Q * N_D
+    low_p = np.full(MAX_K * MAX_K, 32768, np.int64)
+    low_n = np.zeros(MAX_K * MAX_K, np.int64)
+    mw = np.zeros(N_WSEL * 4, np.int64)
+    for i in range(N_WSEL):
+        mw[4 * i] = 30000
+        mw[4 * i + 1] = 20000
+        mw[4 * i + 2] = 20000
+    apm = np.zeros(N_Q * N_D * 33, np.int64)
+    for i in range(N_Q * N_D):
+        for j in range(33):
+            apm[i * 33 + j] = squash((j - 16) * 128) * 16
+    bias_sum = np.zeros(8 * 256, np.int64)
+    bias_cnt = np.zeros(8 * 256, np.int64)
+
+    ac = np.zeros(5, np.int64)
+    ac[1] = 0xFFFFFFFF
+    if decode:
+        for t in range(4):
+            c = 0
+            if t < buf.shape[0]:
+                c = buf[t]
+            else:
+                ac[4] += 1
+            ac[2] = (ac[2] << 8) | c
+        ac[3] = 4
+
+    for s in range(S):
+        for r in range(R):
+            i = r + 2
+            if not decode and ac[3] + 64 * C + 64 > buf.shape[0]:
+                return ERR_OVERFLOW, ac[3]
+            if decode and ac[4] > 0:
+                return ERR_OVERRUN, ac[3]
+            cur[i, 0] = cur[i - 1, 2]
+            cur[i, 1] = cur[i - 1, 2]
+            for c in range(C):
+                j = c + 2
+                W = cur[i, j - 1]
+                N = cur[i - 1, j]
+                NW = cur[i - 1, j - 1]
+                NE = cur[i - 1, j + 1]
+                WW = cur[i, j - 2]
+                NN = cur[i - 2, j]
+                NNE = cur[i - 2, j + 1]
+                # ---- predictors, in 1/8 units
+                pk[0] = N * 8
+                pk[1] = W * 8
+                pk[2] = (W + N - NW) * 8
+                pk[3] = (W + NE - N) * 8
+                mn = min(W, N)
+                mx = max(W, N)
+                if NW >= mx:
+                    pk[4] = mn * 8
+                elif NW <= mn:
+                    pk[4] = mx * 8
+                else:
+                    pk[4] = (W + N - NW) * 8
+                pk[5] = (W + NE) * 4
+                pk[6] = (N + NE - NNE) * 8
+                P = prv[i, j]
+                if use3p:
+                    PW = prv[i, j - 1]
+                    PN = prv[i - 1, j]
+                    PNW = prv[i - 1, j - 1]
+                    PNE = prv[i - 1, j + 1]
+                    pk[7] = P * 8
+                    pk[8] = (P + W - PW) * 8
+                    pk[9] = (P + N - PN) * 8
+                    pk[10] = (P + W + N - NW - PW - PN + PNW) * 8
+                    pk[11] = (P + NE - PNE) * 8
+                # ---- blend: weight = 1 / (recent error sum)^2
+                emin = 1 << 62
+                for k in range(NP):
+                    e = (perr[i - 1, j, k] + perr[i, j - 1, k]) * 2 + perr[i - 1, j - 1, k] + perr[i - 1, j + 1, k]
+                    if use3e:
+                        e += perr_p[i, j, k] + ((perr_p[i + 1, j, k] + perr_p[i, j + 1, k]) >> 1)
+                    e += 4
+                    if e < emin:
+                        emin = e
+                    wk[k] = e
+                wmax = 0
+                for k in range(NP):
+                    e = wk[k]
+                    wk[k] = (1 << 58) // (e * e)
+                    if wk[k] > wmax:
+                        wmax = wk[k]
+                sh = bitlen(wmax) - 24
+                if sh < 0:
+                    sh = 0
+                num = 0
+                den = 0
+                for k in range(NP):
+                    w = wk[k] >> sh
+                    num += w * pk[k]
+                    den += w
+                pred8 = (num + (den >> 1)) // den
+                # ---- contexts: expected error from the final errors around, local texture
+                fN = ferr[i - 1, j]
+                fW = ferr[i, j - 1]
+                E = abs(fN) + abs(fW) + ((abs(ferr[i - 1, j - 1]) + abs(ferr[i - 1, j + 1])) >> 1)
+                if use3e:
+                    E += abs(ferr_p[i, j]) + ((abs(ferr_p[i + 1, j]) + abs(ferr_p[i, j + 1])) >> 1)
+                q = qlog(E >> 2)
+                q2 = qlog(emin >> 3)
+                if q2 >= N_Q:
+                    q2 = N_Q - 1
+                sp = (0 if fN < -4 else (1 if fN <= 4 else 2)) * 3 + (0 if fW < -4 else (1 if fW <= 4 else 2))
+                # ---- bias cancellation per (activity, texture) context: add the mean error seen there
+                raw8 = pred8
+                bctx = 0
+                if use_bias:
+                    tex = 0
+                    if W * 8 > pred8:
+                        tex |= 1
+                    if N * 8 > pred8:
+                        tex |= 2
+                    if NW * 8 > pred8:
+                        tex |= 4
+                    if NE * 8 > pred8:
+                        tex |= 8
+                    if (2 * W - WW) * 8 > pred8:
+                        tex |= 16
+                    if (2 * N - NN) * 8 > pred8:
+                        tex |= 32
+                    if use3p and P * 8 > pred8:
+                        tex |= 64
+                    if fN + fW > 0:
+                        tex |= 128
+                    bctx = (q >> 2) * 256 + tex
+                    if bias_cnt[bctx] > 0:
+                        pred8 += bias_sum[bctx] // bias_cnt[bctx]
+                pred = (pred8 + 4) >> 3
+                if pred < 0:
+                    pred = 0
+                if pred > maxval:
+                    pred = maxval
+                # ---- code the residual: zero?, sign, magnitude class (unary), mantissa
+                cq = q * N_D
+                cq2 = base1 + q2 * N_D
+                cq3 = base2 + ((q >> 1) * N_SIGNPAT + sp) * N_D
+                wq = (q >> 2) * N_D
+                aq = q * N_D
+                x = 0
+                m = 0
+                neg = 0
+                if not decode:
+                    x = vol[s, r, c]
+                    m = abs(x - pred)
+                    neg = 1 if x < pred else 0
+                nz = model_bit(decode, ac, buf, 1 if m != 0 else 0, mix, cp, cn, cq + D_ZERO, cq2 + D_ZERO,
+                               cq3 + D_ZERO, mw, wq + D_ZERO, apm, aq + D_ZERO)
+                if nz:
+                    neg = model_bit(decode, ac, buf, neg, mix, cp, cn, cq + D_SIGN, cq2 + D_SIGN,
+                                    cq3 + D_SIGN, mw, wq + D_SIGN, apm, aq + D_SIGN)
+                    k = bitlen(m) - 1
+                    kk = 0
+                    while kk < kmax - 1:
+                        d = D_UNARY + kk
+                        more = model_bit(decode, ac, buf, 1 if k > kk else 0, mix, cp, cn, cq + d, cq2 + d,
+                                         cq3 + d, mw, wq + d, apm, aq + d)
+                        if not more:
+                            break
+                        kk += 1
+                    k = kk
+                    mm = 1
+                    for b in range(k - 1, -1, -1):
+                        bit = (m >> b) & 1
+                        if b == k - 1:
+                            d = D_M1 + k
+                            bit = model_bit(decode, ac, buf, bit, mix, cp, cn, cq + d, cq2 + d, cq3 + d, mw,
+                                            wq + d, apm, aq + d)
+                        elif b == k - 2:
+                            d = D_M2 + 2 * k + (mm & 1)
+                            bit = model_bit(decode, ac, buf, bit, mix, cp, cn, cq + d, cq2 + d, cq3 + d, mw,
+                                            wq + d, apm, aq + d)
+                        else:
+                            li = k * MAX_K + b
+                            bit = code_bit(decode, ac, buf, bit, clamp16(low_p[li]))
+                            counter_update(low_p, low_n, li, bit, 30)
+                        mm = mm * 2 + bit
+                    m = mm
+                    if decode:
+                        x = pred - m if neg else pred + m
+                        if x < 0 or x > maxval:
+                            return ERR_RANGE, ac[3]
+                elif decode:
+                    x = pred
+                if decode:
+                    vol[s, r, c] = x
+                cur[i, j] = x
+                x8 = x * 8
+                for k in range(NP):
+                    perr[i, j, k] = abs(x8 - pk[k])
+                fe = x8 - pred8
+                ferr[i, j] = fe
+                if use_bias:
+                    bias_sum[bctx] += x8 - raw8
+                    bias_cnt[bctx] += 1
+                    if bias_cnt[bctx] >= 64:
+                        bias_sum[bctx] >>= 1
+                        bias_cnt[bctx] >>= 1
+            cur[i, C + 2] = cur[i, C + 1]
+            cur[i, C + 3] = cur[i, C + 1]
+        # bottom pad, then this slice becomes the previous one; the next slice's top pad is its first row
+        for j in range(Wd):
+            cur[R + 2, j] = cur[R + 1, j]
+        cur, prv = prv, cur
+        perr, perr_p = perr_p, perr
+        ferr, ferr_p = ferr_p, ferr
+        for j in range(Wd):
+            cur[0, j] = prv[2, j]
+            cur[1, j] = prv[2, j]
+    if decode:
+        if ac[4] > 0:
+            return ERR_OVERRUN, ac[3]
+        return OK, ac[3]
+    # flush: the low end fixes the final interval
+    for t in range(4):
+        buf[ac[3]] = (ac[0] >> (24 - 8 * t)) & 255
+        ac[3] += 1
+    return OK, ac[3]
