@@ -27,7 +27,7 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
     raw = volume.astype(volume.dtype.newbyteorder("<"), copy=False).tobytes()
     # room for the raw size and one row's worst case: a coding that would pass the raw size is stored instead
     buf = np.empty(len(raw) + 64 * volume.shape[2] + 64, np.uint8)
-    code, used = model.run(False, work, buf, hi - lo, flags)
+    code, used = model.run(False, work, buf, hi - lo, flags, model.TUNE)
     if code == model.OK and used < len(raw):
         return pack(volume, bits, flags, MODE_CODED, lo, hi - lo, buf[:used].tobytes())
     if code not in (model.OK, model.ERR_OVERFLOW):
@@ -46,7 +46,7 @@ def decode_volume(data) -> np.ndarray:
     else:
         work = np.empty(shape, np.int32)
         buf = np.frombuffer(bytearray(head["payload"]), np.uint8)
-        code, _ = model.run(True, work, buf, head["maxval"], head["flags"])
+        code, _ = model.run(True, work, buf, head["maxval"], head["flags"], model.TUNE)
         if code != model.OK:
             raise StreamError(f"lossless3d stream {ERRORS.get(code, f'damaged (code {code})')}")
         work += head["lo"]

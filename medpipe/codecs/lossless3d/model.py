@@ -16,15 +16,18 @@ F_3D_PRED = 1  # inter-slice predictors join the blend
 F_3D_ERR = 2  # previous slice's errors (same place, below, right) weigh predictors and enter contexts
 F_BIAS = 4  # per-context bias cancellation (CALIC / JPEG-LS)
 F_MIX = 8  # logistic mixing of several context models per binary decision, then an APM
-DEFAULT_FLAGS = F_3D_PRED | F_3D_ERR | F_BIAS | F_MIX
-ALL_FLAGS = F_3D_PRED | F_3D_ERR | F_BIAS | F_MIX
+F_LMS = 16  # an NLMS filter over the 2-D / 3-D neighbourhood corrects the blended prediction (cascade)
+DEFAULT_FLAGS = F_3D_PRED | F_3D_ERR | F_MIX | F_LMS
+ALL_FLAGS = F_3D_PRED | F_3D_ERR | F_BIAS | F_MIX | F_LMS
+N_TAPS_2D, N_TAPS_3D = 6, 9
+TUNE = np.array([2000, 0, 0, 0, 0, 0, 0, 0], np.int64)  # development knobs (become constants)
 
 # ---- return codes of run()
 OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
 
 N_PRED_2D, N_PRED_3D = 7, 5
 N_Q = 24  # quantised expected-error levels
-MAX_K = 17  # magnitude classes: |e| < 2^17 always holds for <= 16-bit data
+MAX_K = 16  # magnitude classes: |e| <= maxval < 2^16
 
 
 def _squash_table() -> np.ndarray:
@@ -119,19 +122,22 @@ def clamp16(p):
 
 
 @njit(cache=True, inline="always")
-def model_bit(decode, ac, buf, bit, mix, cp, cn, i0, i1, i2, mw, wsel, apm, ai):
-    """Code one binary decision. Without mixing the counter i0 alone gives the probability; with mixing the
-    counters i0, i1, i2 are stretched, mixed by the weight set wsel (trained online), refined by an APM
-    (adaptive probability map) entry ai, and all of them learn from the bit."""
+def model_bit(decode, ac, buf, bit, mix, cp, cn, cx, d, mw, wsel, apm, ai, sx):
+    """Code one binary decision d. Without mixing the counter cx[0] + d alone gives the probability; with
+    mixing the counters cx[k] + d of every context are stretched, mixed by the weight set wsel + d (trained
+    online), refined by an APM (adaptive probability map) entry ai + d, and all of them learn from the bit."""
     if not mix:
-        bit = code_bit(decode, ac, buf, bit, clamp16(cp[i0]))
-        counter_update(cp, cn, i0, bit, 60)
+        if TESTX:
+            return bit
+        bit = code_bit(decode, ac, buf, bit, clamp16(cp[cx[0] + d]))
+        counter_update(cp, cn, cx[0] + d, bit, 60)
         return bit
-    s0 = STRETCH[cp[i0] >> 4]
-    s1 = STRETCH[cp[i1] >> 4]
-    s2 = STRETCH[cp[i2] >> 4]
-    wb = wsel * 4
-    dot = (s0 * mw[wb] + s1 * mw[wb + 1] + s2 * mw[wb + 2] + 256 * mw[wb + 3]) >> 16
+    wb = (wsel + d) * (N_IN + 1)
+    dot = 256 * mw[wb + N_IN]
+    for k in range(N_IN):
+        sx[k] = STRETCH[cp[cx[k] + d] >> 4]
+        dot += sx[k] * mw[wb + k]
+    dot >>= 16
     pm = squash(dot)
     # APM: interpolate between two of 33 buckets over the stretched mixer output
     sd = dot
@@ -142,25 +148,64 @@ def model_bit(decode, ac, buf, bit, mix, cp, cn, i0, i1, i2, mw, wsel, apm, ai):
     sd += 2048
     lo = sd >> 7
     wt = sd & 127
-    a0 = ai * 33 + lo
+    a0 = (ai + d) * 33 + lo
     pa = (apm[a0] * (128 - wt) + apm[a0 + 1] * wt) >> 7
     p16 = clamp16((pm * 16 + pa * 3) >> 2)
     bit = code_bit(decode, ac, buf, bit, p16)
-    # train the mixer on its own output error (lpaq: err * 7, rounding)
-    err = ((bit << 12) - pm) * 6
-    mw[wb] += (s0 * err + 512) >> 10
-    mw[wb + 1] += (s1 * err + 512) >> 10
-    mw[wb + 2] += (s2 * err + 512) >> 10
-    mw[wb + 3] += (256 * err + 512) >> 10
+    # train the mixer on its own output error (lpaq), the APM bucket nearer the input, the counters
+    err = ((bit << 12) - pm) * MIX_LR
+    for k in range(N_IN):
+        mw[wb + k] += (sx[k] * err + 512) >> 10
+        counter_update(cp, cn, cx[k] + d, bit, 250)
+    mw[wb + N_IN] += (256 * err + 512) >> 10
     target = bit << 16
     if wt < 64:
         apm[a0] += (target - apm[a0]) >> 6
     else:
         apm[a0 + 1] += (target - apm[a0 + 1]) >> 6
-    counter_update(cp, cn, i0, bit, 250)
-    counter_update(cp, cn, i1, bit, 250)
-    counter_update(cp, cn, i2, bit, 60)
     return bit
+
+
+BITLEN16 = np.array([int(v).bit_length() for v in range(1 << 16)], np.int8)
+
+
+@njit(cache=True, inline="always")
+def bitlen(v):
+    """Bit length of a non-negative int64 by table: two lookups up to 2^32, four up to 2^64."""
+    if v < 65536:
+        return np.int64(BITLEN16[v])
+    if v < 4294967296:
+        return 16 + np.int64(BITLEN16[v >> 16])
+    if v < 281474976710656:
+        return 32 + np.int64(BITLEN16[v >> 32])
+    return 48 + np.int64(BITLEN16[v >> 48])
+
+
+def _inverse_square_table() -> np.ndarray:
+    """2^58 / e^2 for the bucket centre of each error sum e >= 4: exact below 64, then 32 buckets per octave."""
+    out = np.zeros(64 + 25 * 32, np.int64)
+    for e in range(1, 64):
+        out[e] = (1 << 58) // (e * e)
+    for b in range(7, 32):
+        for m in range(32):
+            lo = (32 + m) << (b - 6)
+            mid = lo + (1 << (b - 7))  # centre of the bucket of width 2^(b-6)
+            out[64 + (b - 7) * 32 + m] = (1 << 58) // (mid * mid)
+    return out
+
+
+INV_SQ = _inverse_square_table()
+
+
+@njit(cache=True, inline="always")
+def inv_square(e):
+    """About 2^58 / e^2 for 4 <= e < 2^31 (table, no division)."""
+    if e < 64:
+        return INV_SQ[e]
+    if e >= 2147483648:
+        e = 2147483647
+    b = bitlen(e)
+    return INV_SQ[64 + (b - 7) * 32 + ((e >> (b - 6)) & 31)]
 
 
 @njit(cache=True, inline="always")
@@ -168,11 +213,7 @@ def qlog(v):
     """Quantise a non-negative magnitude on a half-octave scale into 0 .. N_Q - 1."""
     if v <= 0:
         return 0
-    b = 0
-    t = v
-    while t > 0:
-        b += 1
-        t >>= 1
+    b = bitlen(v)
     q = 2 * b - 1
     if b >= 2 and (v >> (b - 2)) & 1:
         q += 1
@@ -181,26 +222,25 @@ def qlog(v):
     return q
 
 
-@njit(cache=True, inline="always")
-def bitlen(v):
-    b = 0
-    while v > 0:
-        b += 1
-        v >>= 1
-    return b
-
-
 # ---- decision ids of one residual's binarisation: zero?, sign, unary magnitude class, top mantissa bits
-D_ZERO, D_SIGN, D_UNARY = 0, 1, 2
-D_M1 = D_UNARY + MAX_K  # first bit below the leading one, per class k
-D_M2 = D_M1 + MAX_K  # second bit, per class k and first bit
-N_D = D_M2 + 2 * MAX_K
+D_SIGN = 0
+D_FIRST = 1  # class >= expected class c0? (per c0)
+D_UP = D_FIRST + MAX_K + 1  # class > t, knowing class >= t
+D_DOWN = D_UP + MAX_K + 1  # class < t, knowing class <= t
+D_M1 = D_DOWN + MAX_K + 1  # first bit below the leading one, per class
+D_M2 = D_M1 + MAX_K + 1  # second bit, per class and first bit
+N_D = D_M2 + 2 * (MAX_K + 1)
 N_SIGNPAT = 9  # signs (-, 0, +) of the final errors at N and W
 N_WSEL = N_D * (N_Q // 4)
+TESTX = False
+N_IN = 5  # context models mixed per decision
+MIX_LR = 6
+# context tables: (first context, count) per model, each context owning N_D counters
+CTX_SIZES = (N_Q, N_Q, (N_Q // 2) * N_SIGNPAT, N_Q * 2, N_Q * 4)
 
 
 @njit(cache=True)
-def run(decode, vol, buf, maxval, flags):
+def run(decode, vol, buf, maxval, flags, tune):
     """Encode vol (slices x rows x cols, int32 values in 0..maxval) into buf, or decode buf into vol.
 
     Returns (code, bytes used): code OK or a negative ERR_*. Every loop is bounded by the volume's size and
@@ -211,7 +251,7 @@ def run(decode, vol, buf, maxval, flags):
     use3e = (flags & F_3D_ERR) != 0
     use_bias = (flags & F_BIAS) != 0
     mix = (flags & F_MIX) != 0
-    NP = N_PRED_2D + (N_PRED_3D if use3p else 0)
+    NP = N_PRED_2D + (N_PRED_3D if use3p else 0) + (1 if (flags & F_LMS) != 0 else 0)
     kmax = bitlen(maxval)  # |e| <= maxval < 2^kmax, so the class k = bitlen(|e|) - 1 < kmax
 
     cur = np.zeros((H, Wd), np.int64)
@@ -221,19 +261,28 @@ def run(decode, vol, buf, maxval, flags):
     ferr = np.zeros((H, Wd), np.int64)  # signed 8x - final prediction (before rounding)
     ferr_p = np.zeros((H, Wd), np.int64)
     pk = np.zeros(NP, np.int64)
+    use_lms = (flags & F_LMS) != 0
+    NT = N_TAPS_2D + (N_TAPS_3D if use3p else 0)
+    lw = np.zeros(NT, np.int64)
+    lu = np.zeros(NT, np.int64)
     wk = np.zeros(NP, np.int64)
 
-    cp = np.full(N_Q * N_D + N_Q * N_D + (N_Q // 2) * N_SIGNPAT * N_D, 32768, np.int64)
-    cn = np.zeros(cp.shape[0], np.int64)
-    base1 = N_Q * N_D
-    base2 = 2 * N_Q * N_D
-    low_p = np.full(MAX_K * MAX_K, 32768, np.int64)
-    low_n = np.zeros(MAX_K * MAX_K, np.int64)
-    mw = np.zeros(N_WSEL * 4, np.int64)
+    cbase = np.zeros(N_IN, np.int64)
+    total = 0
+    for k in range(N_IN):
+        cbase[k] = total
+        total += CTX_SIZES[k] * N_D
+    cp = np.full(total, 32768, np.int64)
+    cn = np.zeros(total, np.int64)
+    cx = np.zeros(N_IN, np.int64)
+    sx = np.zeros(N_IN, np.int64)
+    cavg = np.full(N_Q, 4 * 256, np.int64)
+    low_p = np.full((MAX_K + 1) * MAX_K, 32768, np.int64)
+    low_n = np.zeros((MAX_K + 1) * MAX_K, np.int64)
+    mw = np.zeros(N_WSEL * (N_IN + 1), np.int64)
     for i in range(N_WSEL):
-        mw[4 * i] = 30000
-        mw[4 * i + 1] = 20000
-        mw[4 * i + 2] = 20000
+        for k in range(N_IN):
+            mw[(N_IN + 1) * i + k] = 65536 // 3
     apm = np.zeros(N_Q * N_D * 33, np.int64)
     for i in range(N_Q * N_D):
         for j in range(33):
@@ -297,6 +346,32 @@ def run(decode, vol, buf, maxval, flags):
                     pk[9] = (P + N - PN) * 8
                     pk[10] = (P + W + N - NW - PW - PN + PNW) * 8
                     pk[11] = (P + NE - PNE) * 8
+                # ---- NLMS predictor: the neighbours' offsets from MED, weighted
+                lnorm = 0
+                if use_lms:
+                    lbase = pk[4]
+                    lu[0] = N * 8 - lbase
+                    lu[1] = W * 8 - lbase
+                    lu[2] = NW * 8 - lbase
+                    lu[3] = NE * 8 - lbase
+                    lu[4] = WW * 8 - lbase
+                    lu[5] = NN * 8 - lbase
+                    if use3p:
+                        lu[6] = P * 8 - lbase
+                        lu[7] = prv[i, j - 1] * 8 - lbase
+                        lu[8] = prv[i - 1, j] * 8 - lbase
+                        lu[9] = prv[i, j + 1] * 8 - lbase
+                        lu[10] = prv[i + 1, j] * 8 - lbase
+                        lu[11] = prv[i - 1, j - 1] * 8 - lbase
+                        lu[12] = prv[i - 1, j + 1] * 8 - lbase
+                        lu[13] = prv[i + 1, j - 1] * 8 - lbase
+                        lu[14] = prv[i + 1, j + 1] * 8 - lbase
+                    acc = 0
+                    lnorm = 64
+                    for t in range(NT):
+                        acc += lw[t] * lu[t]
+                        lnorm += lu[t] * lu[t]
+                    pk[NP - 1] = lbase + ((acc + 32768) >> 16)
                 # ---- blend: weight = 1 / (recent error sum)^2
                 emin = 1 << 62
                 for k in range(NP):
@@ -309,8 +384,7 @@ def run(decode, vol, buf, maxval, flags):
                     wk[k] = e
                 wmax = 0
                 for k in range(NP):
-                    e = wk[k]
-                    wk[k] = (1 << 58) // (e * e)
+                    wk[k] = inv_square(wk[k])
                     if wk[k] > wmax:
                         wmax = wk[k]
                 sh = bitlen(wmax) - 24
@@ -364,9 +438,24 @@ def run(decode, vol, buf, maxval, flags):
                 if pred > maxval:
                     pred = maxval
                 # ---- code the residual: zero?, sign, magnitude class (unary), mantissa
-                cq = q * N_D
-                cq2 = base1 + q2 * N_D
-                cq3 = base2 + ((q >> 1) * N_SIGNPAT + sp) * N_D
+                spread = 0
+                if mix:
+                    pmin = pk[0]
+                    pmax = pk[0]
+                    for k in range(1, NP):
+                        if pk[k] < pmin:
+                            pmin = pk[k]
+                        if pk[k] > pmax:
+                            pmax = pk[k]
+                    spread = qlog((pmax - pmin) >> 3)
+                    if spread > 2 * N_Q - 1:
+                        spread = 2 * N_Q - 1
+                    dz = qlog(abs(P * 8 - pred8) >> 3)
+                    cx[1] = cbase[1] + q2 * N_D
+                    cx[2] = cbase[2] + ((q >> 1) * N_SIGNPAT + sp) * N_D
+                    cx[3] = cbase[3] + (spread if spread < 2 * N_Q else 2 * N_Q - 1) * N_D
+                    cx[4] = cbase[4] + ((q >> 1) * 8 + (dz >> 1 if dz < 16 else 7)) * N_D
+                cx[0] = cbase[0] + q * N_D
                 wq = (q >> 2) * N_D
                 aq = q * N_D
                 x = 0
@@ -376,36 +465,46 @@ def run(decode, vol, buf, maxval, flags):
                     x = vol[s, r, c]
                     m = abs(x - pred)
                     neg = 1 if x < pred else 0
-                nz = model_bit(decode, ac, buf, 1 if m != 0 else 0, mix, cp, cn, cq + D_ZERO, cq2 + D_ZERO,
-                               cq3 + D_ZERO, mw, wq + D_ZERO, apm, aq + D_ZERO)
-                if nz:
-                    neg = model_bit(decode, ac, buf, neg, mix, cp, cn, cq + D_SIGN, cq2 + D_SIGN,
-                                    cq3 + D_SIGN, mw, wq + D_SIGN, apm, aq + D_SIGN)
-                    k = bitlen(m) - 1
-                    kk = 0
-                    while kk < kmax - 1:
-                        d = D_UNARY + kk
-                        more = model_bit(decode, ac, buf, 1 if k > kk else 0, mix, cp, cn, cq + d, cq2 + d,
-                                         cq3 + d, mw, wq + d, apm, aq + d)
-                        if not more:
+                # class cl = bit length of |e|, coded by a unary walk from the class expected here (up or down)
+                cl = bitlen(m)
+                c0 = (cavg[q] + 128) >> 8
+                if c0 < 1:
+                    c0 = 1
+                if c0 > kmax:
+                    c0 = kmax
+                up = model_bit(decode, ac, buf, 1 if cl >= c0 else 0, mix, cp, cn, cx, D_FIRST + c0, mw, wq, apm,
+                               aq, sx)
+                if up:
+                    t = c0
+                    while t < kmax:
+                        if not model_bit(decode, ac, buf, 1 if cl > t else 0, mix, cp, cn, cx, D_UP + t, mw, wq, apm,
+                                         aq, sx):
                             break
-                        kk += 1
-                    k = kk
+                        t += 1
+                else:
+                    t = c0 - 1
+                    while t > 0:
+                        if not model_bit(decode, ac, buf, 1 if cl < t else 0, mix, cp, cn, cx, D_DOWN + t, mw, wq,
+                                         apm, aq, sx):
+                            break
+                        t -= 1
+                cl = t
+                cavg[q] += (cl * 256 - cavg[q]) >> 5
+                if cl > 0:
+                    neg = model_bit(decode, ac, buf, neg, mix, cp, cn, cx, D_SIGN, mw, wq, apm, aq, sx)
                     mm = 1
-                    for b in range(k - 1, -1, -1):
-                        bit = (m >> b) & 1
-                        if b == k - 1:
-                            d = D_M1 + k
-                            bit = model_bit(decode, ac, buf, bit, mix, cp, cn, cq + d, cq2 + d, cq3 + d, mw,
-                                            wq + d, apm, aq + d)
-                        elif b == k - 2:
-                            d = D_M2 + 2 * k + (mm & 1)
-                            bit = model_bit(decode, ac, buf, bit, mix, cp, cn, cq + d, cq2 + d, cq3 + d, mw,
-                                            wq + d, apm, aq + d)
-                        else:
-                            li = k * MAX_K + b
-                            bit = code_bit(decode, ac, buf, bit, clamp16(low_p[li]))
-                            counter_update(low_p, low_n, li, bit, 30)
+                    if cl >= 2:
+                        d = D_M1 + cl
+                        bit = model_bit(decode, ac, buf, (m >> (cl - 2)) & 1, mix, cp, cn, cx, d, mw, wq, apm, aq, sx)
+                        mm = 2 + bit
+                    if cl >= 3:
+                        d = D_M2 + 2 * cl + (mm & 1)
+                        bit = model_bit(decode, ac, buf, (m >> (cl - 3)) & 1, mix, cp, cn, cx, d, mw, wq, apm, aq, sx)
+                        mm = mm * 2 + bit
+                    for b in range(cl - 4, -1, -1):
+                        li = cl * MAX_K + b
+                        bit = code_bit(decode, ac, buf, (m >> b) & 1, clamp16(low_p[li]))
+                        counter_update(low_p, low_n, li, bit, 30)
                         mm = mm * 2 + bit
                     m = mm
                     if decode:
@@ -422,6 +521,10 @@ def run(decode, vol, buf, maxval, flags):
                     perr[i, j, k] = abs(x8 - pk[k])
                 fe = x8 - pred8
                 ferr[i, j] = fe
+                if use_lms:
+                    g = ((x8 - pk[NP - 1]) * (tune[0] << 16)) // lnorm
+                    for t in range(NT):
+                        lw[t] += (g * lu[t] + 32768) >> 16
                 if use_bias:
                     bias_sum[bctx] += x8 - raw8
                     bias_cnt[bctx] += 1
