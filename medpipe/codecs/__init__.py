@@ -7,8 +7,9 @@ import difflib
 from ..errors import PresetError
 from .base import COMMON_PARAMS, Codec, Encoded, Param
 from . import glymur_family, imagecodecs_family, opencv_family, pillow_jpls, pydicom_family, video
+from .lossless3d import codec as lossless3d_family
 
-FAMILIES = [imagecodecs_family, pillow_jpls, opencv_family, glymur_family, video, pydicom_family]
+FAMILIES = [imagecodecs_family, pillow_jpls, opencv_family, glymur_family, video, pydicom_family, lossless3d_family]
 REGISTRY: dict[str, type[Codec]] = {cls.name: cls for fam in FAMILIES for cls in fam.CODECS}
 
 

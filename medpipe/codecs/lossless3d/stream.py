@@ -58,7 +58,8 @@ def check_volume(volume: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]
 
 def values_crc(volume: np.ndarray) -> int:
     """CRC32 of the samples as little-endian bytes of their own type: what the decoder must give back."""
-    return zlib.crc32(memoryview(volume.astype(volume.dtype.newbyteorder("<"), copy=False)).cast("B"))
+    little = np.ascontiguousarray(volume.astype(volume.dtype.newbyteorder("<"), copy=False))
+    return zlib.crc32(little.reshape(-1).view(np.uint8))
 
 
 def pack(volume: np.ndarray, bits: int, flags: int, mode: int, lo: int, maxval: int, payload: bytes) -> bytes:
