@@ -25,7 +25,7 @@ TUNE = np.array([2000, 0, 0, 0, 0, 0, 0, 0], np.int64)  # development knobs (bec
 # ---- return codes of run()
 OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
 
-N_PRED_2D, N_PRED_3D = 7, 5
+N_PRED_2D, N_PRED_3D = 5, 4
 N_Q = 24  # quantised expected-error levels
 MAX_K = 16  # magnitude classes: |e| <= maxval < 2^16
 
@@ -181,25 +181,26 @@ def bitlen(v):
     return 48 + np.int64(BITLEN16[v >> 48])
 
 
-def _inverse_square_table() -> np.ndarray:
-    """2^58 / e^2 for the bucket centre of each error sum e >= 4: exact below 64, then 32 buckets per octave."""
+def _inverse_power_table(power: int) -> np.ndarray:
+    """2^50 (4 / e)^power for the bucket centre of each error sum e >= 4 (exact below 64, then 32 buckets per
+    octave); Python integers, so the table is the same on every machine."""
     out = np.zeros(64 + 25 * 32, np.int64)
-    for e in range(1, 64):
-        out[e] = (1 << 58) // (e * e)
+    for e in range(4, 64):
+        out[e] = (1 << 50) * 4 ** power // e ** power
     for b in range(7, 32):
         for m in range(32):
-            lo = (32 + m) << (b - 6)
-            mid = lo + (1 << (b - 7))  # centre of the bucket of width 2^(b-6)
-            out[64 + (b - 7) * 32 + m] = (1 << 58) // (mid * mid)
+            mid = ((32 + m) << (b - 6)) + (1 << (b - 7))  # centre of the bucket of width 2^(b-6)
+            out[64 + (b - 7) * 32 + m] = (1 << 50) * 4 ** power // mid ** power
     return out
 
 
-INV_SQ = _inverse_square_table()
+BLEND_POWER = 2
+INV_SQ = _inverse_power_table(BLEND_POWER)
 
 
 @njit(cache=True, inline="always")
 def inv_square(e):
-    """About 2^58 / e^2 for 4 <= e < 2^31 (table, no division)."""
+    """About 2^50 (4 / e)^BLEND_POWER for 4 <= e < 2^31 (table, no division)."""
     if e < 64:
         return INV_SQ[e]
     if e >= 2147483648:
@@ -233,10 +234,10 @@ N_D = D_M2 + 2 * (MAX_K + 1)
 N_SIGNPAT = 9  # signs (-, 0, +) of the final errors at N and W
 N_WSEL = N_D * (N_Q // 4)
 TESTX = False
-N_IN = 5  # context models mixed per decision
+N_IN = 4  # context models mixed per decision
 MIX_LR = 6
 # context tables: (first context, count) per model, each context owning N_D counters
-CTX_SIZES = (N_Q, N_Q, (N_Q // 2) * N_SIGNPAT, N_Q * 2, N_Q * 4)
+CTX_SIZES = ((N_Q // 4) * 256, N_Q, (N_Q // 2) * N_SIGNPAT, N_Q)
 
 
 @njit(cache=True)
@@ -323,33 +324,27 @@ def run(decode, vol, buf, maxval, flags, tune):
                 # ---- predictors, in 1/8 units
                 pk[0] = N * 8
                 pk[1] = W * 8
-                pk[2] = (W + N - NW) * 8
-                pk[3] = (W + NE - N) * 8
+                pk[2] = (W + NE - N) * 8
+                pk[3] = (W + NE) * 4
+                pk[4] = (N + NE - NNE) * 8
                 mn = min(W, N)
                 mx = max(W, N)
                 if NW >= mx:
-                    pk[4] = mn * 8
+                    med8 = mn * 8
                 elif NW <= mn:
-                    pk[4] = mx * 8
+                    med8 = mx * 8
                 else:
-                    pk[4] = (W + N - NW) * 8
-                pk[5] = (W + NE) * 4
-                pk[6] = (N + NE - NNE) * 8
+                    med8 = (W + N - NW) * 8
                 P = prv[i, j]
                 if use3p:
-                    PW = prv[i, j - 1]
-                    PN = prv[i - 1, j]
-                    PNW = prv[i - 1, j - 1]
-                    PNE = prv[i - 1, j + 1]
-                    pk[7] = P * 8
-                    pk[8] = (P + W - PW) * 8
-                    pk[9] = (P + N - PN) * 8
-                    pk[10] = (P + W + N - NW - PW - PN + PNW) * 8
-                    pk[11] = (P + NE - PNE) * 8
+                    pk[5] = P * 8
+                    pk[6] = (P + W - prv[i, j - 1]) * 8
+                    pk[7] = (P + N - prv[i - 1, j]) * 8
+                    pk[8] = (P + NE - prv[i - 1, j + 1]) * 8
                 # ---- NLMS predictor: the neighbours' offsets from MED, weighted
                 lnorm = 0
                 if use_lms:
-                    lbase = pk[4]
+                    lbase = med8
                     lu[0] = N * 8 - lbase
                     lu[1] = W * 8 - lbase
                     lu[2] = NW * 8 - lbase
@@ -396,6 +391,10 @@ def run(decode, vol, buf, maxval, flags, tune):
                     w = wk[k] >> sh
                     num += w * pk[k]
                     den += w
+                if den == 0:  # every error sum huge: plain average
+                    for k in range(NP):
+                        num += pk[k]
+                    den = NP
                 pred8 = (num + (den >> 1)) // den
                 # ---- contexts: expected error from the final errors around, local texture
                 fN = ferr[i - 1, j]
@@ -408,30 +407,29 @@ def run(decode, vol, buf, maxval, flags, tune):
                 if q2 >= N_Q:
                     q2 = N_Q - 1
                 sp = (0 if fN < -4 else (1 if fN <= 4 else 2)) * 3 + (0 if fW < -4 else (1 if fW <= 4 else 2))
+                # ---- texture: where the neighbours lie against the prediction (CALIC)
+                tex = 0
+                if W * 8 > pred8:
+                    tex |= 1
+                if N * 8 > pred8:
+                    tex |= 2
+                if NW * 8 > pred8:
+                    tex |= 4
+                if NE * 8 > pred8:
+                    tex |= 8
+                if (2 * W - WW) * 8 > pred8:
+                    tex |= 16
+                if (2 * N - NN) * 8 > pred8:
+                    tex |= 32
+                if use3p and P * 8 > pred8:
+                    tex |= 64
+                if fN + fW > 0:
+                    tex |= 128
                 # ---- bias cancellation per (activity, texture) context: add the mean error seen there
                 raw8 = pred8
-                bctx = 0
-                if use_bias:
-                    tex = 0
-                    if W * 8 > pred8:
-                        tex |= 1
-                    if N * 8 > pred8:
-                        tex |= 2
-                    if NW * 8 > pred8:
-                        tex |= 4
-                    if NE * 8 > pred8:
-                        tex |= 8
-                    if (2 * W - WW) * 8 > pred8:
-                        tex |= 16
-                    if (2 * N - NN) * 8 > pred8:
-                        tex |= 32
-                    if use3p and P * 8 > pred8:
-                        tex |= 64
-                    if fN + fW > 0:
-                        tex |= 128
-                    bctx = (q >> 2) * 256 + tex
-                    if bias_cnt[bctx] > 0:
-                        pred8 += bias_sum[bctx] // bias_cnt[bctx]
+                bctx = (q >> 2) * 256 + tex
+                if use_bias and bias_cnt[bctx] > 0:
+                    pred8 += bias_sum[bctx] // bias_cnt[bctx]
                 pred = (pred8 + 4) >> 3
                 if pred < 0:
                     pred = 0
@@ -448,14 +446,12 @@ def run(decode, vol, buf, maxval, flags, tune):
                         if pk[k] > pmax:
                             pmax = pk[k]
                     spread = qlog((pmax - pmin) >> 3)
-                    if spread > 2 * N_Q - 1:
-                        spread = 2 * N_Q - 1
-                    dz = qlog(abs(P * 8 - pred8) >> 3)
+                    cx[0] = cbase[0] + bctx * N_D
                     cx[1] = cbase[1] + q2 * N_D
                     cx[2] = cbase[2] + ((q >> 1) * N_SIGNPAT + sp) * N_D
-                    cx[3] = cbase[3] + (spread if spread < 2 * N_Q else 2 * N_Q - 1) * N_D
-                    cx[4] = cbase[4] + ((q >> 1) * 8 + (dz >> 1 if dz < 16 else 7)) * N_D
-                cx[0] = cbase[0] + q * N_D
+                    cx[3] = cbase[3] + spread * N_D
+                else:
+                    cx[0] = cbase[0] + q * N_D
                 wq = (q >> 2) * N_D
                 aq = q * N_D
                 x = 0
