@@ -17,10 +17,19 @@ F_3D_ERR = 2  # previous slice's errors (same place, below, right) weigh predict
 F_BIAS = 4  # per-context bias cancellation (CALIC / JPEG-LS)
 F_MIX = 8  # logistic mixing of several context models per binary decision, then an APM
 F_LMS = 16  # an NLMS filter over the 2-D / 3-D neighbourhood corrects the blended prediction (cascade)
-DEFAULT_FLAGS = F_3D_PRED | F_3D_ERR | F_MIX | F_LMS
-ALL_FLAGS = F_3D_PRED | F_3D_ERR | F_BIAS | F_MIX | F_LMS
+F_LS = 32  # a least-squares 3-D predictor fitted per slice by the encoder (coefficients in the stream)
+DEFAULT_FLAGS = F_3D_PRED | F_3D_ERR | F_MIX | F_LMS | F_LS
+ALL_FLAGS = F_3D_PRED | F_3D_ERR | F_BIAS | F_MIX | F_LMS | F_LS
+# least-squares taps (row, column offsets): 12 causal in-plane, then the previous slice's 3 x 3
+LS_IN = ((0, -1), (0, -2), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (-1, 2), (-2, -2), (-2, -1), (-2, 0), (-2, 1),
+         (-2, 2))
+LS_PREV = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 0), (0, 1), (1, -1), (1, 0), (1, 1))
+N_LS = len(LS_IN) + len(LS_PREV)
+LS_SHIFT = 12  # coefficients in 1/4096
+LS_DI = np.array([d[0] for d in LS_IN + LS_PREV], np.int64)
+LS_DJ = np.array([d[1] for d in LS_IN + LS_PREV], np.int64)
 N_TAPS_2D, N_TAPS_3D = 6, 9
-TUNE = np.array([2000, 0, 0, 0, 0, 0, 0, 0], np.int64)  # development knobs (become constants)
+TUNE = np.array([2000, 0, 0, 0, 2, 250, 3, 0], np.int64)  # development knobs (become constants)
 
 # ---- return codes of run()
 OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
@@ -57,7 +66,7 @@ def _stretch_table(squash: np.ndarray) -> np.ndarray:
 SQUASH = _squash_table()
 STRETCH = _stretch_table(SQUASH)
 # adaptation rate of a counter that has seen n bits: 1 / (n + 1.5), floored at 1 / LIMIT
-RATE = np.array([65536 * 2 // (2 * n + 3) for n in range(256)], np.int32)
+RATE = np.array([65536 * 2 // (2 * n + 3) for n in range(1024)], np.int32)
 
 
 @njit(cache=True, inline="always")
@@ -150,13 +159,13 @@ def model_bit(decode, ac, buf, bit, mix, cp, cn, cx, d, mw, wsel, apm, ai, sx):
     wt = sd & 127
     a0 = (ai + d) * 33 + lo
     pa = (apm[a0] * (128 - wt) + apm[a0 + 1] * wt) >> 7
-    p16 = clamp16((pm * 16 + pa * 3) >> 2)
+    p16 = clamp16((pm * 16 * (4 - sx[N_IN + 3]) + pa * sx[N_IN + 3]) >> 2)
     bit = code_bit(decode, ac, buf, bit, p16)
     # train the mixer on its own output error (lpaq), the APM bucket nearer the input, the counters
-    err = ((bit << 12) - pm) * MIX_LR
+    err = (((bit << 12) - pm) * sx[N_IN + 1]) >> 2
     for k in range(N_IN):
         mw[wb + k] += (sx[k] * err + 512) >> 10
-        counter_update(cp, cn, cx[k] + d, bit, 250)
+        counter_update(cp, cn, cx[k] + d, bit, sx[N_IN + 2])
     mw[wb + N_IN] += (256 * err + 512) >> 10
     target = bit << 16
     if wt < 64:
@@ -241,7 +250,7 @@ CTX_SIZES = ((N_Q // 4) * 256, N_Q, (N_Q // 2) * N_SIGNPAT, N_Q)
 
 
 @njit(cache=True)
-def run(decode, vol, buf, maxval, flags, tune):
+def run(decode, vol, buf, maxval, flags, tune, coefs):
     """Encode vol (slices x rows x cols, int32 values in 0..maxval) into buf, or decode buf into vol.
 
     Returns (code, bytes used): code OK or a negative ERR_*. Every loop is bounded by the volume's size and
@@ -252,17 +261,20 @@ def run(decode, vol, buf, maxval, flags, tune):
     use3e = (flags & F_3D_ERR) != 0
     use_bias = (flags & F_BIAS) != 0
     mix = (flags & F_MIX) != 0
-    NP = N_PRED_2D + (N_PRED_3D if use3p else 0) + (1 if (flags & F_LMS) != 0 else 0)
+    NP = N_PRED_2D + (N_PRED_3D if use3p else 0) + (1 if (flags & F_LMS) != 0 else 0) + (1 if (flags & F_LS) else 0)
     kmax = bitlen(maxval)  # |e| <= maxval < 2^kmax, so the class k = bitlen(|e|) - 1 < kmax
 
     cur = np.zeros((H, Wd), np.int64)
     prv = np.zeros((H, Wd), np.int64)
+    erow = np.zeros((Wd, NP), np.int64)  # row-known part of each predictor's error sum
     perr = np.zeros((H, Wd, NP), np.int64)  # |8x - prediction_k| at each place of this slice
     perr_p = np.zeros((H, Wd, NP), np.int64)  # ... of the previous slice
     ferr = np.zeros((H, Wd), np.int64)  # signed 8x - final prediction (before rounding)
     ferr_p = np.zeros((H, Wd), np.int64)
     pk = np.zeros(NP, np.int64)
     use_lms = (flags & F_LMS) != 0
+    use_ls = (flags & F_LS) != 0
+    n_ls = N_LS if use3p else len(LS_IN)
     NT = N_TAPS_2D + (N_TAPS_3D if use3p else 0)
     lw = np.zeros(NT, np.int64)
     lu = np.zeros(NT, np.int64)
@@ -276,7 +288,10 @@ def run(decode, vol, buf, maxval, flags, tune):
     cp = np.full(total, 32768, np.int64)
     cn = np.zeros(total, np.int64)
     cx = np.zeros(N_IN, np.int64)
-    sx = np.zeros(N_IN, np.int64)
+    sx = np.zeros(N_IN + 4, np.int64)
+    sx[N_IN + 1] = tune[4]
+    sx[N_IN + 2] = tune[5]
+    sx[N_IN + 3] = tune[6]
     cavg = np.full(N_Q, 4 * 256, np.int64)
     low_p = np.full((MAX_K + 1) * MAX_K, 32768, np.int64)
     low_n = np.zeros((MAX_K + 1) * MAX_K, np.int64)
@@ -312,6 +327,16 @@ def run(decode, vol, buf, maxval, flags, tune):
                 return ERR_OVERRUN, ac[3]
             cur[i, 0] = cur[i - 1, 2]
             cur[i, 1] = cur[i - 1, 2]
+            # the part of each predictor's error sum already known for the whole row: the rows above and,
+            # in 3-D, the previous slice around the same place (vectorisable, once per row)
+            for j in range(2, C + 2):
+                for k in range(NP):
+                    erow[j, k] = (perr[i - 1, j, k] * 2 + perr[i - 1, j - 1, k] + perr[i - 1, j + 1, k]
+                                  + perr[i - 1, j - 2, k] + perr[i - 1, j + 2, k] + perr[i - 2, j, k])
+                if use3e:
+                    for k in range(NP):
+                        erow[j, k] += perr_p[i, j, k] + ((perr_p[i + 1, j, k] + perr_p[i, j + 1, k]
+                                                          + perr_p[i - 1, j, k] + perr_p[i, j - 1, k]) >> 1)
             for c in range(C):
                 j = c + 2
                 W = cur[i, j - 1]
@@ -341,10 +366,20 @@ def run(decode, vol, buf, maxval, flags, tune):
                     pk[6] = (P + W - prv[i, j - 1]) * 8
                     pk[7] = (P + N - prv[i - 1, j]) * 8
                     pk[8] = (P + NE - prv[i - 1, j + 1]) * 8
+                # ---- least-squares predictor with this slice's coefficients
+                ls8 = 0
+                if use_ls:
+                    acc = 0
+                    for t in range(len(LS_IN)):
+                        acc += coefs[s, t] * cur[i + LS_DI[t], j + LS_DJ[t]]
+                    for t in range(len(LS_IN), n_ls):
+                        acc += coefs[s, t] * prv[i + LS_DI[t], j + LS_DJ[t]]
+                    ls8 = (acc + (1 << (LS_SHIFT - 4))) >> (LS_SHIFT - 3)
+                    pk[NP - 1 - (1 if use_lms else 0)] = ls8
                 # ---- NLMS predictor: the neighbours' offsets from MED, weighted
                 lnorm = 0
                 if use_lms:
-                    lbase = med8
+                    lbase = ls8 if (use_ls and tune[3] == 0) else med8
                     lu[0] = N * 8 - lbase
                     lu[1] = W * 8 - lbase
                     lu[2] = NW * 8 - lbase
@@ -370,9 +405,7 @@ def run(decode, vol, buf, maxval, flags, tune):
                 # ---- blend: weight = 1 / (recent error sum)^2
                 emin = 1 << 62
                 for k in range(NP):
-                    e = (perr[i - 1, j, k] + perr[i, j - 1, k]) * 2 + perr[i - 1, j - 1, k] + perr[i - 1, j + 1, k]
-                    if use3e:
-                        e += perr_p[i, j, k] + ((perr_p[i + 1, j, k] + perr_p[i, j + 1, k]) >> 1)
+                    e = erow[j, k] + perr[i, j - 1, k] * 2 + perr[i, j - 2, k]
                     e += 4
                     if e < emin:
                         emin = e
@@ -389,6 +422,8 @@ def run(decode, vol, buf, maxval, flags, tune):
                 den = 0
                 for k in range(NP):
                     w = wk[k] >> sh
+                    if (tune[2] >> k) & 1:
+                        w = 0
                     num += w * pk[k]
                     den += w
                 if den == 0:  # every error sum huge: plain average

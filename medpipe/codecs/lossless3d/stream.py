@@ -16,8 +16,8 @@ MAGIC = b"MP3D"
 VERSION = 1
 HEADER = struct.Struct("<4sBBBBIIIiIIII")  # magic version flags bits type S R C lo maxval len crc_values crc_stream
 HEADER_SIZE = HEADER.size  # 40
-MODE_CODED, MODE_STORED, MODE_CONSTANT = 0, 1, 2  # high bits of the flags byte (model flags use the low 4)
-MODE_SHIFT = 5
+MODE_CODED, MODE_STORED, MODE_CONSTANT = 0, 1, 2  # high bits of the flags byte (model flags use the low 6)
+MODE_SHIFT = 6
 SAMPLE_TYPES = {0: np.dtype("u1"), 1: np.dtype("<u2"), 2: np.dtype("i1"), 3: np.dtype("<i2")}
 TYPE_CODES = {dt.str.lstrip("<|"): code for code, dt in SAMPLE_TYPES.items()}
 MAX_VOXELS = 1 << 32  # a larger header is refused before anything is allocated
@@ -95,5 +95,5 @@ def unpack(data) -> dict:
             or max(s, r, c) > MAX_SIDE or voxels > MAX_VOXELS or maxval >= 1 << 16
             or (mode == MODE_STORED and n != voxels * dtype.itemsize) or (mode == MODE_CONSTANT and n != 0)):
         raise StreamError("lossless3d stream header is inconsistent (sample type, bits, shape or payload length)")
-    return dict(flags=flags & 0x1F, mode=mode, bits=bits, dtype=dtype, shape=(s, r, c), lo=lo, maxval=maxval,
+    return dict(flags=flags & 0x3F, mode=mode, bits=bits, dtype=dtype, shape=(s, r, c), lo=lo, maxval=maxval,
                 crc_values=crc_values, payload=payload)
