@@ -18,7 +18,7 @@ F_BIAS = 4  # per-context bias cancellation (CALIC / JPEG-LS)
 F_MIX = 8  # logistic mixing of several context models per binary decision, then an APM
 F_LMS = 16  # an NLMS filter over the 2-D / 3-D neighbourhood corrects the blended prediction (cascade)
 F_LS = 32  # a least-squares 3-D predictor fitted per slice by the encoder (coefficients in the stream)
-DEFAULT_FLAGS = F_3D_PRED | F_3D_ERR | F_MIX | F_LMS | F_LS
+DEFAULT_FLAGS = F_3D_PRED | F_3D_ERR | F_MIX | F_LMS
 ALL_FLAGS = F_3D_PRED | F_3D_ERR | F_BIAS | F_MIX | F_LMS | F_LS
 # least-squares taps (row, column offsets): 12 causal in-plane, then the previous slice's 3 x 3
 LS_IN = ((0, -1), (0, -2), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (-1, 2), (-2, -2), (-2, -1), (-2, 0), (-2, 1),
@@ -79,46 +79,47 @@ def squash(d):
 
 
 @njit(cache=True, inline="always")
-def code_bit(decode, ac, buf, bit, p16):
+def code_bit(decode, st, buf, bit, p16):
     """Binary arithmetic coder (carry-less, 32-bit, after lpaq); p16 = P(bit = 1) in 1/65536.
 
-    ac = [low, high, code, position, overrun]. The decoder reads zeros past the end and counts them: a whole
-    stream never needs that, so an overrun means truncation or damage."""
-    x1 = ac[0]
-    x2 = ac[1]
+    st[AC:AC + 5] = low, high, code, position, overrun. The decoder reads zeros past the end and counts them: a
+    whole stream never needs that, so an overrun means truncation or damage."""
+    x1 = st[AC]
+    x2 = st[AC + 1]
     rng = x2 - x1
     xmid = x1 + (rng >> 16) * p16 + (((rng & 0xFFFF) * p16) >> 16)
     if decode:
-        bit = 1 if ac[2] <= xmid else 0
+        bit = 1 if st[AC + 2] <= xmid else 0
     if bit:
         x2 = xmid
     else:
         x1 = xmid + 1
     while ((x1 ^ x2) & 0xFF000000) == 0:
-        pos = ac[3]
+        pos = st[AC + 3]
         if decode:
             c = 0
             if pos < buf.shape[0]:
                 c = buf[pos]
             else:
-                ac[4] += 1
-            ac[2] = ((ac[2] << 8) & 0xFFFFFFFF) | c
+                st[AC + 4] += 1
+            st[AC + 2] = ((st[AC + 2] << 8) & 0xFFFFFFFF) | c
         else:
             buf[pos] = x2 >> 24
-        ac[3] = pos + 1
+        st[AC + 3] = pos + 1
         x1 = (x1 << 8) & 0xFFFFFFFF
         x2 = ((x2 << 8) & 0xFFFFFFFF) | 255
-    ac[0] = x1
-    ac[1] = x2
+    st[AC] = x1
+    st[AC + 1] = x2
     return bit
 
 
 @njit(cache=True, inline="always")
-def counter_update(cp, cn, i, bit, limit):
-    n = cn[i]
-    cp[i] += (((bit << 16) - cp[i]) * RATE[n]) >> 16
+def counter_update(st, i, bit, limit):
+    """Counter at st[i] (P(1) in 1/65536) with its bit count at st[i + COUNT]: rate 1 / (n + 1.5), n <= limit."""
+    n = st[i + COUNT]
+    st[i] += (((bit << 16) - st[i]) * RATE[n]) >> 16
     if n < limit:
-        cn[i] = n + 1
+        st[i + COUNT] = n + 1
 
 
 @njit(cache=True, inline="always")
@@ -131,21 +132,23 @@ def clamp16(p):
 
 
 @njit(cache=True, inline="always")
-def model_bit(decode, ac, buf, bit, mix, cp, cn, cx, d, mw, wsel, apm, ai, sx):
-    """Code one binary decision d. Without mixing the counter cx[0] + d alone gives the probability; with
-    mixing the counters cx[k] + d of every context are stretched, mixed by the weight set wsel + d (trained
-    online), refined by an APM (adaptive probability map) entry ai + d, and all of them learn from the bit."""
+def model_bit(decode, st, buf, bit, mix, d, wsel, ai):
+    """Code one binary decision d. Without mixing the counter of the first context alone gives the
+    probability; with mixing the counters of all N_IN contexts (st[CX + k] + d) are stretched, mixed by the
+    weight set wsel + d (trained online), refined by an APM (adaptive probability map) entry ai + d, and all of
+    them learn from the bit. All state lives in the one array st: numba passes arrays with reference counting,
+    so one array instead of eight made this call 3x cheaper."""
     if not mix:
-        if TESTX:
-            return bit
-        bit = code_bit(decode, ac, buf, bit, clamp16(cp[cx[0] + d]))
-        counter_update(cp, cn, cx[0] + d, bit, 60)
+        i0 = CP + st[CX] + d
+        bit = code_bit(decode, st, buf, bit, clamp16(st[i0]))
+        counter_update(st, i0, bit, 60)
         return bit
-    wb = (wsel + d) * (N_IN + 1)
-    dot = 256 * mw[wb + N_IN]
+    wb = MW + (wsel + d) * (N_IN + 1)
+    dot = 256 * st[wb + N_IN]
     for k in range(N_IN):
-        sx[k] = STRETCH[cp[cx[k] + d] >> 4]
-        dot += sx[k] * mw[wb + k]
+        v = STRETCH[st[CP + st[CX + k] + d] >> 4]
+        st[SX + k] = v
+        dot += v * st[wb + k]
     dot >>= 16
     pm = squash(dot)
     # APM: interpolate between two of 33 buckets over the stretched mixer output
@@ -155,23 +158,22 @@ def model_bit(decode, ac, buf, bit, mix, cp, cn, cx, d, mw, wsel, apm, ai, sx):
     if sd < -2047:
         sd = -2047
     sd += 2048
-    lo = sd >> 7
     wt = sd & 127
-    a0 = (ai + d) * 33 + lo
-    pa = (apm[a0] * (128 - wt) + apm[a0 + 1] * wt) >> 7
-    p16 = clamp16((pm * 16 * (4 - sx[N_IN + 3]) + pa * sx[N_IN + 3]) >> 2)
-    bit = code_bit(decode, ac, buf, bit, p16)
-    # train the mixer on its own output error (lpaq), the APM bucket nearer the input, the counters
-    err = (((bit << 12) - pm) * sx[N_IN + 1]) >> 2
+    a0 = APM + (ai + d) * 33 + (sd >> 7)
+    pa = (st[a0] * (128 - wt) + st[a0 + 1] * wt) >> 7
+    p16 = clamp16((pm * 16 + pa * 3) >> 2)
+    bit = code_bit(decode, st, buf, bit, p16)
+    # train the mixer on its own output error (lpaq, slower rate), the APM bucket nearer the input, the counters
+    err = (((bit << 12) - pm) * MIX_LR) >> 2
     for k in range(N_IN):
-        mw[wb + k] += (sx[k] * err + 512) >> 10
-        counter_update(cp, cn, cx[k] + d, bit, sx[N_IN + 2])
-    mw[wb + N_IN] += (256 * err + 512) >> 10
+        st[wb + k] += (st[SX + k] * err + 512) >> 10
+        counter_update(st, CP + st[CX + k] + d, bit, 250)
+    st[wb + N_IN] += (256 * err + 512) >> 10
     target = bit << 16
     if wt < 64:
-        apm[a0] += (target - apm[a0]) >> 6
+        st[a0] += (target - st[a0]) >> 6
     else:
-        apm[a0 + 1] += (target - apm[a0 + 1]) >> 6
+        st[a0 + 1] += (target - st[a0 + 1]) >> 6
     return bit
 
 
@@ -242,11 +244,22 @@ D_M2 = D_M1 + MAX_K + 1  # second bit, per class and first bit
 N_D = D_M2 + 2 * (MAX_K + 1)
 N_SIGNPAT = 9  # signs (-, 0, +) of the final errors at N and W
 N_WSEL = N_D * (N_Q // 4)
-TESTX = False
 N_IN = 4  # context models mixed per decision
-MIX_LR = 6
+MIX_LR = 2  # mixer learning rate, in quarters of lpaq's unit
 # context tables: (first context, count) per model, each context owning N_D counters
 CTX_SIZES = ((N_Q // 4) * 256, N_Q, (N_Q // 2) * N_SIGNPAT, N_Q)
+CTX_TOTAL = sum(CTX_SIZES) * N_D
+LOW_TOTAL = (MAX_K + 1) * MAX_K  # low mantissa bits: one counter per (class, bit)
+# the coder's whole state is one int64 array, laid out as follows (offsets)
+AC = 0  # arithmetic coder: low, high, code, position, overrun
+CX = 8  # the N_IN current context offsets (into the counters)
+SX = 16  # the N_IN stretched probabilities of the current decision
+CP = 24  # counters: context models, then LOWP
+LOWP = CP + CTX_TOTAL
+COUNT = CTX_TOTAL + LOW_TOTAL  # a counter's bit count sits COUNT after it
+MW = CP + 2 * COUNT  # mixer weights (N_IN + 1 per set)
+APM = MW + N_WSEL * (N_IN + 1)
+STATE_SIZE = APM + N_Q * N_D * 33
 
 
 @njit(cache=True)
@@ -285,46 +298,36 @@ def run(decode, vol, buf, maxval, flags, tune, coefs):
     for k in range(N_IN):
         cbase[k] = total
         total += CTX_SIZES[k] * N_D
-    cp = np.full(total, 32768, np.int64)
-    cn = np.zeros(total, np.int64)
-    cx = np.zeros(N_IN, np.int64)
-    sx = np.zeros(N_IN + 4, np.int64)
-    sx[N_IN + 1] = tune[4]
-    sx[N_IN + 2] = tune[5]
-    sx[N_IN + 3] = tune[6]
-    cavg = np.full(N_Q, 4 * 256, np.int64)
-    low_p = np.full((MAX_K + 1) * MAX_K, 32768, np.int64)
-    low_n = np.zeros((MAX_K + 1) * MAX_K, np.int64)
-    mw = np.zeros(N_WSEL * (N_IN + 1), np.int64)
+    cavg = np.full(N_Q, 4 * 256, np.int64)  # mean magnitude class per activity level, x256
+    st = np.zeros(STATE_SIZE, np.int64)
+    st[CP:CP + COUNT] = 32768
     for i in range(N_WSEL):
         for k in range(N_IN):
-            mw[(N_IN + 1) * i + k] = 65536 // 3
-    apm = np.zeros(N_Q * N_D * 33, np.int64)
+            st[MW + (N_IN + 1) * i + k] = 65536 // 3
     for i in range(N_Q * N_D):
         for j in range(33):
-            apm[i * 33 + j] = squash((j - 16) * 128) * 16
+            st[APM + i * 33 + j] = squash((j - 16) * 128) * 16
     bias_sum = np.zeros(8 * 256, np.int64)
     bias_cnt = np.zeros(8 * 256, np.int64)
 
-    ac = np.zeros(5, np.int64)
-    ac[1] = 0xFFFFFFFF
+    st[AC + 1] = 0xFFFFFFFF
     if decode:
         for t in range(4):
             c = 0
             if t < buf.shape[0]:
                 c = buf[t]
             else:
-                ac[4] += 1
-            ac[2] = (ac[2] << 8) | c
-        ac[3] = 4
+                st[AC + 4] += 1
+            st[AC + 2] = (st[AC + 2] << 8) | c
+        st[AC + 3] = 4
 
     for s in range(S):
         for r in range(R):
             i = r + 2
-            if not decode and ac[3] + 64 * C + 64 > buf.shape[0]:
-                return ERR_OVERFLOW, ac[3]
-            if decode and ac[4] > 0:
-                return ERR_OVERRUN, ac[3]
+            if not decode and st[AC + 3] + 64 * C + 64 > buf.shape[0]:
+                return ERR_OVERFLOW, st[AC + 3]
+            if decode and st[AC + 4] > 0:
+                return ERR_OVERRUN, st[AC + 3]
             cur[i, 0] = cur[i - 1, 2]
             cur[i, 1] = cur[i - 1, 2]
             # the part of each predictor's error sum already known for the whole row: the rows above and,
@@ -481,12 +484,12 @@ def run(decode, vol, buf, maxval, flags, tune, coefs):
                         if pk[k] > pmax:
                             pmax = pk[k]
                     spread = qlog((pmax - pmin) >> 3)
-                    cx[0] = cbase[0] + bctx * N_D
-                    cx[1] = cbase[1] + q2 * N_D
-                    cx[2] = cbase[2] + ((q >> 1) * N_SIGNPAT + sp) * N_D
-                    cx[3] = cbase[3] + spread * N_D
+                    st[CX + 0] = cbase[0] + bctx * N_D
+                    st[CX + 1] = cbase[1] + q2 * N_D
+                    st[CX + 2] = cbase[2] + ((q >> 1) * N_SIGNPAT + sp) * N_D
+                    st[CX + 3] = cbase[3] + spread * N_D
                 else:
-                    cx[0] = cbase[0] + q * N_D
+                    st[CX + 0] = cbase[0] + q * N_D
                 wq = (q >> 2) * N_D
                 aq = q * N_D
                 x = 0
@@ -503,45 +506,42 @@ def run(decode, vol, buf, maxval, flags, tune, coefs):
                     c0 = 1
                 if c0 > kmax:
                     c0 = kmax
-                up = model_bit(decode, ac, buf, 1 if cl >= c0 else 0, mix, cp, cn, cx, D_FIRST + c0, mw, wq, apm,
-                               aq, sx)
+                up = model_bit(decode, st, buf, 1 if cl >= c0 else 0, mix, D_FIRST + c0, wq, aq)
                 if up:
                     t = c0
                     while t < kmax:
-                        if not model_bit(decode, ac, buf, 1 if cl > t else 0, mix, cp, cn, cx, D_UP + t, mw, wq, apm,
-                                         aq, sx):
+                        if not model_bit(decode, st, buf, 1 if cl > t else 0, mix, D_UP + t, wq, aq):
                             break
                         t += 1
                 else:
                     t = c0 - 1
                     while t > 0:
-                        if not model_bit(decode, ac, buf, 1 if cl < t else 0, mix, cp, cn, cx, D_DOWN + t, mw, wq,
-                                         apm, aq, sx):
+                        if not model_bit(decode, st, buf, 1 if cl < t else 0, mix, D_DOWN + t, wq, aq):
                             break
                         t -= 1
                 cl = t
                 cavg[q] += (cl * 256 - cavg[q]) >> 5
                 if cl > 0:
-                    neg = model_bit(decode, ac, buf, neg, mix, cp, cn, cx, D_SIGN, mw, wq, apm, aq, sx)
+                    neg = model_bit(decode, st, buf, neg, mix, D_SIGN, wq, aq)
                     mm = 1
                     if cl >= 2:
                         d = D_M1 + cl
-                        bit = model_bit(decode, ac, buf, (m >> (cl - 2)) & 1, mix, cp, cn, cx, d, mw, wq, apm, aq, sx)
+                        bit = model_bit(decode, st, buf, (m >> (cl - 2)) & 1, mix, d, wq, aq)
                         mm = 2 + bit
                     if cl >= 3:
                         d = D_M2 + 2 * cl + (mm & 1)
-                        bit = model_bit(decode, ac, buf, (m >> (cl - 3)) & 1, mix, cp, cn, cx, d, mw, wq, apm, aq, sx)
+                        bit = model_bit(decode, st, buf, (m >> (cl - 3)) & 1, mix, d, wq, aq)
                         mm = mm * 2 + bit
                     for b in range(cl - 4, -1, -1):
                         li = cl * MAX_K + b
-                        bit = code_bit(decode, ac, buf, (m >> b) & 1, clamp16(low_p[li]))
-                        counter_update(low_p, low_n, li, bit, 30)
+                        bit = code_bit(decode, st, buf, (m >> b) & 1, clamp16(st[LOWP + li]))
+                        counter_update(st, LOWP + li, bit, 30)
                         mm = mm * 2 + bit
                     m = mm
                     if decode:
                         x = pred - m if neg else pred + m
                         if x < 0 or x > maxval:
-                            return ERR_RANGE, ac[3]
+                            return ERR_RANGE, st[AC + 3]
                 elif decode:
                     x = pred
                 if decode:
@@ -574,11 +574,11 @@ def run(decode, vol, buf, maxval, flags, tune, coefs):
             cur[0, j] = prv[2, j]
             cur[1, j] = prv[2, j]
     if decode:
-        if ac[4] > 0:
-            return ERR_OVERRUN, ac[3]
-        return OK, ac[3]
+        if st[AC + 4] > 0:
+            return ERR_OVERRUN, st[AC + 3]
+        return OK, st[AC + 3]
     # flush: the low end fixes the final interval
     for t in range(4):
-        buf[ac[3]] = (ac[0] >> (24 - 8 * t)) & 255
-        ac[3] += 1
-    return OK, ac[3]
+        buf[st[AC + 3]] = (st[AC] >> (24 - 8 * t)) & 255
+        st[AC + 3] += 1
+    return OK, st[AC + 3]
