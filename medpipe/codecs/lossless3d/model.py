@@ -11,30 +11,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# ---- stream feature flags (stored in the header; the decoder follows them)
-F_3D_PRED = 1  # inter-slice predictors join the blend
-F_3D_ERR = 2  # previous slice's errors (same place, below, right) weigh predictors and enter contexts
-F_BIAS = 4  # per-context bias cancellation (CALIC / JPEG-LS)
-F_MIX = 8  # logistic mixing of several context models per binary decision, then an APM
-F_LMS = 16  # an NLMS filter over the 2-D / 3-D neighbourhood corrects the blended prediction (cascade)
-F_LS = 32  # a least-squares 3-D predictor fitted per slice by the encoder (coefficients in the stream)
+# ---- stream feature flags (stored in the header; the decoder follows them). Bits 4 and 32 were measured
+# ideas that lost (bias cancellation, a per-slice least-squares predictor): streams carrying them are refused.
+F_3D_PRED = 1  # inter-slice predictors join the blend, the previous slice's 3 x 3 joins the NLMS taps
+F_3D_ERR = 2  # the previous slice's errors around the same place weigh predictors and enter the contexts
+F_MIX = 8  # logistic mixing of several context models per binary decision (else one context's counter)
+F_LMS = 16  # an NLMS predictor over the 2-D / 3-D neighbourhood joins the blend
 DEFAULT_FLAGS = F_3D_PRED | F_3D_ERR | F_MIX | F_LMS
-ALL_FLAGS = F_3D_PRED | F_3D_ERR | F_BIAS | F_MIX | F_LMS | F_LS
-# least-squares taps (row, column offsets): 12 causal in-plane, then the previous slice's 3 x 3
-LS_IN = ((0, -1), (0, -2), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (-1, 2), (-2, -2), (-2, -1), (-2, 0), (-2, 1),
-         (-2, 2))
-LS_PREV = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 0), (0, 1), (1, -1), (1, 0), (1, 1))
-N_LS = len(LS_IN) + len(LS_PREV)
-LS_SHIFT = 12  # coefficients in 1/4096
-LS_DI = np.array([d[0] for d in LS_IN + LS_PREV], np.int64)
-LS_DJ = np.array([d[1] for d in LS_IN + LS_PREV], np.int64)
-N_TAPS_2D, N_TAPS_3D = 6, 9
-TUNE = np.array([2000, 0, 0, 0, 2, 250, 3, 0], np.int64)  # development knobs (become constants)
+ALL_FLAGS = DEFAULT_FLAGS
 
 # ---- return codes of run()
 OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
 
-N_PRED_2D, N_PRED_3D = 5, 4
+N_PRED_2D, N_PRED_3D = 4, 2  # fixed predictors (the NLMS one comes on top)
+N_TAPS_2D, N_TAPS_3D = 6, 9  # NLMS inputs
+LMS_MU = 2000  # NLMS step, in 1/65536
 N_Q = 24  # quantised expected-error levels
 MAX_K = 16  # magnitude classes: |e| <= maxval < 2^16
 
@@ -132,11 +123,10 @@ def clamp16(p):
 
 
 @njit(cache=True, inline="always")
-def model_bit(decode, st, buf, bit, mix, d, wsel, ai):
+def model_bit(decode, st, buf, bit, mix, d, wsel):
     """Code one binary decision d. Without mixing the counter of the first context alone gives the
     probability; with mixing the counters of all N_IN contexts (st[CX + k] + d) are stretched, mixed by the
-    weight set wsel + d (trained online), refined by an APM (adaptive probability map) entry ai + d, and all of
-    them learn from the bit. All state lives in the one array st: numba passes arrays with reference counting,
+    weight set wsel + d (trained online), and all of them learn from the bit. All state lives in the one array st: numba passes arrays with reference counting,
     so one array instead of eight made this call 3x cheaper."""
     if not mix:
         i0 = CP + st[CX] + d
@@ -151,29 +141,14 @@ def model_bit(decode, st, buf, bit, mix, d, wsel, ai):
         dot += v * st[wb + k]
     dot >>= 16
     pm = squash(dot)
-    # APM: interpolate between two of 33 buckets over the stretched mixer output
-    sd = dot
-    if sd > 2047:
-        sd = 2047
-    if sd < -2047:
-        sd = -2047
-    sd += 2048
-    wt = sd & 127
-    a0 = APM + (ai + d) * 33 + (sd >> 7)
-    pa = (st[a0] * (128 - wt) + st[a0 + 1] * wt) >> 7
-    p16 = clamp16((pm * 16 + pa * 3) >> 2)
+    p16 = clamp16(pm * 16)
     bit = code_bit(decode, st, buf, bit, p16)
-    # train the mixer on its own output error (lpaq, slower rate), the APM bucket nearer the input, the counters
+    # train the mixer on its own output error (lpaq, slower rate) and the counters
     err = (((bit << 12) - pm) * MIX_LR) >> 2
     for k in range(N_IN):
         st[wb + k] += (st[SX + k] * err + 512) >> 10
         counter_update(st, CP + st[CX + k] + d, bit, 250)
     st[wb + N_IN] += (256 * err + 512) >> 10
-    target = bit << 16
-    if wt < 64:
-        st[a0] += (target - st[a0]) >> 6
-    else:
-        st[a0 + 1] += (target - st[a0 + 1]) >> 6
     return bit
 
 
@@ -258,58 +233,47 @@ CP = 24  # counters: context models, then LOWP
 LOWP = CP + CTX_TOTAL
 COUNT = CTX_TOTAL + LOW_TOTAL  # a counter's bit count sits COUNT after it
 MW = CP + 2 * COUNT  # mixer weights (N_IN + 1 per set)
-APM = MW + N_WSEL * (N_IN + 1)
-STATE_SIZE = APM + N_Q * N_D * 33
+STATE_SIZE = MW + N_WSEL * (N_IN + 1)
 
 
 @njit(cache=True)
-def run(decode, vol, buf, maxval, flags, tune, coefs):
+def run(decode, vol, buf, maxval, flags):
     """Encode vol (slices x rows x cols, int32 values in 0..maxval) into buf, or decode buf into vol.
 
     Returns (code, bytes used): code OK or a negative ERR_*. Every loop is bounded by the volume's size and
-    MAX_K, whatever the stream holds, and every array index is computed from bounded values."""
+    MAX_K, whatever the stream holds; every array index comes from bounded values (numba does not check)."""
     S, R, C = vol.shape
-    H, Wd = R + 3, C + 4
+    H, Wd = R + 3, C + 4  # padding: 2 rows above, 1 below, 2 columns each side
     use3p = (flags & F_3D_PRED) != 0
     use3e = (flags & F_3D_ERR) != 0
-    use_bias = (flags & F_BIAS) != 0
     mix = (flags & F_MIX) != 0
-    NP = N_PRED_2D + (N_PRED_3D if use3p else 0) + (1 if (flags & F_LMS) != 0 else 0) + (1 if (flags & F_LS) else 0)
-    kmax = bitlen(maxval)  # |e| <= maxval < 2^kmax, so the class k = bitlen(|e|) - 1 < kmax
-
-    cur = np.zeros((H, Wd), np.int64)
-    prv = np.zeros((H, Wd), np.int64)
-    erow = np.zeros((Wd, NP), np.int64)  # row-known part of each predictor's error sum
-    perr = np.zeros((H, Wd, NP), np.int64)  # |8x - prediction_k| at each place of this slice
-    perr_p = np.zeros((H, Wd, NP), np.int64)  # ... of the previous slice
-    ferr = np.zeros((H, Wd), np.int64)  # signed 8x - final prediction (before rounding)
-    ferr_p = np.zeros((H, Wd), np.int64)
-    pk = np.zeros(NP, np.int64)
     use_lms = (flags & F_LMS) != 0
-    use_ls = (flags & F_LS) != 0
-    n_ls = N_LS if use3p else len(LS_IN)
+    NP = N_PRED_2D + (N_PRED_3D if use3p else 0) + (1 if use_lms else 0)
     NT = N_TAPS_2D + (N_TAPS_3D if use3p else 0)
-    lw = np.zeros(NT, np.int64)
-    lu = np.zeros(NT, np.int64)
-    wk = np.zeros(NP, np.int64)
+    kmax = bitlen(maxval)  # |e| <= maxval < 2^kmax
 
+    cur = np.zeros((H, Wd), np.int64)  # this slice's values (padded)
+    prv = np.zeros((H, Wd), np.int64)  # the previous slice's
+    perr = np.zeros((H, Wd, NP), np.int32)  # |8x - prediction_k| at each place of this slice
+    perr_p = np.zeros((H, Wd, NP), np.int32)  # ... of the previous slice
+    erow = np.zeros((Wd, NP), np.int64)  # the part of each error sum known for the whole row
+    ferr = np.zeros((H, Wd), np.int32)  # signed 8x - final prediction
+    ferr_p = np.zeros((H, Wd), np.int32)
+    pk = np.zeros(NP, np.int64)
+    wk = np.zeros(NP, np.int64)
+    lw = np.zeros(NT, np.int64)  # NLMS weights, 1/65536
+    lu = np.zeros(NT, np.int64)  # NLMS inputs: neighbours minus MED
+    cavg = np.full(N_Q, 4 * 256, np.int64)  # mean magnitude class per activity level, x256
     cbase = np.zeros(N_IN, np.int64)
     total = 0
     for k in range(N_IN):
         cbase[k] = total
         total += CTX_SIZES[k] * N_D
-    cavg = np.full(N_Q, 4 * 256, np.int64)  # mean magnitude class per activity level, x256
     st = np.zeros(STATE_SIZE, np.int64)
     st[CP:CP + COUNT] = 32768
     for i in range(N_WSEL):
         for k in range(N_IN):
             st[MW + (N_IN + 1) * i + k] = 65536 // 3
-    for i in range(N_Q * N_D):
-        for j in range(33):
-            st[APM + i * 33 + j] = squash((j - 16) * 128) * 16
-    bias_sum = np.zeros(8 * 256, np.int64)
-    bias_cnt = np.zeros(8 * 256, np.int64)
-
     st[AC + 1] = 0xFFFFFFFF
     if decode:
         for t in range(4):
@@ -330,11 +294,11 @@ def run(decode, vol, buf, maxval, flags, tune, coefs):
                 return ERR_OVERRUN, st[AC + 3]
             cur[i, 0] = cur[i - 1, 2]
             cur[i, 1] = cur[i - 1, 2]
-            # the part of each predictor's error sum already known for the whole row: the rows above and,
-            # in 3-D, the previous slice around the same place (vectorisable, once per row)
+            # each predictor's recent error around the pixel: the part known for the whole row first (rows
+            # above; in 3-D the previous slice around the same place, including below and right)
             for j in range(2, C + 2):
                 for k in range(NP):
-                    erow[j, k] = (perr[i - 1, j, k] * 2 + perr[i - 1, j - 1, k] + perr[i - 1, j + 1, k]
+                    erow[j, k] = (2 * perr[i - 1, j, k] + perr[i - 1, j - 1, k] + perr[i - 1, j + 1, k]
                                   + perr[i - 1, j - 2, k] + perr[i - 1, j + 2, k] + perr[i - 2, j, k])
                 if use3e:
                     for k in range(NP):
@@ -348,74 +312,45 @@ def run(decode, vol, buf, maxval, flags, tune, coefs):
                 NE = cur[i - 1, j + 1]
                 WW = cur[i, j - 2]
                 NN = cur[i - 2, j]
-                NNE = cur[i - 2, j + 1]
+                P = prv[i, j]
                 # ---- predictors, in 1/8 units
                 pk[0] = N * 8
                 pk[1] = W * 8
                 pk[2] = (W + NE - N) * 8
-                pk[3] = (W + NE) * 4
-                pk[4] = (N + NE - NNE) * 8
-                mn = min(W, N)
-                mx = max(W, N)
-                if NW >= mx:
-                    med8 = mn * 8
-                elif NW <= mn:
-                    med8 = mx * 8
-                else:
-                    med8 = (W + N - NW) * 8
-                P = prv[i, j]
+                pk[3] = (N + NE - cur[i - 2, j + 1]) * 8
                 if use3p:
-                    pk[5] = P * 8
-                    pk[6] = (P + W - prv[i, j - 1]) * 8
-                    pk[7] = (P + N - prv[i - 1, j]) * 8
-                    pk[8] = (P + NE - prv[i - 1, j + 1]) * 8
-                # ---- least-squares predictor with this slice's coefficients
-                ls8 = 0
-                if use_ls:
-                    acc = 0
-                    for t in range(len(LS_IN)):
-                        acc += coefs[s, t] * cur[i + LS_DI[t], j + LS_DJ[t]]
-                    for t in range(len(LS_IN), n_ls):
-                        acc += coefs[s, t] * prv[i + LS_DI[t], j + LS_DJ[t]]
-                    ls8 = (acc + (1 << (LS_SHIFT - 4))) >> (LS_SHIFT - 3)
-                    pk[NP - 1 - (1 if use_lms else 0)] = ls8
-                # ---- NLMS predictor: the neighbours' offsets from MED, weighted
-                lnorm = 0
-                if use_lms:
-                    lbase = ls8 if (use_ls and tune[3] == 0) else med8
-                    lu[0] = N * 8 - lbase
-                    lu[1] = W * 8 - lbase
-                    lu[2] = NW * 8 - lbase
-                    lu[3] = NE * 8 - lbase
-                    lu[4] = WW * 8 - lbase
-                    lu[5] = NN * 8 - lbase
+                    pk[4] = (P + W - prv[i, j - 1]) * 8
+                    pk[5] = (P + N - prv[i - 1, j]) * 8
+                lnorm = 64
+                if use_lms:  # NLMS over the neighbours' offsets from MED (LOCO-I's median predictor)
+                    lo_ = min(W, N)
+                    hi_ = max(W, N)
+                    med8 = (lo_ if NW >= hi_ else (hi_ if NW <= lo_ else W + N - NW)) * 8
+                    lu[0] = N * 8 - med8
+                    lu[1] = W * 8 - med8
+                    lu[2] = NW * 8 - med8
+                    lu[3] = NE * 8 - med8
+                    lu[4] = WW * 8 - med8
+                    lu[5] = NN * 8 - med8
                     if use3p:
-                        lu[6] = P * 8 - lbase
-                        lu[7] = prv[i, j - 1] * 8 - lbase
-                        lu[8] = prv[i - 1, j] * 8 - lbase
-                        lu[9] = prv[i, j + 1] * 8 - lbase
-                        lu[10] = prv[i + 1, j] * 8 - lbase
-                        lu[11] = prv[i - 1, j - 1] * 8 - lbase
-                        lu[12] = prv[i - 1, j + 1] * 8 - lbase
-                        lu[13] = prv[i + 1, j - 1] * 8 - lbase
-                        lu[14] = prv[i + 1, j + 1] * 8 - lbase
+                        t = 6
+                        for a in range(i - 1, i + 2):
+                            for b in range(j - 1, j + 2):
+                                lu[t] = prv[a, b] * 8 - med8
+                                t += 1
                     acc = 0
-                    lnorm = 64
                     for t in range(NT):
                         acc += lw[t] * lu[t]
                         lnorm += lu[t] * lu[t]
-                    pk[NP - 1] = lbase + ((acc + 32768) >> 16)
-                # ---- blend: weight = 1 / (recent error sum)^2
+                    pk[NP - 1] = med8 + ((acc + 32768) >> 16)
+                # ---- blend: weights 1 / (recent error sum)^2, as TMW / GraLIC / JPEG XL's weighted predictor
                 emin = 1 << 62
-                for k in range(NP):
-                    e = erow[j, k] + perr[i, j - 1, k] * 2 + perr[i, j - 2, k]
-                    e += 4
-                    if e < emin:
-                        emin = e
-                    wk[k] = e
                 wmax = 0
                 for k in range(NP):
-                    wk[k] = inv_square(wk[k])
+                    e = erow[j, k] + 2 * perr[i, j - 1, k] + perr[i, j - 2, k] + 4
+                    if e < emin:
+                        emin = e
+                    wk[k] = inv_square(e)
                     if wk[k] > wmax:
                         wmax = wk[k]
                 sh = bitlen(wmax) - 24
@@ -425,143 +360,108 @@ def run(decode, vol, buf, maxval, flags, tune, coefs):
                 den = 0
                 for k in range(NP):
                     w = wk[k] >> sh
-                    if (tune[2] >> k) & 1:
-                        w = 0
                     num += w * pk[k]
                     den += w
-                if den == 0:  # every error sum huge: plain average
-                    for k in range(NP):
-                        num += pk[k]
-                    den = NP
-                pred8 = (num + (den >> 1)) // den
-                # ---- contexts: expected error from the final errors around, local texture
-                fN = ferr[i - 1, j]
-                fW = ferr[i, j - 1]
-                E = abs(fN) + abs(fW) + ((abs(ferr[i - 1, j - 1]) + abs(ferr[i - 1, j + 1])) >> 1)
-                if use3e:
-                    E += abs(ferr_p[i, j]) + ((abs(ferr_p[i + 1, j]) + abs(ferr_p[i, j + 1])) >> 1)
-                q = qlog(E >> 2)
-                q2 = qlog(emin >> 3)
-                if q2 >= N_Q:
-                    q2 = N_Q - 1
-                sp = (0 if fN < -4 else (1 if fN <= 4 else 2)) * 3 + (0 if fW < -4 else (1 if fW <= 4 else 2))
-                # ---- texture: where the neighbours lie against the prediction (CALIC)
-                tex = 0
-                if W * 8 > pred8:
-                    tex |= 1
-                if N * 8 > pred8:
-                    tex |= 2
-                if NW * 8 > pred8:
-                    tex |= 4
-                if NE * 8 > pred8:
-                    tex |= 8
-                if (2 * W - WW) * 8 > pred8:
-                    tex |= 16
-                if (2 * N - NN) * 8 > pred8:
-                    tex |= 32
-                if use3p and P * 8 > pred8:
-                    tex |= 64
-                if fN + fW > 0:
-                    tex |= 128
-                # ---- bias cancellation per (activity, texture) context: add the mean error seen there
-                raw8 = pred8
-                bctx = (q >> 2) * 256 + tex
-                if use_bias and bias_cnt[bctx] > 0:
-                    pred8 += bias_sum[bctx] // bias_cnt[bctx]
+                pred8 = (num + (den >> 1)) // max(den, 1)  # den > 0: error sums stay far below 2^31
                 pred = (pred8 + 4) >> 3
                 if pred < 0:
                     pred = 0
                 if pred > maxval:
                     pred = maxval
-                # ---- code the residual: zero?, sign, magnitude class (unary), mantissa
-                spread = 0
+                # ---- contexts: expected error (final errors around; in 3-D also the previous slice's), best
+                # predictor's error, error signs, texture (CALIC), spread of the predictions
+                fN = np.int64(ferr[i - 1, j])
+                fW = np.int64(ferr[i, j - 1])
+                E = abs(fN) + abs(fW) + ((abs(ferr[i - 1, j - 1]) + abs(ferr[i - 1, j + 1])) >> 1)
+                if use3e:
+                    E += abs(ferr_p[i, j]) + ((abs(ferr_p[i + 1, j]) + abs(ferr_p[i, j + 1])) >> 1)
+                q = qlog(E >> 2)
+                wq = (q >> 2) * N_D
                 if mix:
+                    tex = 0
+                    if W * 8 > pred8:
+                        tex |= 1
+                    if N * 8 > pred8:
+                        tex |= 2
+                    if NW * 8 > pred8:
+                        tex |= 4
+                    if NE * 8 > pred8:
+                        tex |= 8
+                    if (2 * W - WW) * 8 > pred8:
+                        tex |= 16
+                    if (2 * N - NN) * 8 > pred8:
+                        tex |= 32
+                    if use3p and P * 8 > pred8:
+                        tex |= 64
+                    if fN + fW > 0:
+                        tex |= 128
+                    sp = (0 if fN < -4 else (1 if fN <= 4 else 2)) * 3 + (0 if fW < -4 else (1 if fW <= 4 else 2))
                     pmin = pk[0]
                     pmax = pk[0]
                     for k in range(1, NP):
-                        if pk[k] < pmin:
-                            pmin = pk[k]
-                        if pk[k] > pmax:
-                            pmax = pk[k]
-                    spread = qlog((pmax - pmin) >> 3)
-                    st[CX + 0] = cbase[0] + bctx * N_D
-                    st[CX + 1] = cbase[1] + q2 * N_D
+                        pmin = min(pmin, pk[k])
+                        pmax = max(pmax, pk[k])
+                    st[CX] = cbase[0] + ((q >> 2) * 256 + tex) * N_D
+                    st[CX + 1] = cbase[1] + qlog(emin >> 3) * N_D
                     st[CX + 2] = cbase[2] + ((q >> 1) * N_SIGNPAT + sp) * N_D
-                    st[CX + 3] = cbase[3] + spread * N_D
+                    st[CX + 3] = cbase[3] + qlog((pmax - pmin) >> 3) * N_D
                 else:
-                    st[CX + 0] = cbase[0] + q * N_D
-                wq = (q >> 2) * N_D
-                aq = q * N_D
+                    st[CX] = cbase[0] + q * N_D
+                # ---- the residual: magnitude class cl = bit length of |e| by a unary walk up or down from the
+                # class expected at this activity, then the sign, then the bits below the leading one
                 x = 0
                 m = 0
                 neg = 0
                 if not decode:
-                    x = vol[s, r, c]
+                    x = np.int64(vol[s, r, c])
                     m = abs(x - pred)
                     neg = 1 if x < pred else 0
-                # class cl = bit length of |e|, coded by a unary walk from the class expected here (up or down)
                 cl = bitlen(m)
                 c0 = (cavg[q] + 128) >> 8
-                if c0 < 1:
-                    c0 = 1
-                if c0 > kmax:
-                    c0 = kmax
-                up = model_bit(decode, st, buf, 1 if cl >= c0 else 0, mix, D_FIRST + c0, wq, aq)
-                if up:
+                c0 = max(1, min(c0, kmax))
+                if model_bit(decode, st, buf, 1 if cl >= c0 else 0, mix, D_FIRST + c0, wq):
                     t = c0
                     while t < kmax:
-                        if not model_bit(decode, st, buf, 1 if cl > t else 0, mix, D_UP + t, wq, aq):
+                        if not model_bit(decode, st, buf, 1 if cl > t else 0, mix, D_UP + t, wq):
                             break
                         t += 1
                 else:
                     t = c0 - 1
                     while t > 0:
-                        if not model_bit(decode, st, buf, 1 if cl < t else 0, mix, D_DOWN + t, wq, aq):
+                        if not model_bit(decode, st, buf, 1 if cl < t else 0, mix, D_DOWN + t, wq):
                             break
                         t -= 1
                 cl = t
                 cavg[q] += (cl * 256 - cavg[q]) >> 5
                 if cl > 0:
-                    neg = model_bit(decode, st, buf, neg, mix, D_SIGN, wq, aq)
+                    neg = model_bit(decode, st, buf, neg, mix, D_SIGN, wq)
                     mm = 1
                     if cl >= 2:
-                        d = D_M1 + cl
-                        bit = model_bit(decode, st, buf, (m >> (cl - 2)) & 1, mix, d, wq, aq)
-                        mm = 2 + bit
+                        mm = 2 + model_bit(decode, st, buf, (m >> (cl - 2)) & 1, mix, D_M1 + cl, wq)
                     if cl >= 3:
-                        d = D_M2 + 2 * cl + (mm & 1)
-                        bit = model_bit(decode, st, buf, (m >> (cl - 3)) & 1, mix, d, wq, aq)
-                        mm = mm * 2 + bit
+                        mm = 2 * mm + model_bit(decode, st, buf, (m >> (cl - 3)) & 1, mix, D_M2 + 2 * cl + (mm & 1),
+                                                wq)
                     for b in range(cl - 4, -1, -1):
-                        li = cl * MAX_K + b
-                        bit = code_bit(decode, st, buf, (m >> b) & 1, clamp16(st[LOWP + li]))
-                        counter_update(st, LOWP + li, bit, 30)
-                        mm = mm * 2 + bit
+                        li = LOWP + cl * MAX_K + b
+                        bit = code_bit(decode, st, buf, (m >> b) & 1, clamp16(st[li]))
+                        counter_update(st, li, bit, 30)
+                        mm = 2 * mm + bit
                     m = mm
-                    if decode:
-                        x = pred - m if neg else pred + m
-                        if x < 0 or x > maxval:
-                            return ERR_RANGE, st[AC + 3]
-                elif decode:
-                    x = pred
                 if decode:
+                    x = pred - m if neg else pred + m
+                    if x < 0 or x > maxval:
+                        return ERR_RANGE, st[AC + 3]
                     vol[s, r, c] = x
+                # ---- learn: each predictor's error, the final error, the NLMS step
                 cur[i, j] = x
                 x8 = x * 8
                 for k in range(NP):
                     perr[i, j, k] = abs(x8 - pk[k])
-                fe = x8 - pred8
-                ferr[i, j] = fe
+                ferr[i, j] = x8 - pred8
                 if use_lms:
-                    g = ((x8 - pk[NP - 1]) * (tune[0] << 16)) // lnorm
+                    g = ((x8 - pk[NP - 1]) * (LMS_MU << 16)) // lnorm
                     for t in range(NT):
                         lw[t] += (g * lu[t] + 32768) >> 16
-                if use_bias:
-                    bias_sum[bctx] += x8 - raw8
-                    bias_cnt[bctx] += 1
-                    if bias_cnt[bctx] >= 64:
-                        bias_sum[bctx] >>= 1
-                        bias_cnt[bctx] >>= 1
             cur[i, C + 2] = cur[i, C + 1]
             cur[i, C + 3] = cur[i, C + 1]
         # bottom pad, then this slice becomes the previous one; the next slice's top pad is its first row
@@ -574,11 +474,8 @@ def run(decode, vol, buf, maxval, flags, tune, coefs):
             cur[0, j] = prv[2, j]
             cur[1, j] = prv[2, j]
     if decode:
-        if st[AC + 4] > 0:
-            return ERR_OVERRUN, st[AC + 3]
-        return OK, st[AC + 3]
-    # flush: the low end fixes the final interval
-    for t in range(4):
+        return (ERR_OVERRUN if st[AC + 4] > 0 else OK), st[AC + 3]
+    for t in range(4):  # flush: the low end fixes the final interval
         buf[st[AC + 3]] = (st[AC] >> (24 - 8 * t)) & 255
         st[AC + 3] += 1
     return OK, st[AC + 3]
