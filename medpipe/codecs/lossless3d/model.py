@@ -24,7 +24,7 @@ ALL_FLAGS = DEFAULT_FLAGS
 OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
 
 N_PRED_2D, N_PRED_3D = 4, 2  # fixed predictors (the NLMS one comes on top)
-N_TAPS_2D, N_TAPS_3D = 6, 9  # NLMS inputs
+N_TAPS_2D, N_TAPS_3D = 6, 5  # NLMS inputs
 LMS_MU = 2000  # NLMS step, in 1/65536
 N_Q = 24  # quantised expected-error levels
 MAX_K = 16  # magnitude classes: |e| <= maxval < 2^16
@@ -106,11 +106,15 @@ def code_bit(decode, st, buf, bit, p16):
 
 @njit(cache=True, inline="always")
 def counter_update(st, i, bit, limit):
-    """Counter at st[i] (P(1) in 1/65536) with its bit count at st[i + COUNT]: rate 1 / (n + 1.5), n <= limit."""
-    n = st[i + COUNT]
-    st[i] += (((bit << 16) - st[i]) * RATE[n]) >> 16
+    """Counter st[i]: P(1) in 1/65536 in the low 32 bits, bits seen n above; rate 1 / (n + 1.5), n <= limit.
+    One word per counter: one load and one store per update."""
+    v = st[i]
+    n = v >> 32
+    p = v & 0xFFFFFFFF
+    p += (((bit << 16) - p) * RATE[n]) >> 16
     if n < limit:
-        st[i + COUNT] = n + 1
+        n += 1
+    st[i] = (n << 32) | p
 
 
 @njit(cache=True, inline="always")
@@ -130,13 +134,13 @@ def model_bit(decode, st, buf, bit, mix, d, wsel):
     so one array instead of eight made this call 3x cheaper."""
     if not mix:
         i0 = CP + st[CX] + d
-        bit = code_bit(decode, st, buf, bit, clamp16(st[i0]))
+        bit = code_bit(decode, st, buf, bit, clamp16(st[i0] & 0xFFFFFFFF))
         counter_update(st, i0, bit, 60)
         return bit
     wb = MW + (wsel + d) * (N_IN + 1)
     dot = 256 * st[wb + N_IN]
     for k in range(N_IN):
-        v = STRETCH[st[CP + st[CX + k] + d] >> 4]
+        v = STRETCH[(st[CP + st[CX + k] + d] & 0xFFFFFFFF) >> 4]
         st[SX + k] = v
         dot += v * st[wb + k]
     dot >>= 16
@@ -231,8 +235,7 @@ CX = 8  # the N_IN current context offsets (into the counters)
 SX = 16  # the N_IN stretched probabilities of the current decision
 CP = 24  # counters: context models, then LOWP
 LOWP = CP + CTX_TOTAL
-COUNT = CTX_TOTAL + LOW_TOTAL  # a counter's bit count sits COUNT after it
-MW = CP + 2 * COUNT  # mixer weights (N_IN + 1 per set)
+MW = CP + CTX_TOTAL + LOW_TOTAL  # mixer weights (N_IN + 1 per set)
 STATE_SIZE = MW + N_WSEL * (N_IN + 1)
 
 
@@ -270,7 +273,7 @@ def run(decode, vol, buf, maxval, flags):
         cbase[k] = total
         total += CTX_SIZES[k] * N_D
     st = np.zeros(STATE_SIZE, np.int64)
-    st[CP:CP + COUNT] = 32768
+    st[CP:MW] = 32768
     for i in range(N_WSEL):
         for k in range(N_IN):
             st[MW + (N_IN + 1) * i + k] = 65536 // 3
@@ -333,11 +336,11 @@ def run(decode, vol, buf, maxval, flags):
                     lu[4] = WW * 8 - med8
                     lu[5] = NN * 8 - med8
                     if use3p:
-                        t = 6
-                        for a in range(i - 1, i + 2):
-                            for b in range(j - 1, j + 2):
-                                lu[t] = prv[a, b] * 8 - med8
-                                t += 1
+                        lu[6] = P * 8 - med8
+                        lu[7] = prv[i - 1, j] * 8 - med8
+                        lu[8] = prv[i + 1, j] * 8 - med8
+                        lu[9] = prv[i, j - 1] * 8 - med8
+                        lu[10] = prv[i, j + 1] * 8 - med8
                     acc = 0
                     for t in range(NT):
                         acc += lw[t] * lu[t]
@@ -443,7 +446,7 @@ def run(decode, vol, buf, maxval, flags):
                                                 wq)
                     for b in range(cl - 4, -1, -1):
                         li = LOWP + cl * MAX_K + b
-                        bit = code_bit(decode, st, buf, (m >> b) & 1, clamp16(st[li]))
+                        bit = code_bit(decode, st, buf, (m >> b) & 1, clamp16(st[li] & 0xFFFFFFFF))
                         counter_update(st, li, bit, 30)
                         mm = 2 * mm + bit
                     m = mm
