@@ -26,6 +26,7 @@ OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
 N_PRED_2D, N_PRED_3D = 4, 2  # fixed predictors (the NLMS one comes on top)
 N_TAPS_2D, N_TAPS_3D = 6, 5  # NLMS inputs
 LMS_MU = 2000  # NLMS step, in 1/65536
+EF_MU = 50
 N_Q = 24  # quantised expected-error levels
 MAX_K = 16  # magnitude classes: |e| <= maxval < 2^16
 
@@ -262,10 +263,14 @@ def run(decode, vol, buf, maxval, flags):
     erow = np.zeros((Wd, NP), np.int64)  # the part of each error sum known for the whole row
     ferr = np.zeros((H, Wd), np.int32)  # signed 8x - final prediction
     ferr_p = np.zeros((H, Wd), np.int32)
+    berr = np.zeros((H, Wd), np.int32)  # signed 8x - blend (before the error feedback)
+    berr_p = np.zeros((H, Wd), np.int32)
     pk = np.zeros(NP, np.int64)
     wk = np.zeros(NP, np.int64)
     lw = np.zeros(NT, np.int64)  # NLMS weights, 1/65536
     lu = np.zeros(NT, np.int64)  # NLMS inputs: neighbours minus MED
+    eu = np.zeros(7, np.int64)
+    ew = np.zeros(7, np.int64)
     cavg = np.full(N_Q, 4 * 256, np.int64)  # mean magnitude class per activity level, x256
     cbase = np.zeros(N_IN, np.int64)
     total = 0
@@ -366,6 +371,21 @@ def run(decode, vol, buf, maxval, flags):
                     num += w * pk[k]
                     den += w
                 pred8 = (num + (den >> 1)) // max(den, 1)  # den > 0: error sums stay far below 2^31
+                # ---- error feedback: an NLMS over the neighbours' final errors corrects the blend
+                eu[0] = berr[i - 1, j]
+                eu[1] = berr[i, j - 1]
+                eu[2] = berr[i - 1, j - 1]
+                eu[3] = berr[i - 1, j + 1]
+                eu[4] = berr_p[i, j]
+                eu[5] = berr_p[i + 1, j]
+                eu[6] = berr_p[i, j + 1]
+                eacc = 0
+                enorm = 64
+                for t in range(7):
+                    eacc += ew[t] * eu[t]
+                    enorm += eu[t] * eu[t]
+                blend8 = pred8
+                pred8 += (eacc + 32768) >> 16
                 pred = (pred8 + 4) >> 3
                 if pred < 0:
                     pred = 0
@@ -461,6 +481,10 @@ def run(decode, vol, buf, maxval, flags):
                 for k in range(NP):
                     perr[i, j, k] = abs(x8 - pk[k])
                 ferr[i, j] = x8 - pred8
+                berr[i, j] = x8 - blend8
+                g = ((x8 - pred8) * (EF_MU << 16)) // enorm
+                for t in range(7):
+                    ew[t] += (g * eu[t] + 32768) >> 16
                 if use_lms:
                     g = ((x8 - pk[NP - 1]) * (LMS_MU << 16)) // lnorm
                     for t in range(NT):
@@ -473,6 +497,7 @@ def run(decode, vol, buf, maxval, flags):
         cur, prv = prv, cur
         perr, perr_p = perr_p, perr
         ferr, ferr_p = ferr_p, ferr
+        berr, berr_p = berr_p, berr
         for j in range(Wd):
             cur[0, j] = prv[2, j]
             cur[1, j] = prv[2, j]
