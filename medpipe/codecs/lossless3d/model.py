@@ -26,7 +26,8 @@ OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
 N_PRED_2D, N_PRED_3D = 4, 2  # fixed predictors (the NLMS one comes on top)
 N_TAPS_2D, N_TAPS_3D = 6, 5  # NLMS inputs
 LMS_MU = 2000  # NLMS step, in 1/65536
-EF_MU = 50
+EF_MU = 32
+N_EF = 15
 N_Q = 24  # quantised expected-error levels
 MAX_K = 16  # magnitude classes: |e| <= maxval < 2^16
 
@@ -269,8 +270,8 @@ def run(decode, vol, buf, maxval, flags):
     wk = np.zeros(NP, np.int64)
     lw = np.zeros(NT, np.int64)  # NLMS weights, 1/65536
     lu = np.zeros(NT, np.int64)  # NLMS inputs: neighbours minus MED
-    eu = np.zeros(7, np.int64)
-    ew = np.zeros(7, np.int64)
+    eu = np.zeros(N_EF, np.int64)
+    ew = np.zeros(N_EF, np.int64)
     cavg = np.full(N_Q, 4 * 256, np.int64)  # mean magnitude class per activity level, x256
     cbase = np.zeros(N_IN, np.int64)
     total = 0
@@ -379,9 +380,17 @@ def run(decode, vol, buf, maxval, flags):
                 eu[4] = berr_p[i, j]
                 eu[5] = berr_p[i + 1, j]
                 eu[6] = berr_p[i, j + 1]
+                eu[7] = berr[i, j - 2]
+                eu[8] = berr[i - 2, j]
+                eu[9] = berr[i - 1, j - 2]
+                eu[10] = berr[i - 1, j + 2]
+                eu[11] = berr_p[i - 1, j]
+                eu[12] = berr_p[i, j - 1]
+                eu[13] = berr_p[i + 1, j + 1]
+                eu[14] = berr_p[i + 1, j - 1]
                 eacc = 0
                 enorm = 64
-                for t in range(7):
+                for t in range(N_EF):
                     eacc += ew[t] * eu[t]
                     enorm += eu[t] * eu[t]
                 blend8 = pred8
@@ -483,7 +492,7 @@ def run(decode, vol, buf, maxval, flags):
                 ferr[i, j] = x8 - pred8
                 berr[i, j] = x8 - blend8
                 g = ((x8 - pred8) * (EF_MU << 16)) // enorm
-                for t in range(7):
+                for t in range(N_EF):
                     ew[t] += (g * eu[t] + 32768) >> 16
                 if use_lms:
                     g = ((x8 - pk[NP - 1]) * (LMS_MU << 16)) // lnorm
