@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# ---- stream feature flags (stored in the header; the decoder follows them). Bits 4 and 32 were measured
-# ideas that lost (bias cancellation, a per-slice least-squares predictor): streams carrying them are refused.
+# ---- stream feature flags (stored in the header; the decoder follows them; unknown bits are refused)
 F_3D_PRED = 1  # inter-slice predictors join the blend, the previous slice's 3 x 3 joins the NLMS taps
 F_3D_ERR = 2  # the previous slice's errors around the same place weigh predictors and enter the contexts
+F_EF = 4  # error feedback: an NLMS over the blend's errors around (this slice and the previous) corrects it
 F_MIX = 8  # logistic mixing of several context models per binary decision (else one context's counter)
 F_LMS = 16  # an NLMS predictor over the 2-D / 3-D neighbourhood joins the blend
-DEFAULT_FLAGS = F_3D_PRED | F_3D_ERR | F_MIX | F_LMS
+DEFAULT_FLAGS = F_3D_PRED | F_3D_ERR | F_EF | F_MIX | F_LMS
 ALL_FLAGS = DEFAULT_FLAGS
 
 # ---- return codes of run()
@@ -270,6 +270,7 @@ def run(decode, vol, buf, maxval, flags):
     wk = np.zeros(NP, np.int64)
     lw = np.zeros(NT, np.int64)  # NLMS weights, 1/65536
     lu = np.zeros(NT, np.int64)  # NLMS inputs: neighbours minus MED
+    n_ef = N_EF if (flags & F_EF) != 0 else 0
     eu = np.zeros(N_EF, np.int64)
     ew = np.zeros(N_EF, np.int64)
     cavg = np.full(N_Q, 4 * 256, np.int64)  # mean magnitude class per activity level, x256
@@ -390,7 +391,7 @@ def run(decode, vol, buf, maxval, flags):
                 eu[14] = berr_p[i + 1, j - 1]
                 eacc = 0
                 enorm = 64
-                for t in range(N_EF):
+                for t in range(n_ef):
                     eacc += ew[t] * eu[t]
                     enorm += eu[t] * eu[t]
                 blend8 = pred8
@@ -492,7 +493,7 @@ def run(decode, vol, buf, maxval, flags):
                 ferr[i, j] = x8 - pred8
                 berr[i, j] = x8 - blend8
                 g = ((x8 - pred8) * (EF_MU << 16)) // enorm
-                for t in range(N_EF):
+                for t in range(n_ef):
                     ew[t] += (g * eu[t] + 32768) >> 16
                 if use_lms:
                     g = ((x8 - pk[NP - 1]) * (LMS_MU << 16)) // lnorm
