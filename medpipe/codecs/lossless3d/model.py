@@ -26,7 +26,7 @@ OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
 N_PRED_2D, N_PRED_3D = 4, 2  # fixed predictors (the NLMS one comes on top)
 N_TAPS_2D, N_TAPS_3D = 6, 5  # NLMS inputs
 LMS_MU = 2000  # NLMS step, in 1/65536
-EF_MU = 32
+EF_MU = 100
 N_EF = 15
 N_Q = 24  # quantised expected-error levels
 MAX_K = 16  # magnitude classes: |e| <= maxval < 2^16
