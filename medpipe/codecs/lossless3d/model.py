@@ -25,7 +25,7 @@ OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
 
 N_PRED_2D, N_PRED_3D = 4, 2  # fixed predictors (the NLMS one comes on top)
 N_TAPS_2D, N_TAPS_3D = 6, 5  # NLMS inputs
-LMS_MU = 2000  # NLMS step, in 1/65536
+LMS_MU = 1000  # NLMS step, in 1/65536
 EF_MU = 100
 N_EF = 15
 N_Q = 24  # quantised expected-error levels
@@ -224,7 +224,7 @@ D_M1 = D_DOWN + MAX_K + 1  # first bit below the leading one, per class
 D_M2 = D_M1 + MAX_K + 1  # second bit, per class and first bit
 N_D = D_M2 + 2 * (MAX_K + 1)
 N_SIGNPAT = 9  # signs (-, 0, +) of the final errors at N and W
-N_WSEL = N_D * (N_Q // 4)
+N_WSEL = N_D * (N_Q // 4) * (N_Q // 4)
 N_IN = 4  # context models mixed per decision
 MIX_LR = 2  # mixer learning rate, in quarters of lpaq's unit
 # context tables: (first context, count) per model, each context owning N_D counters
@@ -273,7 +273,7 @@ def run(decode, vol, buf, maxval, flags):
     n_ef = N_EF if (flags & F_EF) != 0 else 0
     eu = np.zeros(N_EF, np.int64)
     ew = np.zeros(N_EF, np.int64)
-    cavg = np.full(N_Q, 4 * 256, np.int64)  # mean magnitude class per activity level, x256
+    cavg = np.full(N_Q * 8, 4 * 256, np.int64)  # mean magnitude class per activity level, x256
     cbase = np.zeros(N_IN, np.int64)
     total = 0
     for k in range(N_IN):
@@ -409,7 +409,9 @@ def run(decode, vol, buf, maxval, flags):
                 if use3e:
                     E += abs(ferr_p[i, j]) + ((abs(ferr_p[i + 1, j]) + abs(ferr_p[i, j + 1])) >> 1)
                 q = qlog(E >> 2)
-                wq = (q >> 2) * N_D
+                qe = qlog(emin >> 3)
+                ca = q * 8 + (qe >> 2)
+                wq = ((q >> 2) * (N_Q // 4) + (qe >> 2)) * N_D
                 if mix:
                     tex = 0
                     if W * 8 > pred8:
@@ -435,7 +437,7 @@ def run(decode, vol, buf, maxval, flags):
                         pmin = min(pmin, pk[k])
                         pmax = max(pmax, pk[k])
                     st[CX] = cbase[0] + ((q >> 2) * 256 + tex) * N_D
-                    st[CX + 1] = cbase[1] + qlog(emin >> 3) * N_D
+                    st[CX + 1] = cbase[1] + qe * N_D
                     st[CX + 2] = cbase[2] + ((q >> 1) * N_SIGNPAT + sp) * N_D
                     st[CX + 3] = cbase[3] + qlog((pmax - pmin) >> 3) * N_D
                 else:
@@ -450,7 +452,7 @@ def run(decode, vol, buf, maxval, flags):
                     m = abs(x - pred)
                     neg = 1 if x < pred else 0
                 cl = bitlen(m)
-                c0 = (cavg[q] + 128) >> 8
+                c0 = (cavg[ca] + 128) >> 8
                 c0 = max(1, min(c0, kmax))
                 if model_bit(decode, st, buf, 1 if cl >= c0 else 0, mix, D_FIRST + c0, wq):
                     t = c0
@@ -465,7 +467,7 @@ def run(decode, vol, buf, maxval, flags):
                             break
                         t -= 1
                 cl = t
-                cavg[q] += (cl * 256 - cavg[q]) >> 5
+                cavg[ca] += (cl * 256 - cavg[ca]) >> 5
                 if cl > 0:
                     neg = model_bit(decode, st, buf, neg, mix, D_SIGN, wq)
                     mm = 1
