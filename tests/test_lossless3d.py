@@ -76,7 +76,7 @@ def test_noise_is_exact_and_never_larger_than_raw_plus_header():
         assert len(round_trip(vol)) <= vol.nbytes + stream.HEADER_SIZE
 
 
-@pytest.mark.parametrize("flags", [0, model.F_3D_PRED, model.F_MIX, model.F_3D_ERR | model.F_LMS, model.ALL_FLAGS])
+@pytest.mark.parametrize("flags", [0, model.F_3D_PRED, model.F_MIX, model.F_EF, model.F_3D_ERR | model.F_LMS, model.ALL_FLAGS])
 def test_every_model_feature_decodes(flags):
     """The decoder follows the flags stored in the stream, so every combination must round-trip."""
     data = round_trip(smooth((3, 21, 19), -500, 1500, np.int16), flags=flags)
