@@ -26,8 +26,8 @@ OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
 N_PRED_2D, N_PRED_3D = 4, 2  # fixed predictors (the NLMS one comes on top)
 N_TAPS_2D, N_TAPS_3D = 6, 5  # NLMS inputs
 LMS_MU = 1000  # NLMS step, in 1/65536
-EF_MU = 100
-N_EF = 15
+EF_MU = 100  # error feedback NLMS step, in 1/65536
+N_EF = 15  # error feedback taps
 N_Q = 24  # quantised expected-error levels
 MAX_K = 16  # magnitude classes: |e| <= maxval < 2^16
 
@@ -215,7 +215,7 @@ def qlog(v):
     return q
 
 
-# ---- decision ids of one residual's binarisation: zero?, sign, unary magnitude class, top mantissa bits
+# ---- decision ids of one residual's binarisation: magnitude class (walk up or down), sign, top mantissa bits
 D_SIGN = 0
 D_FIRST = 1  # class >= expected class c0? (per c0)
 D_UP = D_FIRST + MAX_K + 1  # class > t, knowing class >= t
