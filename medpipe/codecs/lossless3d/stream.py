@@ -93,7 +93,8 @@ def unpack(data) -> dict:
     voxels = s * r * c
     if (dtype is None or mode not in (MODE_CODED, MODE_STORED, MODE_CONSTANT) or not 1 <= bits <= dtype.itemsize * 8
             or max(s, r, c) > MAX_SIDE or voxels > MAX_VOXELS or maxval >= 1 << 16
-            or (mode == MODE_STORED and n != voxels * dtype.itemsize) or (mode == MODE_CONSTANT and n != 0)):
+            or (mode == MODE_STORED and n != voxels * dtype.itemsize) or (mode == MODE_CONSTANT and n != 0)
+            or not np.iinfo(dtype).min <= lo <= lo + maxval <= np.iinfo(dtype).max):
         raise StreamError("lossless3d stream header is inconsistent (sample type, bits, shape or payload length)")
     return dict(flags=flags & 0x3F, mode=mode, bits=bits, dtype=dtype, shape=(s, r, c), lo=lo, maxval=maxval,
                 crc_values=crc_values, payload=payload)
