@@ -26,7 +26,7 @@ OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
 N_PRED_2D, N_PRED_3D = 4, 2  # fixed predictors (the NLMS one comes on top)
 N_TAPS_2D, N_TAPS_3D = 6, 5  # NLMS inputs
 LMS_MU = 1000  # NLMS step, in 1/65536
-EF_MU = 100  # error feedback NLMS step, in 1/65536
+EF_MU = 256  # error feedback NLMS step, in 1/65536
 N_EF = 15  # error feedback taps
 N_Q = 24  # quantised expected-error levels
 MAX_K = 16  # magnitude classes: |e| <= maxval < 2^16
@@ -150,7 +150,7 @@ def model_bit(decode, st, buf, bit, mix, d, wsel):
     p16 = clamp16(pm * 16)
     bit = code_bit(decode, st, buf, bit, p16)
     # train the mixer on its own output error (lpaq, slower rate) and the counters
-    err = (((bit << 12) - pm) * MIX_LR) >> 2
+    err = (((bit << 12) - pm) * MIX_LR) >> 3
     for k in range(N_IN):
         st[wb + k] += (st[SX + k] * err + 512) >> 10
         counter_update(st, CP + st[CX + k] + d, bit, 250)
@@ -226,7 +226,7 @@ N_D = D_M2 + 2 * (MAX_K + 1)
 N_SIGNPAT = 9  # signs (-, 0, +) of the final errors at N and W
 N_WSEL = N_D * (N_Q // 4) * (N_Q // 4)
 N_IN = 4  # context models mixed per decision
-MIX_LR = 2  # mixer learning rate, in quarters of lpaq's unit
+MIX_LR = 1  # mixer learning rate, in eighths of lpaq's
 # context tables: (first context, count) per model, each context owning N_D counters
 CTX_SIZES = ((N_Q // 4) * 256, N_Q, (N_Q // 2) * N_SIGNPAT, N_Q)
 CTX_TOTAL = sum(CTX_SIZES) * N_D
