@@ -35,10 +35,15 @@ except ImportError:  # Windows
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from medpipe.bench import Context  # noqa: E402
 from medpipe.codecs import codec_class  # noqa: E402
 from medpipe.codecs.video import Ffv1  # noqa: E402
-from medpipe.volume import load_volume  # noqa: E402
+
+try:  # medpipe after the floors rework (main, 2026-12)
+    from medpipe.codecs import CodecContext as Context  # noqa: E402
+    from medpipe.volumes import load_volume  # noqa: E402
+except ImportError:  # the base this codec was written on
+    from medpipe.bench import Context  # noqa: E402
+    from medpipe.volume import load_volume  # noqa: E402
 
 CT_SERIES = ["ct_head/cq500_ct0", "ct_head/cq500_ct5", "ct_head/philips_phantom_stereotaxis_a",
              "ct_head/philips_phantom_stereotaxis_b", "ct_head/ge_dcmqa_human",
@@ -48,13 +53,26 @@ QUICK_SLICES = 6
 
 
 class Ffv1Context0(Ffv1):
-    """FFV1 as the issue measured it: level 3, intra, the small context model (-context 0, the better one here)."""
+    """FFV1 as the issue measured it (level 3, every frame intra, the small context model), on a medpipe whose
+    Ffv1 has no g / context parameters yet."""
 
-    def encoder_args(self, threads: int = 0):
+    def encoder_args(self, threads: int = 0, frames: int = 1):
         return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-context", "0"]
 
 
+def ffv1_rows(bits: int) -> list:
+    """The issue's FFV1 (-g 1 -context 0) and, where medpipe has the parameters, its measured default (one
+    group per volume, large contexts), the strongest FFV1."""
+    cls = codec_class("ffv1")
+    if "g" in cls.params and "context" in cls.params:
+        return [("ffv1", cls(bits=bits, g=1, context=0)), ("ffv1 best", cls(bits=bits))]
+    return [("ffv1", Ffv1Context0(bits=bits))]
+
+
 def default_data() -> Path:
+    """MEDPIPE_DEV_DATA, else ../shared/data beside the checkout (or two levels up, for a worktree)."""
+    if os.environ.get("MEDPIPE_DEV_DATA"):
+        return Path(os.environ["MEDPIPE_DEV_DATA"])
     for base in (ROOT.parent, ROOT.parent.parent):
         if (base / "shared" / "data").is_dir():
             return base / "shared" / "data"
@@ -120,7 +138,7 @@ def main() -> int:
     rows = [("lossless3d", mine), ("jxl e7", codec_class("jpegxl")(effort=7))]
     if not (args.quick or args.no_e9):
         rows.append(("jxl e9", codec_class("jpegxl")(effort=9)))
-    rows += [("jpeg-ls", codec_class("jpegls")()), ("ffv1", Ffv1Context0(bits=16))]
+    rows.append(("jpeg-ls", codec_class("jpegls")()))
 
     results = {}
     for rel in CT_SERIES + MR_SERIES:
@@ -138,9 +156,7 @@ def main() -> int:
               f"values 0..{int(frames.max())}, raw {raw:,} bytes")
         print(f"  {'codec':<11} {'bytes':>11} {'CR':>6} {'enc ms':>9} {'dec ms':>9} {'spread':>7}  (CPU ms)")
         per = {}
-        for label, codec in rows:
-            if label == "ffv1" and frames.dtype != np.uint16:
-                codec = Ffv1Context0(bits=8)
+        for label, codec in rows + ffv1_rows(16 if frames.dtype == np.uint16 else 8):
             m = measure(codec, frames, ctx, 1 if label == "jxl e9" else args.repeat)
             per[label] = m
             print(f"  {label:<11} {m['bytes']:>11,} {raw / m['bytes']:>6.3f} {m['enc_s'] * 1e3:>9.0f} "
@@ -154,7 +170,7 @@ def main() -> int:
     if ct:
         print("\nAggregate over the CT series present (sum of raw / sum of compressed; times summed):")
         raw = sum(v["raw"] for v in ct.values())
-        for label, _ in rows:
+        for label in next(iter(ct.values()))["codecs"]:
             if all(label in v["codecs"] for v in ct.values()):
                 size = sum(v["codecs"][label]["bytes"] for v in ct.values())
                 secs = sum(v["codecs"][label]["enc_s"] + v["codecs"][label]["dec_s"] for v in ct.values())
