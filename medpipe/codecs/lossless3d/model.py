@@ -26,8 +26,8 @@ OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
 N_PRED_2D, N_PRED_3D = 4, 2  # fixed predictors (the NLMS one comes on top)
 N_TAPS_2D, N_TAPS_3D = 6, 5  # NLMS inputs
 LMS_MU = 1000  # NLMS step, in 1/65536
-EF_MU = 256  # error feedback NLMS step, in 1/65536
-N_EF = 15  # error feedback taps
+EF_MU = 400  # error feedback NLMS step, in 1/65536
+N_EF = 19  # error feedback taps
 N_Q = 24  # quantised expected-error levels
 MAX_K = 16  # magnitude classes: |e| <= maxval < 2^16
 
@@ -230,7 +230,7 @@ MIX_LR = 1  # mixer learning rate, in eighths of lpaq's
 # context tables: (first context, count) per model, each context owning N_D counters
 CTX_SIZES = ((N_Q // 4) * 256, N_Q, (N_Q // 2) * N_SIGNPAT, N_Q)
 CTX_TOTAL = sum(CTX_SIZES) * N_D
-LOW_TOTAL = (MAX_K + 1) * MAX_K  # low mantissa bits: one counter per (class, bit)
+LOW_TOTAL = (MAX_K + 1) * MAX_K * (N_Q // 4)  # low mantissa bits: one counter per (class, bit, activity)
 # the coder's whole state is one int64 array, laid out as follows (offsets)
 AC = 0  # arithmetic coder: low, high, code, position, overrun
 CX = 8  # the N_IN current context offsets (into the counters)
@@ -389,6 +389,10 @@ def run(decode, vol, buf, maxval, flags):
                 eu[12] = berr_p[i, j - 1]
                 eu[13] = berr_p[i + 1, j + 1]
                 eu[14] = berr_p[i + 1, j - 1]
+                eu[15] = berr[i - 2, j - 1]
+                eu[16] = berr[i - 2, j + 1]
+                eu[17] = berr_p[i - 1, j - 1]
+                eu[18] = berr_p[i - 1, j + 1]
                 eacc = 0
                 enorm = 64
                 for t in range(n_ef):
@@ -477,7 +481,7 @@ def run(decode, vol, buf, maxval, flags):
                         mm = 2 * mm + model_bit(decode, st, buf, (m >> (cl - 3)) & 1, mix, D_M2 + 2 * cl + (mm & 1),
                                                 wq)
                     for b in range(cl - 4, -1, -1):
-                        li = LOWP + cl * MAX_K + b
+                        li = LOWP + (cl * MAX_K + b) * (N_Q // 4) + (q >> 2)
                         bit = code_bit(decode, st, buf, (m >> b) & 1, clamp16(st[li] & 0xFFFFFFFF))
                         counter_update(st, li, bit, 30)
                         mm = 2 * mm + bit
