@@ -120,6 +120,7 @@ def test_byte_flips_wrong_magic_version_and_trailing_bytes():
         decode_volume(data + b"\0")
 
 
+@pytest.mark.slow  # a child process (numba cache load) and 300 decodes: about 2-3 s
 def test_damaged_payload_behind_a_valid_checksum_fails_cleanly():
     """Damage the payload and recompute the stream CRC, so the numba decoder itself meets garbage: it must
     raise StreamError, never hang or crash. Run in a child process with a timeout to catch either."""
