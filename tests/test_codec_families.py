@@ -25,6 +25,7 @@ CASES = [
     ({"codec": "x265", "crf": 28, "preset": "ultrafast"}, 12),
     ({"codec": "x264", "qp": 0, "preset": "ultrafast"}, 10),
     ({"codec": "x264", "crf": 23, "preset": "ultrafast", "chroma": "420"}, 10),
+    ({"codec": "lossless3d"}, 12), ({"codec": "lossless3d"}, 16), ({"codec": "lossless3d"}, 8),
 ]
 
 

@@ -2,7 +2,7 @@
 
 A build tries every candidate on each group, through the one round trip (a lossless candidate that does not decode
 bit-exact fails loudly), and keeps the smallest. The list is data: a new codec is one more line in
-:data:`CANDIDATES` (the 3-D lossless codec of medpipe/codecs/lossless3d/ goes where the comment says).
+:data:`CANDIDATES` (medpipe's 3-D lossless codec, medpipe/codecs/lossless3d/, is one of them).
 
 Layouts -- how a group's slices become codec input:
 
@@ -49,8 +49,7 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("jpegxl-scans", {"codec": "jpegxl"}, "images", "scans"),
     Candidate("ffv1", {"codec": "ffv1", "bits": 16}, "volumes"),
     Candidate("x265", {"codec": "x265", "lossless": True, "bits": 12, "preset": "medium"}, "stream"),
-    # The 3-D lossless codec (medpipe/codecs/lossless3d/), when it lands: one line, e.g.
-    # Candidate("lossless3d", {"codec": "<its registry name>"}, "volumes"),
+    Candidate("lossless3d", {"codec": "lossless3d"}, "volumes"),  # medpipe's 3-D coder (codecs/lossless3d/)
 )
 CANDIDATE_NAMES = tuple(c.name for c in CANDIDATES)
 

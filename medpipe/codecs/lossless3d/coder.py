@@ -1,0 +1,58 @@
+"""encode_volume / decode_volume: the stream format around the numba coder of :mod:`.model`."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import model
+from .stream import (MODE_CODED, MODE_CONSTANT, MODE_STORED, StreamError, check_volume, pack, unpack,
+                     values_crc)
+
+ERRORS = {model.ERR_OVERRUN: "truncated or damaged (the coder ran past its end)",
+          model.ERR_RANGE: "damaged (a decoded value is out of range)"}
+
+
+def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = model.DEFAULT_FLAGS) -> bytes:
+    """Code a (slices, rows, cols) uint8/uint16/int8/int16 volume losslessly; ``bits`` declares the sample
+    depth (default: the fewest that hold the values). ``flags`` selects model features (for measurements)."""
+    volume, bits = check_volume(volume, bits)
+    if flags & ~model.ALL_FLAGS:
+        raise ValueError(f"unknown lossless3d flags {flags:#x}")
+    if volume.size == 0:
+        return pack(volume, bits, flags, MODE_STORED, 0, 0, b"")
+    lo, hi = int(volume.min()), int(volume.max())
+    if lo == hi:
+        return pack(volume, bits, flags, MODE_CONSTANT, lo, 0, b"")
+    work = volume.astype(np.int32)
+    work -= lo
+    raw = volume.astype(volume.dtype.newbyteorder("<"), copy=False).tobytes()
+    # room for the raw size and one row's worst case: a coding that would pass the raw size is stored instead
+    buf = np.empty(len(raw) + 64 * volume.shape[2] + 64, np.uint8)
+    code, used = model.run(False, work, buf, hi - lo, flags)
+    if code == model.OK and used < len(raw):
+        return pack(volume, bits, flags, MODE_CODED, lo, hi - lo, buf[:used].tobytes())
+    if code not in (model.OK, model.ERR_OVERFLOW):
+        raise RuntimeError(f"lossless3d encoder failed with code {code}")  # a bug, not a user error
+    return pack(volume, bits, flags, MODE_STORED, lo, hi - lo, raw)
+
+
+def decode_volume(data) -> np.ndarray:
+    """The volume a stream holds, same dtype, shape and values; StreamError if the stream is not whole."""
+    head = unpack(data)
+    dtype, shape, mode = head["dtype"], head["shape"], head["mode"]
+    if mode == MODE_STORED:
+        out = np.frombuffer(head["payload"], dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    elif mode == MODE_CONSTANT:
+        out = np.full(shape, head["lo"], dtype.newbyteorder("="))
+    elif head["flags"] & ~model.ALL_FLAGS:
+        raise StreamError(f"lossless3d stream uses model features {head['flags']:#x} this decoder lacks; upgrade medpipe")
+    else:
+        work = np.empty(shape, np.int32)
+        buf = np.frombuffer(bytearray(head["payload"]), np.uint8)
+        code, _ = model.run(True, work, buf, head["maxval"], head["flags"])
+        if code != model.OK:
+            raise StreamError(f"lossless3d stream {ERRORS.get(code, f'damaged (code {code})')}")
+        work += head["lo"]
+        out = work.astype(dtype.newbyteorder("="))
+    if values_crc(out) != head["crc_values"]:
+        raise StreamError("lossless3d stream damaged: the decoded values do not match their checksum")
+    return out

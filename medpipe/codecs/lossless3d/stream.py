@@ -1,0 +1,100 @@
+"""The stream format: a fixed 40-byte header, then the payload (layout in the package docstring).
+
+This module owns every check a decoder makes before it trusts a stream: length, magic, stream CRC, version,
+sample type, shape limits, payload length. :func:`encode_volume` / :func:`decode_volume` are the public API.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+from ...errors import MedpipeError
+
+MAGIC = b"MP3D"
+VERSION = 1
+HEADER = struct.Struct("<4sBBBBIIIiIIII")  # magic version flags bits type S R C lo maxval len crc_values crc_stream
+HEADER_SIZE = HEADER.size  # 40
+MODE_CODED, MODE_STORED, MODE_CONSTANT = 0, 1, 2  # high bits of the flags byte (model flags use the low 6)
+MODE_SHIFT = 6
+SAMPLE_TYPES = {0: np.dtype("u1"), 1: np.dtype("<u2"), 2: np.dtype("i1"), 3: np.dtype("<i2")}
+TYPE_CODES = {dt.str.lstrip("<|"): code for code, dt in SAMPLE_TYPES.items()}
+MAX_VOXELS = 1 << 32  # a larger header is refused before anything is allocated
+MAX_SIDE = 1 << 20
+
+
+class StreamError(MedpipeError):
+    """A lossless3d stream is truncated, damaged, of an unknown version, or not such a stream at all."""
+
+
+def natural_bits(volume: np.ndarray) -> int:
+    """The fewest bits that hold every value (two's complement when the dtype is signed)."""
+    if volume.size == 0:
+        return 1
+    lo, hi = int(volume.min()), int(volume.max())
+    if volume.dtype.kind == "u":
+        return max(1, hi.bit_length())
+    return max(1, max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + 1)
+
+
+def check_volume(volume: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]:
+    """The volume as a C-contiguous 3-D array of a supported type and its declared bits (ValueError if not)."""
+    volume = np.asarray(volume)
+    if volume.ndim != 3:
+        raise ValueError(f"lossless3d codes (slices, rows, cols) volumes; got {volume.ndim} dimensions")
+    key = volume.dtype.str.lstrip("<>|=")
+    if key not in TYPE_CODES or volume.dtype.byteorder == ">":
+        raise ValueError(f"lossless3d codes uint8, uint16, int8 or int16 samples; got {volume.dtype}")
+    if any(n > MAX_SIDE for n in volume.shape) or volume.size > MAX_VOXELS:
+        raise ValueError(f"volume {volume.shape} exceeds lossless3d's limits ({MAX_SIDE} a side, 2^32 voxels)")
+    need = natural_bits(volume)
+    if bits is None:
+        bits = need
+    if not need <= bits <= volume.dtype.itemsize * 8:
+        raise ValueError(f"bits={bits} cannot hold these {volume.dtype} values (they need {need})")
+    return np.ascontiguousarray(volume), bits
+
+
+def values_crc(volume: np.ndarray) -> int:
+    """CRC32 of the samples as little-endian bytes of their own type: what the decoder must give back."""
+    little = np.ascontiguousarray(volume.astype(volume.dtype.newbyteorder("<"), copy=False))
+    return zlib.crc32(little.reshape(-1).view(np.uint8))
+
+
+def pack(volume: np.ndarray, bits: int, flags: int, mode: int, lo: int, maxval: int, payload: bytes) -> bytes:
+    s, r, c = volume.shape
+    head = HEADER.pack(MAGIC, VERSION, flags | (mode << MODE_SHIFT), bits, TYPE_CODES[volume.dtype.str.lstrip("<|")],
+                       s, r, c, lo, maxval, len(payload), values_crc(volume), 0)
+    crc = zlib.crc32(payload, zlib.crc32(head[:-4]))
+    return head[:-4] + struct.pack("<I", crc) + payload
+
+
+def unpack(data) -> dict:
+    """Validate a stream's header and stream CRC; the fields and the payload, or StreamError saying what is wrong."""
+    data = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
+    if len(data) < HEADER_SIZE:
+        raise StreamError(f"lossless3d stream truncated: {len(data)} bytes, the header alone is {HEADER_SIZE}")
+    magic, version, flags, bits, tcode, s, r, c, lo, maxval, n, crc_values, crc = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise StreamError(f"not a lossless3d stream (magic {bytes(magic)!r}, expected {MAGIC!r})")
+    if version != VERSION:
+        raise StreamError(f"lossless3d stream version {version} is not supported (this decoder reads {VERSION});"
+                          " upgrade medpipe")
+    if len(data) < HEADER_SIZE + n:
+        raise StreamError(f"lossless3d stream truncated: {len(data)} bytes of {HEADER_SIZE + n}")
+    if len(data) > HEADER_SIZE + n:
+        raise StreamError(f"lossless3d stream has {len(data) - HEADER_SIZE - n} bytes after its end")
+    payload = bytes(data[HEADER_SIZE:])
+    if zlib.crc32(payload, zlib.crc32(bytes(data[:HEADER_SIZE - 4]))) != crc:
+        raise StreamError("lossless3d stream damaged: its checksum does not match")
+    mode = flags >> MODE_SHIFT
+    dtype = SAMPLE_TYPES.get(tcode)
+    voxels = s * r * c
+    if (dtype is None or mode not in (MODE_CODED, MODE_STORED, MODE_CONSTANT) or not 1 <= bits <= dtype.itemsize * 8
+            or max(s, r, c) > MAX_SIDE or voxels > MAX_VOXELS or maxval >= 1 << 16
+            or (mode == MODE_STORED and n != voxels * dtype.itemsize) or (mode == MODE_CONSTANT and n != 0)
+            or not np.iinfo(dtype).min <= lo <= lo + maxval <= np.iinfo(dtype).max):
+        raise StreamError("lossless3d stream header is inconsistent (sample type, bits, shape or payload length)")
+    return dict(flags=flags & 0x3F, mode=mode, bits=bits, dtype=dtype, shape=(s, r, c), lo=lo, maxval=maxval,
+                crc_values=crc_values, payload=payload)

@@ -1,0 +1,187 @@
+"""lossless3d: exact round trips at odd sizes and depths, real CT, and damaged streams that must fail cleanly."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba", reason="lossless3d needs numba (pip install numba)")
+
+from medpipe.codecs.lossless3d import StreamError, decode_volume, encode_volume  # noqa: E402
+from medpipe.codecs.lossless3d import model, stream  # noqa: E402
+
+from conftest import ROOT, SAMPLE  # noqa: E402
+
+
+def round_trip(volume: np.ndarray, **kw) -> bytes:
+    data = encode_volume(volume, **kw)
+    back = decode_volume(data)
+    assert back.dtype == volume.dtype and back.shape == volume.shape
+    np.testing.assert_array_equal(back, volume)
+    return data
+
+
+def smooth(shape, lo, hi, dtype, seed=0):
+    """A smooth ramp plus noise: data a predictor can work on, spanning lo..hi."""
+    rng = np.random.default_rng(seed)
+    s, r, c = np.indices(shape)
+    base = (np.sin(r / 7.0) + np.cos(c / 5.0) + s / 3.0) / 4.0 + 0.5
+    vals = lo + (hi - lo) * np.clip(base + rng.normal(0, 0.02, shape), 0, 1)
+    return np.round(vals).astype(dtype)
+
+
+@pytest.mark.parametrize("shape", [(3, 65, 97), (1, 1, 1), (1, 64, 64), (2, 1, 7), (5, 3, 1), (4, 17, 2)])
+def test_round_trip_odd_sizes(shape):
+    round_trip(smooth(shape, 0, 4095, np.uint16))
+
+
+@pytest.mark.parametrize("dtype,lo,hi", [(np.uint8, 0, 255), (np.uint16, 0, 4095), (np.uint16, 0, 65535),
+                                         (np.int16, -32768, 32767), (np.int16, -1024, 3071), (np.int8, -128, 127)])
+def test_round_trip_depths_and_signed(dtype, lo, hi):
+    vol = smooth((3, 33, 41), lo, hi, dtype)
+    vol[0, 0, 0], vol[-1, -1, -1] = lo, hi  # both ends of the range occur
+    data = round_trip(vol)
+    head = stream.unpack(data)
+    assert head["dtype"] == np.dtype(dtype).newbyteorder("<") and head["bits"] == stream.natural_bits(vol)
+
+
+def test_declared_bits_are_kept_and_checked():
+    vol = smooth((2, 9, 11), 0, 1000, np.uint16)
+    assert stream.unpack(round_trip(vol, bits=12))["bits"] == 12
+    with pytest.raises(ValueError, match="bits=8"):
+        encode_volume(vol, bits=8)
+    with pytest.raises(ValueError, match="int32"):
+        encode_volume(vol.astype(np.int32))
+
+
+@pytest.mark.parametrize("value,dtype", [(0, np.uint16), (-1000, np.int16), (255, np.uint8)])
+def test_constant_volumes(value, dtype):
+    vol = np.full((3, 10, 13), value, dtype)
+    assert len(round_trip(vol)) == stream.HEADER_SIZE
+
+
+def test_empty_volume():
+    round_trip(np.zeros((0, 4, 4), np.uint16))
+
+
+def test_noise_is_exact_and_never_larger_than_raw_plus_header():
+    rng = np.random.default_rng(1)
+    for dtype, hi in [(np.uint16, 65535), (np.uint16, 4095), (np.uint8, 255)]:
+        vol = rng.integers(0, hi + 1, (2, 40, 50)).astype(dtype)
+        assert len(round_trip(vol)) <= vol.nbytes + stream.HEADER_SIZE
+
+
+@pytest.mark.parametrize("flags", [0, model.F_3D_PRED, model.F_MIX, model.F_EF, model.F_3D_ERR | model.F_LMS, model.ALL_FLAGS])
+def test_every_model_feature_decodes(flags):
+    """The decoder follows the flags stored in the stream, so every combination must round-trip."""
+    data = round_trip(smooth((3, 21, 19), -500, 1500, np.int16), flags=flags)
+    assert stream.unpack(data)["flags"] == flags
+
+
+def test_real_ct_crop_is_exact_and_compresses():
+    pydicom = pytest.importorskip("pydicom")
+    files = sorted(SAMPLE.glob("*.dcm"))[:4]
+    if not files:
+        pytest.skip(f"sample not present: {SAMPLE}")
+    vol = np.stack([pydicom.dcmread(f).pixel_array[128:320, 100:297] for f in files])  # 4 x 192 x 197
+    data = round_trip(vol)
+    assert len(data) < vol.nbytes / 2.5, len(data)
+
+
+def small_stream() -> bytes:
+    return encode_volume(smooth((2, 12, 15), 0, 4095, np.uint16))
+
+
+def test_every_truncation_raises_stream_error():
+    data = small_stream()
+    for n in range(len(data)):
+        with pytest.raises(StreamError):
+            decode_volume(data[:n])
+
+
+def test_byte_flips_wrong_magic_version_and_trailing_bytes():
+    data = small_stream()
+    rng = np.random.default_rng(2)
+    for pos in rng.integers(0, len(data), 300):
+        bad = bytearray(data)
+        bad[pos] ^= 1 << int(rng.integers(0, 8))
+        with pytest.raises(StreamError):
+            decode_volume(bytes(bad))
+    with pytest.raises(StreamError, match="not a lossless3d stream"):
+        decode_volume(b"XXXX" + data[4:])
+    with pytest.raises(StreamError, match="version 9 is not supported"):
+        decode_volume(data[:4] + bytes([9]) + data[5:])
+    with pytest.raises(StreamError, match="after its end"):
+        decode_volume(data + b"\0")
+
+
+@pytest.mark.slow  # a child process (numba cache load) and 300 decodes: about 2-3 s
+def test_damaged_payload_behind_a_valid_checksum_fails_cleanly():
+    """Damage the payload and recompute the stream CRC, so the numba decoder itself meets garbage: it must
+    raise StreamError, never hang or crash. Run in a child process with a timeout to catch either."""
+    code = textwrap.dedent("""
+        import struct, zlib, numpy as np
+        from medpipe.codecs.lossless3d import StreamError, decode_volume, encode_volume
+        from medpipe.codecs.lossless3d.stream import HEADER_SIZE
+        rng = np.random.default_rng(3)
+        s, r, c = np.indices((3, 30, 40))
+        vol = (2000 + 900 * np.sin(r / 6) * np.cos(c / 9) + 40 * s + rng.normal(0, 20, s.shape)).astype(np.uint16)
+        data = encode_volume(vol)
+        def resealed(bad):
+            crc = zlib.crc32(bytes(bad[HEADER_SIZE:]), zlib.crc32(bytes(bad[:HEADER_SIZE - 4])))
+            return bytes(bad[:HEADER_SIZE - 4]) + struct.pack("<I", crc) + bytes(bad[HEADER_SIZE:])
+        caught = 0
+        for trial in range(300):
+            bad = bytearray(data)
+            if trial % 3 == 0:  # cut the payload short and fix the length field
+                n = int(rng.integers(0, len(data) - HEADER_SIZE))
+                bad = bad[:HEADER_SIZE + n]
+                struct.pack_into("<I", bad, 28, n)
+            else:
+                for pos in rng.integers(HEADER_SIZE, len(data), 1 + trial % 4):
+                    bad[pos] = int(rng.integers(0, 256))
+            try:
+                decode_volume(resealed(bad))
+            except StreamError:
+                caught += 1
+        print("caught", caught)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    caught = int(proc.stdout.split()[-1])
+    assert caught >= 295, proc.stdout  # a random change that leaves the values intact is possible, rarely
+
+
+def test_header_lies_are_refused_before_allocation():
+    data = bytearray(small_stream())
+    struct_fields = stream.HEADER.unpack_from(data)
+    huge = stream.HEADER.pack(*struct_fields[:5], 1 << 20, 1 << 20, 1 << 20, *struct_fields[8:12], 0)
+    bad = huge[:-4] + zlib.crc32(bytes(data[stream.HEADER_SIZE:]), zlib.crc32(huge[:-4])).to_bytes(4, "little")
+    with pytest.raises(StreamError, match="inconsistent"):
+        decode_volume(bad + bytes(data[stream.HEADER_SIZE:]))
+
+
+def test_codec_is_registered_for_the_matrix():
+    from medpipe.codecs import codec_class
+
+    cls = codec_class("lossless3d")
+    assert cls.per_slice is False and cls.max_bits == 16 and cls.missing() is None
+    vol = smooth((3, 20, 30), 0, 3000, np.uint16)
+    codec = cls()
+    enc = codec.encode(vol, None)
+    assert len(enc.chunks) == 1 and enc.nbytes < vol.nbytes
+    np.testing.assert_array_equal(codec.decode(enc, None), vol)
+
+
+def test_module_docstring_records_the_design():
+    import medpipe.codecs.lossless3d as pkg
+
+    doc = pkg.__doc__
+    for word in ("Predictors", "Contexts", "Entropy coder", "Stream format", "Measured"):
+        assert word in doc, word
+    assert Path(pkg.__file__).parent.name == "lossless3d"
