@@ -9,8 +9,6 @@ ladder for both and compare at equal PSNR. Writes results.csv / results.json / g
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import sys
@@ -25,7 +23,7 @@ from medpipe.archive.compare import COLUMNS, gain_equal_psnr, measure  # noqa: E
 from medpipe.codecs import CodecContext  # noqa: E402
 from medpipe.errors import MedpipeError  # noqa: E402
 from medpipe.files import atomic_write_text  # noqa: E402
-from medpipe.results import library_versions  # noqa: E402
+from medpipe.results import library_versions, write_csv  # noqa: E402
 from medpipe.volumes import load_volume  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -160,21 +158,10 @@ def predictability(vols, console) -> list[dict]:
     return out
 
 
-def cell(v):
-    if isinstance(v, float):
-        return "inf" if math.isinf(v) else "" if math.isnan(v) else f"{v:.6g}"
-    return "" if v is None else v
-
-
 def write(out: Path, rows: list[dict], gain_rows: list[dict], meta: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, cols, data in (("results.csv", COLUMNS, rows), ("gains.csv", GAIN_COLUMNS, gain_rows)):
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        for r in data:
-            w.writerow({k: cell(r.get(k)) for k in cols})
-        atomic_write_text(out / name, buf.getvalue())
+        write_csv(out / name, data, cols)
     safe = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
     atomic_write_text(out / "results.json", json.dumps(
         {"meta": meta, "rows": [{k: safe(v) for k, v in r.items()} for r in rows],

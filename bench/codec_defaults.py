@@ -21,7 +21,6 @@ pathology. Timings taken while other work shares the machine are noisy; CR and P
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import sys
@@ -38,7 +37,7 @@ from medpipe.codecs import CodecContext, parse_codec  # noqa: E402
 from medpipe.depth import plan_depth  # noqa: E402
 from medpipe.files import atomic_write_text  # noqa: E402
 from medpipe.matrix import CellSettings, run_cell  # noqa: E402
-from medpipe.results import library_versions  # noqa: E402
+from medpipe.results import library_versions, write_csv  # noqa: E402
 from medpipe.roundtrip import round_trip  # noqa: E402
 from medpipe.volumes import Volume, load_volume  # noqa: E402
 
@@ -283,12 +282,7 @@ def main() -> int:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / f"{args.name}.txt", text.getvalue())
-        cols = list(dict.fromkeys(k for r in records for k in r))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, cols, lineterminator="\n")
-        w.writeheader()
-        w.writerows(records)
-        atomic_write_text(args.out / f"{args.name}.csv", buf.getvalue())
+        write_csv(args.out / f"{args.name}.csv", records, list(dict.fromkeys(k for r in records for k in r)))
         print(f"written: {args.out}/{args.name}.txt, {args.name}.csv")
     return 0
 

@@ -158,11 +158,12 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_folder(target: Path | str):
+def atomic_folder(target: Path | str, replace: bool = False):
     """Yield a temporary folder beside ``target``; rename it to ``target`` when the block completes, remove it when
-    the block fails. ``target`` must not exist."""
+    the block fails. ``target`` must not exist, unless ``replace`` (a rerun's output): then the old folder is
+    removed only once the new one is complete."""
     target = Path(target)
-    if target.exists():
+    if target.exists() and not replace:
         raise OutputError(f"{target}: already exists; choose another name or remove it first")
     tmp = part_name(target)
     try:
@@ -172,6 +173,8 @@ def atomic_folder(target: Path | str):
         raise os_error(exc, target, "create") from None
     try:
         yield tmp
+        if replace and target.exists():
+            shutil.rmtree(target)
         os.replace(tmp, target)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,9 +8,9 @@ pixel data with pixel data, like the benchmark's own CR.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ..files import atomic_file
 from .codestreams import encapsulate_frames
 from .syntaxes import known_transfer_syntaxes
 
@@ -38,8 +38,6 @@ def save(ds, uid: str, frames: list[bytes], path: Path, offset_table: str = "bas
     ds.PixelData = value
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
-    part = path.with_name(path.name + ".part")
-    with known_transfer_syntaxes():
-        ds.save_as(part, enforce_file_format=True)
-    os.replace(part, path)
+    with known_transfer_syntaxes(), atomic_file(path) as fh:
+        ds.save_as(fh, enforce_file_format=True)
     return size

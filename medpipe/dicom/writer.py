@@ -31,14 +31,12 @@ name never starts with "_").
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CodecSkip, DamagedInput, MedpipeError, OutputError
-from ..files import os_error, safe_component
+from ..files import atomic_folder, os_error, safe_component
 from ..options import Option
 from .codestreams import encode_frame
 from .header import (DROP_TAGS, SOURCE_FOR_PROCESSING, TYPE2_FILL, derive, fit_stored_values, grey_pixel_module,
@@ -201,19 +199,8 @@ class DicomSink:
     def write(final: Path, fill) -> int:
         """Run ``fill(tmp)`` into a temporary folder and rename it to ``final`` when complete: never a
         half-written series under the final name. Returns what ``fill`` returns (the pixel data bytes)."""
-        tmp = final.with_name(final.name + ".part")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        try:
-            size = fill(tmp)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        return size
+        with atomic_folder(final, replace=True) as tmp:
+            return fill(tmp)
 
     def write_series(self, volume, uid: str, kind: str, folder: Path, label: str, codec=None, dmap=None,
                      enc=None) -> int:

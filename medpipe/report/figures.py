@@ -3,13 +3,13 @@ rename) with what each shows recorded for figures.json."""
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import MedpipeError
+from ..files import atomic_file
 from .load import Curve, Results, is_lossless, knob_text, ok_rows
 
 # Colour-blind-safe: Okabe-Ito first, then Paul Tol's muted set. Fixed per codec so a codec keeps its colour in
@@ -44,11 +44,11 @@ class Figures:
         import matplotlib.pyplot as plt
 
         path = self.folder / f"{name}.png"
-        tmp = path.with_name(path.name + ".part")
-        with open(tmp, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=self.dpi, bbox_inches="tight", facecolor="white")
-        plt.close(fig)
-        os.replace(tmp, path)
+        try:
+            with atomic_file(path) as fh:
+                fig.savefig(fh, format="png", dpi=self.dpi, bbox_inches="tight", facecolor="white")
+        finally:
+            plt.close(fig)
         w, h = png_size(path)
         item = {"file": path.name, "kind": kind, "title": title, "panels": panels, "width_px": w, "height_px": h,
                 "caption": caption}
