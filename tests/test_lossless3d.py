@@ -17,6 +17,9 @@ from medpipe.codecs.lossless3d import model, stream  # noqa: E402
 
 from conftest import ROOT, SAMPLE  # noqa: E402
 
+# the coder is numba: the first use on a machine compiles it (~40 s), so these stay out of the fast subset
+pytestmark = pytest.mark.slow
+
 
 def round_trip(volume: np.ndarray, **kw) -> bytes:
     data = encode_volume(volume, **kw)
