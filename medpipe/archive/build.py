@@ -90,14 +90,6 @@ def stored_order(scan: dict, pixels: np.ndarray) -> np.ndarray:
     return pixels if fo is None else pixels[np.argsort(fo)]
 
 
-def file_frames(scan: dict, stored: np.ndarray):
-    """(file entry, its frames) for each file of the scan."""
-    start = 0
-    for f in scan["files"]:
-        yield f, stored[start:start + f["frames"]]
-        start += f["frames"]
-
-
 def write_headers(folder: Path, scan: dict, vol) -> None:
     """The compact header store of one scan, and per file what restoring it must reproduce."""
     records, files = [], []

@@ -19,7 +19,6 @@ Variants (ideas to make cross-scan redundancy usable), each measured against sep
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
@@ -151,7 +150,3 @@ def gain_equal_psnr(separate: list[tuple[float, float]], intertwined: list[tuple
         if a and b:
             ratios.append(math.log(a / b))
     return (math.exp(sum(ratios) / len(ratios)) if ratios else None), (lo, hi)
-
-
-def elapsed(t0: float) -> str:
-    return f"{time.perf_counter() - t0:.0f} s"

@@ -13,9 +13,6 @@ import sys
 
 from ..errors import MedpipeError
 
-SUBCOMMANDS = ("archive", "report", "codecs")
-
-
 def make_console():
     from rich.console import Console
 
