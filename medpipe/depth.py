@@ -145,6 +145,22 @@ def mapping_from_dict(d: dict) -> Mapping:
     return DepthMap(**fields)
 
 
+def stored_pattern(values: np.ndarray, precision: int) -> np.ndarray:
+    """The two's complement bit pattern of each value in ``precision`` bits, as unsigned samples (bits above are
+    zero): how codecs without signed samples (the JPEG family, JPEG XL) carry signed stored values."""
+    unsigned = np.uint8 if precision <= 8 else np.uint16
+    return (values.astype(np.int64) & ((1 << precision) - 1)).astype(unsigned)
+
+
+def values_from_pattern(pattern: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
+    """Stored values back from such samples: keep Bits Stored bits, sign-extend from the High Bit when signed
+    (PS3.5 8.1.1: the bits above are unused, whatever they hold)."""
+    values = pattern.astype(np.int64) & ((1 << bits_stored) - 1)
+    if signed:
+        values = np.where(values >> (bits_stored - 1), values - (1 << bits_stored), values)
+    return values
+
+
 def plan_depth(value_range: tuple[int, int], dtype, codec_bits: int, window: tuple[int, int] | None = None,
                fill: bool = False) -> DepthMap:
     """Choose offset and shift so the values fit ``codec_bits``; keep unsigned data that fits untouched unless

@@ -20,6 +20,7 @@ from pydicom.uid import generate_uid
 
 import zlib
 
+from medpipe.depth import values_from_pattern
 from medpipe.dicom import codestreams, streaminfo
 from medpipe.dicom import syntaxes as sx
 
@@ -167,7 +168,7 @@ def decoded(decoder: str, path: Path, ds: pydicom.Dataset, frame: int = 0) -> np
     if decoder == "opj":
         return opj_decode(data, signed)
     if decoder == "djxl":
-        return codestreams.values_from_pattern(djxl_decode(data), ds.BitsStored, signed)
+        return values_from_pattern(djxl_decode(data), ds.BitsStored, signed)
     # inflate: RFC 1951 with zlib, the result must be the source's native Pixel Data bytes (PS3.5 A.4.13)
     cells = zlib.decompress(data, -zlib.MAX_WBITS)
     kind = ("<i" if signed else "<u") + str(ds.BitsAllocated // 8)

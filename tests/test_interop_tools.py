@@ -14,6 +14,7 @@ from pydicom.uid import JPEGLSLossless, RLELossless, UID
 
 import interop
 from conftest import SAMPLE, shared
+from medpipe.depth import values_from_pattern
 from medpipe.dicom import codestreams as cs
 from medpipe.dicom import streaminfo as si
 from medpipe.dicom import syntaxes as sx
@@ -155,7 +156,7 @@ def test_djxl_decode_reads_bare_and_contained_codestreams():
     assert bare[:2] == b"\xff\x0a" and np.array_equal(interop.djxl_decode(bare), u12)
     contained = cs.encode_frame(sx.JPEG_XL_LOSSLESS, values, 16, True, effort=1)
     assert si.jxl_info(contained)["level"] == 10
-    assert np.array_equal(cs.values_from_pattern(interop.djxl_decode(contained), 16, True), values)
+    assert np.array_equal(values_from_pattern(interop.djxl_decode(contained), 16, True), values)
 
 
 def test_dciodvfy_errors_see_a_real_defect(tmp_path):

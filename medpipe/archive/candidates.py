@@ -22,7 +22,7 @@ import numpy as np
 
 from ..codecs import Codec, Encoded, codec_class, parse_codec
 from ..codecs.base import Param
-from ..depth import Mapping, plan_group_mapping
+from ..depth import Mapping, plan_group_mapping, values_from_pattern
 from ..errors import CodecSkip, CodecUnavailable, DamagedInput, MedpipeError, PresetError
 from ..options import did_you_mean
 from ..roundtrip import round_trip, timed
@@ -173,15 +173,6 @@ def image_plan(arrange: str, width: int, counts: list[int]) -> tuple[list[tuple[
 
 
 # ---------------------------------------------------------------- PS3.5 codestreams of the stored values
-
-def values_from_pattern(decoded: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
-    """Stored values from a decoded unsigned-only codestream: the low Bits Stored bits, sign-extended from the High
-    Bit when signed (PS3.5 8.2.1 Note 4, 8.1.1)."""
-    v = decoded.astype(np.int64) & ((1 << bits_stored) - 1)
-    if signed:
-        v = np.where(v >> (bits_stored - 1), v - (1 << bits_stored), v)
-    return v
-
 
 def dicom_codestream(uid: str, frame: np.ndarray, scan: dict, effort: int | None = None) -> bytes:
     """One frame's PS3.5 codestream (the DICOM colleague's encode_frame), refusals as CodecSkip."""

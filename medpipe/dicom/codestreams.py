@@ -35,27 +35,12 @@ import zlib
 
 import numpy as np
 
+from ..depth import stored_pattern
 from ..errors import CodecSkip, DamagedInput
 from .streaminfo import j2k_info
 from .syntaxes import (HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, JPEG_2000_LOSSLESS,
                        JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS, JPEG_XL_LOSSLESS, RLE_LOSSLESS, pattern_precision,
                        pixel_module_problems, strip_jpeg_wrappers, syntax)
-
-
-def stored_pattern(values: np.ndarray, precision: int) -> np.ndarray:
-    """The two's complement bit pattern of each value in `precision` bits, as unsigned (bits above are zero)."""
-    unsigned = np.uint8 if precision <= 8 else np.uint16
-    return (values.astype(np.int64) & ((1 << precision) - 1)).astype(unsigned)
-
-
-def values_from_pattern(pattern: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
-    """Stored values from decoded samples: keep Bits Stored bits, sign-extend from the High Bit when signed
-    (PS3.5 8.1.1: the bits above are unused, whatever they hold)."""
-    mask = (1 << bits_stored) - 1
-    values = pattern.astype(np.int64) & mask
-    if signed:
-        values = np.where(values >> (bits_stored - 1), values - (1 << bits_stored), values)
-    return values
 
 
 def _check_frame(frame: np.ndarray, bits_stored: int, signed: bool) -> int:

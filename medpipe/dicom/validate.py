@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..depth import values_from_pattern
 from ..errors import CodecSkip, DamagedInput
-from .codestreams import values_from_pattern
 from .streaminfo import codestream_info, read_items
 from .syntaxes import (DEFLATED_IMAGE_FRAME, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, J2K_FAMILY, JPEG_2000,
                        JPEG_2000_LOSSLESS, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS, JPEG_LS_NEAR, JPEG_XL_LOSSLESS,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..depth import values_from_pattern
 from ..errors import InputError
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
@@ -178,11 +179,8 @@ def decode_frames_here(ds, ts: str) -> np.ndarray:
             continue
         import imagecodecs
 
-        pattern = np.asarray(imagecodecs.jpegxl_decode(data)).astype(np.int64).reshape(shape)
-        values = pattern & ((1 << stored) - 1)
-        if signed:
-            values = np.where(values >= 1 << (stored - 1), values - (1 << stored), values)
-        frames.append(values.astype(dtype.newbyteorder("=")))
+        pattern = np.asarray(imagecodecs.jpegxl_decode(data)).reshape(shape)
+        frames.append(values_from_pattern(pattern, stored, signed).astype(dtype.newbyteorder("=")))
     return frames[0] if nframes == 1 else np.stack(frames)
 
 
