@@ -3,7 +3,8 @@
 Floors, bottom to top (a module may import its own floor and the floors below, never above):
 
 0. foundations: errors, files, options, ffmpeg (the only module that starts ffmpeg), depth, metrics, results
-1. codecs (one interface, a codec's knowledge as data) and the readers of volumes (which import no codec)
+1. sources (a PACS address -> instance metadata and local files; below the readers, importing none of them), codecs
+   (one interface, a codec's knowledge as data) and the readers of volumes (which import no codec)
 2. the round trip; DICOM output
 3. the matrix, the archive, the report (which reads result files and imports no codec)
 4. the preset and the run of a preset
@@ -21,7 +22,7 @@ PKG = Path(__file__).resolve().parents[1] / "medpipe"
 FLOORS = [  # (module name prefix, floor); the longest matching prefix wins
     ("medpipe", 0), ("medpipe.errors", 0), ("medpipe.files", 0), ("medpipe.options", 0), ("medpipe.ffmpeg", 0),
     ("medpipe.depth", 0), ("medpipe.metrics", 0), ("medpipe.results", 0),
-    ("medpipe.codecs", 1), ("medpipe.volumes", 1),
+    ("medpipe.sources", 1), ("medpipe.codecs", 1), ("medpipe.volumes", 1),
     ("medpipe.roundtrip", 2), ("medpipe.dicom", 2),
     ("medpipe.matrix", 3), ("medpipe.archive", 3), ("medpipe.report", 3),
     ("medpipe.preset", 4), ("medpipe.runner", 4),
