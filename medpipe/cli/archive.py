@@ -19,16 +19,14 @@ from ..archive.settings import GROUP_KEYS, ORDERS, SETTING_HELP, parse_settings
 from ..codecs import CodecContext
 from ..depth import mapping_from_dict
 from ..errors import MedpipeError, PresetError
+from ..yamlsafe import load_text
 
 
 def parse_codec_arg(text: str) -> dict:
     """``NAME[:key=value,...]`` (values parsed as YAML scalars: true, 22, slow) or a YAML flow mapping."""
     text = text.strip()
     if text.startswith("{"):
-        try:
-            entry = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PresetError(f"--codec {text!r}: not a valid mapping ({exc})") from None
+        entry = load_text(text, f"--codec {text!r}")
         if not isinstance(entry, dict) or "codec" not in entry:
             raise PresetError(f"--codec {text!r}: a mapping needs a 'codec' key, e.g. {{codec: x265, crf: 22}}")
         return entry
