@@ -13,14 +13,17 @@ from ..depth import mapping_from_dict
 from ..errors import MedpipeError
 from .candidates import JPEG_XL, codec_from_record, decode_codestream
 from .dicomfile import dataset, native_file
-from .headers import HeaderError, Record, header_sha, unpack_store
+from .headers import HeaderError, Record, header_sha, record_name, unpack_store
 from .index import ArchiveError, check_files, check_views, open_archive, sha256, slice_sha
 from .plan import scan_frames
+from .sign import check_signature
 
 
-def open_checked(folder: Path) -> dict:
-    """The seal, the index, every file and both views; returns the index."""
+def open_checked(folder: Path, key: Path | None = None, require_signature: bool = False, say=None) -> dict:
+    """The seal, the signature (checked with ``key``; see sign.py), the index, every file and both views; returns
+    the index."""
     index = open_archive(folder)
+    check_signature(folder, key, require_signature, say)
     check_files(folder, index)
     check_views(folder, index)
     return index
@@ -46,6 +49,10 @@ def load_headers(folder: Path, scan: dict) -> list[Record]:
     if len(records) != len(scan["files"]):
         raise ArchiveError(f"{path}: {len(records)} headers, the index lists {len(scan['files'])} files")
     for record, f in zip(records, scan["files"]):
+        if record_name(record) != f["name"]:  # the name restore gives is the one stored with this header
+            raise ArchiveError(f"{path}: the header stored for {f['name']} (SOP Instance UID {f['sop_uid']}) is "
+                               f"that of file {record_name(record)!r}; the index was edited (files renamed?) or "
+                               "is damaged")
         if header_sha(record) != f["header_sha256"]:
             raise ArchiveError(f"{path}: header of {f['name']} fails its SHA-256; the archive is damaged")
         ds = dataset(record)
@@ -141,11 +148,12 @@ def stored_frames(scan: dict, vol: np.ndarray):
         start += f["frames"]
 
 
-def verify_archive(folder: Path, ctx, console=None) -> dict:
+def verify_archive(folder: Path, ctx, console=None, key: Path | None = None, require_signature: bool = False
+                   ) -> dict:
     """Every check extract makes, on every scan, writing nothing; ArchiveError on the first problem."""
     folder = Path(folder)
     t0 = time.perf_counter()
-    index = open_checked(folder)
+    index = open_checked(folder, key, require_signature, console.print if console else None)
     scans = {s["id"]: s for s in index["scans"]}
     n = 0
     for g in index["groups"]:
