@@ -33,7 +33,7 @@ class Lossless3D(Codec):
     def decode(self, enc: Encoded, ctx):
         from .coder import decode_volume
 
-        return decode_volume(enc.chunks[0])
+        return decode_volume(enc.chunks[0], expected_shape=enc.shape, expected_dtype=enc.dtype)
 
 
 CODECS = [Lossless3D]

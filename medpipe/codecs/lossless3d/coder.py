@@ -35,9 +35,11 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
     return pack(volume, bits, flags, MODE_STORED, lo, hi - lo, raw)
 
 
-def decode_volume(data) -> np.ndarray:
-    """The volume a stream holds, same dtype, shape and values; StreamError if the stream is not whole."""
-    head = unpack(data)
+def decode_volume(data, expected_shape=None, expected_dtype=None) -> np.ndarray:
+    """The volume a stream holds, same dtype, shape and values; StreamError if the stream is not whole, or its
+    header disagrees with ``expected_shape`` / ``expected_dtype`` (checked before anything is allocated), or,
+    with no expected shape, it would not fit in the memory available."""
+    head = unpack(data, expected_shape, expected_dtype)
     dtype, shape, mode = head["dtype"], head["shape"], head["mode"]
     if mode == MODE_STORED:
         out = np.frombuffer(head["payload"], dtype).reshape(shape).astype(dtype.newbyteorder("="))
