@@ -250,3 +250,58 @@ def test_module_docstring_records_the_design():
     for word in ("Predictors", "Contexts", "Entropy coder", "Stream format", "Measured"):
         assert word in doc, word
     assert Path(pkg.__file__).parent.name == "lossless3d"
+
+
+def run_child(code: str, env: dict | None = None, timeout: int = 600, cwd: Path = ROOT) -> str:
+    import os
+
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_a_fresh_process_has_the_coder_compiled_before_the_timed_call():
+    """The round trip prepares the codec (numba compile or cache load) before it starts the clock: the encode it
+    times finds the coder compiled, and the preparation is reported apart."""
+    out = run_child("""
+        import numpy as np
+        from medpipe.codecs import CodecContext, codec_class
+        from medpipe.codecs.lossless3d import model
+        from medpipe.depth import plan_depth
+        from medpipe.roundtrip import round_trip
+
+        class Watched(codec_class("lossless3d")):
+            def encode(self, frames, ctx):
+                print("compiled at encode:", bool(model.run.signatures))
+                return super().encode(frames, ctx)
+
+        assert not model.run.signatures  # fresh process: nothing compiled or loaded yet
+        vol = (np.arange(3 * 40 * 50).reshape(3, 40, 50) % 997).astype(np.uint16)
+        rt = round_trip(vol, Watched(), plan_depth((0, 996), vol.dtype, 16), CodecContext())
+        assert rt.codec_mismatches == 0
+        print("prepare_ms", rt.prepare_ms)
+        print("again", Watched().prepare(None))
+    """)
+    assert "compiled at encode: True" in out, out
+    assert float(out.split("prepare_ms")[1].split()[0]) > 0 and "again 0.0" in out, out
+
+
+def test_cache_falls_back_when_no_cache_folder_is_writable(tmp_path):
+    """An installed package in a read-only site-packages with no writable home: numba would refuse cache=True at
+    import; the coder falls back to a private temporary folder. Simulated as root-proof: the in-tree __pycache__
+    is a file and the home is /dev/null, so neither can be created. Compiles once in the child (slow)."""
+    import shutil
+
+    pkg = tmp_path / "site" / "medpipe"
+    shutil.copytree(ROOT / "medpipe", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "codecs" / "lossless3d" / "__pycache__").write_text("not a folder")
+    out = run_child("""
+        import numpy as np, numba, medpipe
+        from medpipe.codecs.lossless3d import decode_volume, encode_volume
+        vol = (np.arange(2 * 20 * 30).reshape(2, 20, 30) % 500).astype(np.uint16)
+        assert np.array_equal(decode_volume(encode_volume(vol)), vol)
+        print("cache", numba.config.CACHE_DIR, medpipe.__file__)
+    """, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site"), "HOME": "/dev/null", "XDG_CACHE_HOME": "/dev/null/cache",
+              "NUMBA_CACHE_DIR": ""}, timeout=900)
+    assert "medpipe-numba-" in out and str(tmp_path / "site") in out, out

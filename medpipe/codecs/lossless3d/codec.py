@@ -25,6 +25,11 @@ class Lossless3D(Codec):
 
         return f"lossless3d stream v{VERSION} (numba {numba.__version__})"
 
+    def prepare(self, ctx) -> float:
+        from .coder import warm_up
+
+        return warm_up()
+
     def encode(self, frames, ctx) -> Encoded:
         from .coder import encode_volume
 
