@@ -226,3 +226,28 @@ def test_a_crashed_extract_leaves_nothing_and_the_next_cleans_up(built, sources,
     for p, src in zip(paths, sources):
         same_files(p, src)
     assert os.path.isdir(paths[0])
+
+
+# ---------------------------------------------------------------- --out inside the archive
+
+@pytest.mark.parametrize("how", ["direct", "dotdot", "symlink"])
+def test_extract_refuses_an_out_inside_the_archive(built, tmp_path, how):
+    arc = copy_of(built, tmp_path)
+    before = sorted(p.relative_to(arc) for p in arc.rglob("*"))
+    if how == "direct":
+        out = arc / "restored"
+    elif how == "dotdot":
+        out = tmp_path / "elsewhere" / ".." / "arc" / "headers" / "restored"
+    else:
+        link = tmp_path / "link"
+        try:
+            link.symlink_to(arc / "headers", target_is_directory=True)
+        except OSError:
+            pytest.skip("no symbolic links here")
+        out = link / "restored"
+    proc = subprocess.run([sys.executable, "run.py", "archive", "extract", str(arc), "--out", str(out)],
+                          cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=300)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "inside the archive" in lines[0], lines
+    assert sorted(p.relative_to(arc) for p in arc.rglob("*")) == before  # nothing written into it
+    verify_archive(arc, _ctx())
