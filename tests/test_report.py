@@ -178,13 +178,22 @@ def test_bd_rate_self_and_known_cases():
     assert bd.bd_rate(rate, q, [0.5, 0.6, math.inf], [44.0, 45.0, math.inf]) is not None  # lossless dropped
 
 
-def test_pchip_integral_matches_scipy():
-    interp = pytest.importorskip("scipy.interpolate")
-    x = np.array([30.0, 33.0, 37.0, 40.0, 45.0, 52.0])
-    y = np.array([0.1, 0.5, 0.4, 1.2, 2.0, 2.1])
-    for lo, hi in [(30, 52), (31.5, 44.0), (33, 37), (38.2, 38.9)]:
-        assert bd._integral(x, y, lo, hi) == pytest.approx(interp.PchipInterpolator(x, y).integrate(lo, hi),
-                                                               rel=1e-12)
+# BD values of the hand-written PCHIP medpipe used before scipy's PchipInterpolator (commit a4b88a9): the switch
+# must leave every reported number as it was, up to floating-point noise.
+BD_BEFORE_SCIPY = [
+    (([0.1, 0.2, 0.4, 0.8, 1.6], [38.0, 41.5, 44.0, 47.5, 50.0], [0.12, 0.21, 0.5, 0.9, 1.5],
+      [37.0, 41.0, 44.5, 47.0, 51.0]), 16.203628682948647, -0.6739620840670991),
+    (([0.083, 0.112, 0.3, 0.7], [45.62, 45.96, 48.1, 52.3], [0.05, 0.09, 0.2, 0.5, 1.1],
+      [41.2, 44.0, 46.9, 50.2, 54.8]), 2.0921754888965083, -0.3758470060609308),
+    (([0.1, 0.5, 0.4, 1.2, 2.0, 2.1], [30.0, 33.0, 37.0, 40.0, 45.0, 52.0], [0.2, 0.3, 0.9], [31.0, 36.0, 44.0]),
+     -46.51452270208895, 3.051032800174119),
+]
+
+
+@pytest.mark.parametrize("curves,rate,quality", BD_BEFORE_SCIPY)
+def test_bd_values_same_as_before_scipy(curves, rate, quality):
+    assert bd.bd_rate(*curves) == pytest.approx(rate, rel=1e-12)
+    assert bd.bd_quality(*curves) == pytest.approx(quality, rel=1e-12)
 
 
 def _row(modality, body_part, cr, max_err=50, lossless=False):

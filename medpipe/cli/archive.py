@@ -21,6 +21,7 @@ from ..codecs import CodecContext
 from ..depth import mapping_from_dict
 from ..errors import MedpipeError, PresetError
 from ..yamlsafe import load_text
+from .run import add_pacs_arguments, input_arg, pacs_options
 
 
 def parse_codec_arg(text: str) -> dict:
@@ -47,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "once plus differences, every file restored bit-exact as DICOM.")
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="survey, group and code DICOM series into a sealed archive folder")
-    b.add_argument("inputs", nargs="+", type=Path, help="DICOM series folders, multi-frame files, or a PACS "
-                   "export folder (walked recursively, series assembled as the benchmark does)")
+    b.add_argument("inputs", nargs="+", help="DICOM series folders, multi-frame files, a PACS export folder "
+                   "(walked recursively, series assembled as the benchmark does), or a PACS address "
+                   "(http(s)://HOST:PORT/ROOT[/studies/UID], dicom://AET@HOST:PORT[/studies/UID])")
     b.add_argument("--out", type=Path, required=True, help="archive folder to create (must not exist)")
     b.add_argument("--codec", default="auto", help=SETTING_HELP["codec"] + "; e.g. ffv1, "
                    "'x265:crf=22,preset=slow' (lossy), 'x265:lossless=true,preset=fast'")
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--epsilon", type=float, help=SETTING_HELP["epsilon"] + " (default 0.4)")
     b.add_argument("--no-value-table", action="store_true", help="never use a value table")
     b.add_argument("--ffmpeg", help="ffmpeg binary")
+    add_pacs_arguments(b)
     b.add_argument("--sign", type=Path, metavar="KEY", help="sign the index with this Ed25519 private key (PEM, "
                    "PKCS#8: 'archive keygen' or 'openssl genpkey -algorithm ed25519')")
     k = sub.add_parser("keygen", help="make an Ed25519 key pair (PEM) to sign archives with")
@@ -116,7 +119,9 @@ def cmd_build(args, console) -> int:
         make_codec(settings.codec)  # a typo in --codec is reported before the inputs are read
     if args.out.exists():
         raise MedpipeError(f"{args.out}: already exists; choose another --out or remove it first")
-    sources, errors = archive_sources(args.inputs, console)
+    inputs = [input_arg(i) for i in args.inputs]  # retrieved instances are cached beside the archive folder
+    options = {"pacs": pacs_options(args, None, args.out.resolve().parent)}
+    sources, errors = archive_sources(inputs, console, options)
     if not sources:
         raise MedpipeError("no DICOM series found: " + ("; ".join(errors) or "nothing found"))
     build_archive(sources, args.out, settings, CodecContext(args.ffmpeg), console, sign=args.sign)

@@ -85,7 +85,7 @@ def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings,
             raise CodecSkip(f"values span {mapping.bits_in} bits, {codec.name} codes at most {mapping.bits_out}: "
                             "it would not be lossless (narrow the data or use ffv1/jpegls)")
         rt = round_trip(volume.pixels, codec, mapping, ctx, repeat=settings.repeat)
-        row.update(encode_ms=rt.encode_ms, decode_ms=rt.decode_ms, map_ms=rt.map_ms)
+        row.update(encode_ms=rt.encode_ms, decode_ms=rt.decode_ms, map_ms=rt.map_ms, prepare_ms=rt.prepare_ms)
         t0 = time.perf_counter()
         window = fixed_window(volume.modality, volume.rescale_slope, volume.rescale_intercept, volume.bits_stored,
                               volume.signed)

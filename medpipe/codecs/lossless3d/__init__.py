@@ -112,11 +112,12 @@ def encode_volume(volume, bits=None, **kw) -> bytes:
     return encode(volume, bits, **kw)
 
 
-def decode_volume(data):
-    """See :func:`.coder.decode_volume`."""
+def decode_volume(data, expected_shape=None, expected_dtype=None):
+    """See :func:`.coder.decode_volume`: the header is checked against the expectation (and, with no expected
+    shape, the memory available) before anything is allocated."""
     from .coder import decode_volume as decode
 
-    return decode(data)
+    return decode(data, expected_shape, expected_dtype)
 
 
 __all__ = ["StreamError", "decode_volume", "encode_volume"]

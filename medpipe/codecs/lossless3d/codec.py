@@ -25,6 +25,11 @@ class Lossless3D(Codec):
 
         return f"lossless3d stream v{VERSION} (numba {numba.__version__})"
 
+    def prepare(self, ctx) -> float:
+        from .coder import warm_up
+
+        return warm_up()
+
     def encode(self, frames, ctx) -> Encoded:
         from .coder import encode_volume
 
@@ -33,7 +38,7 @@ class Lossless3D(Codec):
     def decode(self, enc: Encoded, ctx):
         from .coder import decode_volume
 
-        return decode_volume(enc.chunks[0])
+        return decode_volume(enc.chunks[0], expected_shape=enc.shape, expected_dtype=enc.dtype)
 
 
 CODECS = [Lossless3D]

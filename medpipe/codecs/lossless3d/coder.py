@@ -1,11 +1,33 @@
 """encode_volume / decode_volume: the stream format around the numba coder of :mod:`.model`."""
 from __future__ import annotations
 
+import tempfile
+import time
+
 import numpy as np
 
-from . import model
 from .stream import (MODE_CODED, MODE_CONSTANT, MODE_STORED, StreamError, check_volume, pack, unpack,
                      values_crc)
+
+
+def _import_model():
+    """The numba model, compiled functions cached on disk (``cache=True``). numba caches next to the source, else
+    (read-only site-packages) in the user's cache folder, or where NUMBA_CACHE_DIR says; where none of these is
+    writable it refuses to decorate at import, so fall back to a private temporary folder: the coder then
+    compiles once per process instead of failing."""
+    try:
+        from . import model
+    except RuntimeError as exc:
+        if "cannot cache" not in str(exc):
+            raise
+        import numba
+
+        numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="medpipe-numba-")  # private (0700): no shared pickles
+        from . import model
+    return model
+
+
+model = _import_model()
 
 ERRORS = {model.ERR_OVERRUN: "truncated or damaged (the coder ran past its end)",
           model.ERR_RANGE: "damaged (a decoded value is out of range)"}
@@ -35,9 +57,24 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
     return pack(volume, bits, flags, MODE_STORED, lo, hi - lo, raw)
 
 
-def decode_volume(data) -> np.ndarray:
-    """The volume a stream holds, same dtype, shape and values; StreamError if the stream is not whole."""
-    head = unpack(data)
+def warm_up() -> float:
+    """Compile the coder (or load it from numba's cache) now, so that no timed call pays for it; the seconds this
+    took, 0.0 when it was already done in this process."""
+    if model.run.signatures:
+        return 0.0
+    t0 = time.perf_counter()
+    ramp = (np.arange(2 * 6 * 7, dtype=np.uint16).reshape(2, 6, 7) * 37) % 1000
+    data = encode_volume(ramp)
+    if not np.array_equal(decode_volume(data), ramp):
+        raise RuntimeError("lossless3d warm-up did not reproduce its input")  # a bug, not a user error
+    return time.perf_counter() - t0
+
+
+def decode_volume(data, expected_shape=None, expected_dtype=None) -> np.ndarray:
+    """The volume a stream holds, same dtype, shape and values; StreamError if the stream is not whole, or its
+    header disagrees with ``expected_shape`` / ``expected_dtype`` (checked before anything is allocated), or,
+    with no expected shape, it would not fit in the memory available."""
+    head = unpack(data, expected_shape, expected_dtype)
     dtype, shape, mode = head["dtype"], head["shape"], head["mode"]
     if mode == MODE_STORED:
         out = np.frombuffer(head["payload"], dtype).reshape(shape).astype(dtype.newbyteorder("="))

@@ -70,8 +70,12 @@ def pack(volume: np.ndarray, bits: int, flags: int, mode: int, lo: int, maxval: 
     return head[:-4] + struct.pack("<I", crc) + payload
 
 
-def unpack(data) -> dict:
-    """Validate a stream's header and stream CRC; the fields and the payload, or StreamError saying what is wrong."""
+def unpack(data, expected_shape=None, expected_dtype=None) -> dict:
+    """Validate a stream's header, then its length and stream CRC; the fields and the payload, or StreamError.
+
+    The header is checked first, against itself, the caller's expectation (``expected_shape`` / ``expected_dtype``)
+    and, without an expected shape, the memory available: a hostile header is refused before anything is read
+    or allocated beyond the 40 header bytes."""
     data = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
     if len(data) < HEADER_SIZE:
         raise StreamError(f"lossless3d stream truncated: {len(data)} bytes, the header alone is {HEADER_SIZE}")
@@ -81,6 +85,10 @@ def unpack(data) -> dict:
     if version != VERSION:
         raise StreamError(f"lossless3d stream version {version} is not supported (this decoder reads {VERSION});"
                           " upgrade medpipe")
+    mode = flags >> MODE_SHIFT
+    dtype = SAMPLE_TYPES.get(tcode)
+    check_header(dtype, mode, bits, (s, r, c), lo, maxval, n)
+    check_expected(dtype, (s, r, c), expected_shape, expected_dtype)
     if len(data) < HEADER_SIZE + n:
         raise StreamError(f"lossless3d stream truncated: {len(data)} bytes of {HEADER_SIZE + n}")
     if len(data) > HEADER_SIZE + n:
@@ -88,13 +96,58 @@ def unpack(data) -> dict:
     payload = bytes(data[HEADER_SIZE:])
     if zlib.crc32(payload, zlib.crc32(bytes(data[:HEADER_SIZE - 4]))) != crc:
         raise StreamError("lossless3d stream damaged: its checksum does not match")
-    mode = flags >> MODE_SHIFT
-    dtype = SAMPLE_TYPES.get(tcode)
-    voxels = s * r * c
-    if (dtype is None or mode not in (MODE_CODED, MODE_STORED, MODE_CONSTANT) or not 1 <= bits <= dtype.itemsize * 8
-            or max(s, r, c) > MAX_SIDE or voxels > MAX_VOXELS or maxval >= 1 << 16
-            or (mode == MODE_STORED and n != voxels * dtype.itemsize) or (mode == MODE_CONSTANT and n != 0)
-            or not np.iinfo(dtype).min <= lo <= lo + maxval <= np.iinfo(dtype).max):
-        raise StreamError("lossless3d stream header is inconsistent (sample type, bits, shape or payload length)")
     return dict(flags=flags & 0x3F, mode=mode, bits=bits, dtype=dtype, shape=(s, r, c), lo=lo, maxval=maxval,
                 crc_values=crc_values, payload=payload)
+
+
+def min_coded_bytes(voxels: int) -> int:
+    """A floor on a coded payload: every voxel costs at least one binary decision, and the coder's probabilities
+    are clamped to [32, 65504] / 65536, so each decision costs at least 0.0007 bits (1 / 11363 byte per voxel;
+    the floor uses 1 / 16384 to leave margin)."""
+    return voxels // 16384
+
+
+def check_header(dtype, mode: int, bits: int, shape: tuple, lo: int, maxval: int, n: int) -> None:
+    """The header's fields against each other and the payload length it declares (StreamError if not)."""
+    s, r, c = shape
+    voxels = s * r * c
+    if max(s, r, c) > MAX_SIDE or voxels > MAX_VOXELS:
+        raise StreamError(f"lossless3d stream claims a {s} x {r} x {c} volume ({voxels:,} voxels): beyond the "
+                          f"format's limits ({MAX_SIDE} a side, 2^32 voxels); refused before decoding")
+    if (dtype is None or mode not in (MODE_CODED, MODE_STORED, MODE_CONSTANT) or not 1 <= bits <= dtype.itemsize * 8
+            or maxval >= 1 << 16 or (mode == MODE_STORED and n != voxels * dtype.itemsize)
+            or (mode == MODE_CONSTANT and n != 0)
+            or not np.iinfo(dtype).min <= lo <= lo + maxval <= np.iinfo(dtype).max):
+        raise StreamError("lossless3d stream header is inconsistent (sample type, bits, shape or payload length)")
+    if mode == MODE_CODED and not min_coded_bytes(voxels) <= n < voxels * dtype.itemsize:
+        raise StreamError(f"lossless3d stream header is inconsistent: a coded payload of {n:,} bytes cannot hold "
+                          f"{s} x {r} x {c} voxels")
+
+
+def check_expected(dtype, shape: tuple, expected_shape, expected_dtype) -> None:
+    """The header against what the caller expects; without an expected shape, against the memory available."""
+    if expected_shape is not None and tuple(int(v) for v in expected_shape) != tuple(shape):
+        raise StreamError(f"lossless3d stream holds a {' x '.join(map(str, shape))} volume, expected "
+                          f"{' x '.join(map(str, expected_shape))}")
+    if expected_dtype is not None and np.dtype(expected_dtype).newbyteorder("<") != dtype:
+        raise StreamError(f"lossless3d stream holds {dtype.name} samples, expected {np.dtype(expected_dtype).name}")
+    if expected_shape is None:
+        need = decode_bytes(dtype, shape)
+        free = available_memory()
+        if free is not None and need > free:
+            raise StreamError(f"lossless3d stream claims a {' x '.join(map(str, shape))} volume: decoding needs "
+                              f"{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB is available; refused")
+
+
+def decode_bytes(dtype, shape: tuple) -> int:
+    """Peak memory of a decode: the output plus the coder's int32 working copy (rows of state are small)."""
+    s, r, c = shape
+    return s * r * c * (dtype.itemsize + 4)
+
+
+def available_memory() -> int | None:
+    try:
+        import psutil
+    except ImportError:  # a declared dependency; without it only the format's own limits apply
+        return None
+    return int(psutil.virtual_memory().available)
