@@ -370,3 +370,44 @@ def test_keygen_never_overwrites_and_bad_keys_are_one_line(built, keys, tmp_path
     junk.write_text("not a key")
     code, lines = cli("archive", "verify", built, "--key", junk)
     assert code == 2 and len(lines) == 1 and "not a PEM key" in lines[0], lines
+
+
+# ---------------------------------------------------------------- hostile streams: bounded before decoding
+
+def _forged_lossless3d(shape) -> bytes:
+    """40 bytes: a lossless3d header with correct CRCs claiming ``shape`` (as the fault probe made them)."""
+    import zlib
+
+    from medpipe.codecs.lossless3d import model, stream
+
+    head = stream.HEADER.pack(stream.MAGIC, stream.VERSION, model.DEFAULT_FLAGS | (stream.MODE_CODED <<
+                              stream.MODE_SHIFT), 12, 1, *shape, 0, 4095, 0, 0, 0)
+    return head[:-4] + zlib.crc32(b"", zlib.crc32(head[:-4])).to_bytes(4, "little")
+
+
+@pytest.mark.parametrize("index_says", ["true_shape", "claimed_shape"])
+@pytest.mark.parametrize("claim", [(4096, 1024, 1024), (1, 65536, 65536)])
+def test_forty_byte_lossless3d_stream_claiming_gigavoxels_is_one_line(built, tmp_path, index_says, claim):
+    """The stream swapped for 40 bytes claiming 4096 x 1024 x 1024 (or 1 x 65536 x 65536), the index resealed to
+    match; with the index still giving the true shape, or edited to the claimed one: verify and extract refuse
+    with one line, without allocating (the process's peak memory stays far below the claim)."""
+    import resource
+
+    arc = copy_of(built, tmp_path)
+    data = _forged_lossless3d(claim)
+    assert len(data) == 40
+    index = json.loads((arc / INDEX).read_text())
+    g = index["groups"][0]
+    shape = list(claim) if index_says == "claimed_shape" else g["parts"][0]["shape"]
+    g.update(codec={"codec": "lossless3d"}, candidate="lossless3d", layout="volume",
+             parts=[{"chunk_sizes": [40], "shape": shape, "dtype": "<u2", "side": {}}])
+    (arc / g["stream"]).write_bytes(data)
+    entry = next(f for f in index["files"] if f["path"] == g["stream"])
+    entry.update(bytes=40, sha256=sha256(data))
+    reseal_all(arc, index)
+    for args in (["verify", arc], ["extract", arc, "--out", tmp_path / "out"]):
+        code, lines = cli("archive", *args)
+        assert code == 2 and len(lines) == 2 and lines[0].startswith("unsigned"), lines
+        assert "Traceback" not in lines[1] and any(w in lines[1] for w in ("expected", "cannot hold", "shapes")), lines
+    assert not (tmp_path / "out").exists()
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 2 << 20  # KiB: no child reached 2 GiB

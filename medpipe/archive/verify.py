@@ -11,6 +11,7 @@ import numpy as np
 from ..codecs import Encoded
 from ..depth import mapping_from_dict
 from ..errors import MedpipeError
+from ..memory import TooLarge, check_fits
 from .candidates import JPEG_XL, codec_from_record, decode_codestream
 from .dicomfile import dataset, native_file
 from .headers import HeaderError, Record, header_sha, record_name, unpack_store
@@ -87,11 +88,37 @@ def stream_chunks(folder: Path, g: dict) -> list[list[bytes]]:
     return parts
 
 
+def check_group_shapes(folder: Path, index: dict, g: dict) -> None:
+    """Before any payload is decoded: each scan's shape in the index agrees with its stored headers (rows, columns,
+    frames), every part of the stream has the scans' rows and columns and together their slices, and the decode
+    fits in the memory free here. A decoder is then only ever asked for the shape the headers give."""
+    path = Path(folder) / g["stream"]
+    scans = [s for s in index["scans"] if s["id"] in g["scans"]]
+    for s in scans:
+        load_headers(folder, s)  # Rows, Columns, Number of Frames of every header against the index
+    sizes = {tuple(s["shape"][1:]) for s in scans}
+    if len(sizes) != 1:
+        raise ArchiveError(f"{path}: the scans of group {g['id']} have different rows x columns {sorted(sizes)}; "
+                           "the index is damaged")
+    (rows, cols), = sizes
+    slices = len(g["order"])
+    if g["layout"] != "dicom":
+        shapes = [tuple(p["shape"]) for p in g["parts"]]
+        if any(len(sh) != 3 or sh[1:] != (rows, cols) for sh in shapes) or sum(sh[0] for sh in shapes) != slices:
+            raise ArchiveError(f"{path}: the index gives its parts the shapes {shapes}, the stored headers "
+                               f"{slices} slices of {rows} x {cols}; the index was edited or is damaged")
+    if len(g["parts"]) and g["layout"] == "dicom" and len(g["parts"][0]["chunk_sizes"]) != slices:
+        raise ArchiveError(f"{path}: {len(g['parts'][0]['chunk_sizes'])} codestreams for {slices} slices")
+    # the decoded parts, their int32 copy, each scan's copy in its own dtype: about 12 bytes a voxel at the peak
+    check_fits(12 * slices * rows * cols, f"{path}: group {g['id']} ({slices} x {rows} x {cols})")
+
+
 def restore_group(folder: Path, index: dict, g: dict, ctx) -> dict[str, np.ndarray]:
     """scan id -> stored values in slice order (the scan's dtype), every slice checked when lossless."""
     path = Path(folder) / g["stream"]
     scans = {s["id"]: s for s in index["scans"]}
     order = [(g["scans"].index(sid), k) for sid, k in g["order"]]
+    check_group_shapes(folder, index, g)
     parts = stream_chunks(folder, g)
     try:
         lossless = g["layout"] == "dicom" or (codec_from_record(g["codec"]).lossless and
@@ -114,6 +141,8 @@ def restore_group(folder: Path, index: dict, g: dict, ctx) -> dict[str, np.ndarr
             frames = np.concatenate([mapping.inverse(d).astype(np.int32) for d in decoded])
     except ArchiveError:
         raise
+    except TooLarge as exc:
+        raise ArchiveError(str(exc)) from None
     except (MedpipeError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise ArchiveError(f"{path}: cannot be decoded ({type(exc).__name__}: {exc})") from None
     if len(frames) != len(order) or sha256(np.ascontiguousarray(frames).tobytes()) != g["restored_sha256"]:
