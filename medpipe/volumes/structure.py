@@ -101,6 +101,25 @@ def native_length_problem(ds) -> str | None:
             f"{frames} x {spp} x {bits}) say {want}{held}")
 
 
+def rows_held(ds) -> int | None:
+    """For native pixel data whose length contradicts Rows: the rows it holds (when they divide it exactly), so the
+    series assembly keeps the file with its series and the damage is named there; None otherwise. Reads only the
+    element's length (the value may be deferred)."""
+    element = getattr(ds, "_dict", {}).get(0x7FE00010)
+    length = getattr(element, "length", None)
+    if length is None and element is not None and getattr(element, "value", None) is not None:
+        length = len(element.value)
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        cell = int(ds.get("NumberOfFrames", 1) or 1) * int(ds.get("SamplesPerPixel", 1) or 1) * int(ds.BitsAllocated)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if not length or length == 0xFFFFFFFF or not cols * cell or (rows * cols * cell + 7) // 8 in (length, length - 1):
+        return None
+    held, extra = divmod(length * 8, cols * cell)
+    return held if not extra and held != rows else None
+
+
 def structure_problems(ds, uid: str, fragments) -> list[str]:
     """Damage the formats' own structure shows (empty when none); ``fragments``: one codestream per frame, or
     None for native pixel data."""
