@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .archive import Settings, parse_settings
 from .codecs import CodecSpec, parse_codec
 from .dicom.writer import DICOM_OPTIONS
@@ -25,6 +23,7 @@ from .report import check_options as check_report
 from .sources import is_address
 from .sources.settings import SOURCE_OPTIONS, source_settings
 from .volumes import INPUT_OPTIONS
+from .yamlsafe import load_file
 
 TOP_OPTIONS: dict[str, Option] = {
     "name": Option(str, None, "run name (default: the preset file's stem); a plain name, it names a folder"),
@@ -127,12 +126,5 @@ def load_preset(path: Path | str) -> Preset:
                           "pass the folder as --input")
     if not path.is_file():
         raise PresetError(f"{path}: preset file not found (see presets/ for examples)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PresetError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{path}: cannot be read ({exc})") from None
+    data = load_file(path)  # bounded: size, aliases, nesting
     return parse_preset(data, path=path.resolve())

@@ -64,11 +64,11 @@ def _reusable(folder: Path, g: dict, sid: str, uid: str | None) -> dict | None:
 
 
 def extract_archive(folder: Path, out: Path, ctx, patient: str | None = None, console=None,
-                    syntax: str = "native") -> list[Path]:
+                    syntax: str = "native", key: Path | None = None, require_signature: bool = False) -> list[Path]:
     """Write each selected scan as a DICOM series under ``out``; returns the series folders."""
     folder, out = Path(folder), Path(out)
     refuse_inside(out, folder)
-    index = open_checked(folder)  # seal, names, every file, both views: before anything is written
+    index = open_checked(folder, key, require_signature, console.print if console else None)  # seal, names, every file, both views: before anything is written
     chosen = select_scans(index, patient)
     uid = check_syntax(syntax, index, chosen)
     targets = {s["id"]: inside(out, series_folder(s)) for s in chosen}
