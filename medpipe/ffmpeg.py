@@ -85,6 +85,8 @@ class Ffmpeg:
             raise CodecUnavailable(f"ffmpeg encoder '{encoder}' at {self.exe} does not take pixel format "
                                    f"'{pix_fmt}' (it takes {', '.join(sorted(self.pixel_formats(encoder)))})")
 
+    # Kept over imageio-ffmpeg's read_frames/write_frames: a hung ffmpeg is killed at a work-sized limit, none is left
+    # running (tests/test_codec_families.py::test_a_hung_ffmpeg_is_stopped_with_a_clear_error).
     def run(self, args: list[str], stdin=None, read_stdout=None, timeout: float | None = None):
         """Run ``ffmpeg -nostdin -y -hide_banner -loglevel error ARGS``; return stdout or raise FfmpegError.
 
