@@ -54,7 +54,7 @@ class Ffmpeg:
 
     exe: str
     log: list[str] = field(default_factory=list)
-    threads: int = 0  # 0 = ffmpeg's choice; the matrix runner lowers it when cells run in parallel
+    threads: int = 0  # 0 = ffmpeg's choice (archives); a matrix run always gives 1 (matrix.workers.CODEC_THREADS)
     timeout_factor: float = 1.0  # preset 'ffmpeg_timeout' scales every call's limit
 
     @classmethod
