@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_main(argv, console)
     except MedpipeError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape  # a message may hold '[...]' (file names, address syntax)
+
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/] (temporary files removed; with a preset run, --resume continues)")

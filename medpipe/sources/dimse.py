@@ -15,21 +15,11 @@ from pydicom.dataset import Dataset
 from . import InstanceInfo, SourceError, check_part10
 from .address import Address
 from .cache import SeriesCache
+from .dimse_get import retrieve
 from .progress import Progress
 from .settings import SourceSettings
 
-MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are the odd numbers 1-255
-# Every transfer syntax a stored instance may be in (PS3.6 Table A-1 image syntaxes, video ones aside): each is
-# proposed in its own context, so the peer never has to transcode to a syntax it was offered instead
-SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99",
-            "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
-            "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-            "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
-            "1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112", "1.2.840.10008.1.2.5",
-            "1.2.840.10008.1.2.8.1")
 FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve Information Model - FIND
-GET = "1.2.840.10008.5.1.4.1.2.2.3"
-MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 IMAGE_KEYS = ("SOPClassUID", "Rows", "Columns", "BitsStored", "NumberOfFrames", "AvailableTransferSyntaxUID")
 SERIES_KEYS = ("Modality", "Manufacturer")
 
@@ -168,9 +158,7 @@ class DimseSource:
             else:
                 todo.append(info)
         if todo:
-            from .dimse_get import retrieve
-
-            retrieve(self, todo, cache)
+            retrieve(self, todo, cache, whole=len(todo) == len(instances))
         paths = [p for p in (cache.get(i.sop_uid) for i in instances) if p]
         missing = [i.sop_uid for i in instances if not cache.get(i.sop_uid)]
         if missing:

@@ -8,8 +8,18 @@ from collections import defaultdict
 
 from . import InstanceInfo, SourceError
 from .cache import SeriesCache
-from .dimse import GET, MAX_CONTEXTS, MOVE, SYNTAXES
 
+MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are the odd numbers 1-255
+# Every transfer syntax a stored instance may be in (PS3.6 Table A-1 image syntaxes, video ones aside): each is
+# proposed in its own context, so the peer never has to transcode to a syntax it was offered instead
+SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99",
+            "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+            "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+            "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
+            "1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112", "1.2.840.10008.1.2.5",
+            "1.2.840.10008.1.2.8.1")
+GET = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Query/Retrieve Information Model - GET
+MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 CLASSES_PER_ASSOCIATION = (MAX_CONTEXTS - 1) // len(SYNTAXES)  # one context is the C-GET model's own
 SUCCESS, WARNING = 0x0000, 0xB000
 
@@ -18,18 +28,19 @@ class Refused(Exception):
     """The peer will not do C-GET (context rejected, or a failure status before any instance arrived)."""
 
 
-def retrieve(source, todo: list[InstanceInfo], cache: SeriesCache) -> None:
-    """Every instance of ``todo`` (one series) into ``cache``: C-GET, else C-MOVE (said once)."""
+def retrieve(source, todo: list[InstanceInfo], cache: SeriesCache, whole: bool) -> None:
+    """Every instance of ``todo`` (one series; ``whole``: all of it) into ``cache``: C-GET, else C-MOVE (said
+    once). A whole series is one request; part of one (resumed) is asked for instance by instance."""
     if source.method != "C-MOVE" and all(i.sop_class for i in todo):
         try:
-            _c_get(source, todo, cache)
+            _c_get(source, todo, cache, whole)
             source.method = "C-GET"
             return
         except Refused as exc:
             source.say(f"{source.label}: C-GET refused ({exc}); retrieving by C-MOVE to {source.settings.aet} on "
                        f"port {source.settings.port} instead")
     source.method = "C-MOVE"
-    _c_move(source, todo, cache)
+    _c_move(source, todo, cache, whole)
 
 
 def _handler(source, cache: SeriesCache, expected: dict[str, InstanceInfo]):
@@ -72,15 +83,13 @@ def _statuses(source, responses, what: str) -> tuple[int | None, int]:
     return final, completed
 
 
-def _c_get(source, todo: list[InstanceInfo], cache: SeriesCache) -> None:
+def _c_get(source, todo: list[InstanceInfo], cache: SeriesCache, whole: bool) -> None:
     from pynetdicom import build_role
 
     by_class: dict[str, list[InstanceInfo]] = defaultdict(list)
     for info in todo:
         by_class[info.sop_class].append(info)
     classes = sorted(by_class)
-    whole = len(classes) <= CLASSES_PER_ASSOCIATION and not cache.folder.exists() or not any(
-        cache.folder.glob("*.dcm"))
     for start in range(0, len(classes), CLASSES_PER_ASSOCIATION):
         group = classes[start:start + CLASSES_PER_ASSOCIATION]
         members = [i for c in group for i in by_class[c]]
@@ -112,7 +121,7 @@ def _c_get(source, todo: list[InstanceInfo], cache: SeriesCache) -> None:
                     raise Refused(f"status 0x{final:04X}" if final is not None else "no status")
 
 
-def _c_move(source, todo: list[InstanceInfo], cache: SeriesCache) -> None:
+def _c_move(source, todo: list[InstanceInfo], cache: SeriesCache, whole: bool) -> None:
     from pynetdicom import AE, AllStoragePresentationContexts
 
     s = source.settings
@@ -134,9 +143,11 @@ def _c_move(source, todo: list[InstanceInfo], cache: SeriesCache) -> None:
         with source._association(ae, "C-MOVE") as a:
             if not any(c.abstract_syntax == MOVE for c in a.accepted_contexts):
                 raise SourceError(f"{source.label}: the peer refuses both C-GET and C-MOVE")
-            first = todo[0]
-            final, _ = _statuses(source, a.send_c_move(_query("SERIES", first.study_uid, first.series_uid), s.aet,
-                                                       MOVE), "C-MOVE")
+            queries = ([_query("SERIES", todo[0].study_uid, todo[0].series_uid)] if whole else
+                       [_query("IMAGE", i.study_uid, i.series_uid, i.sop_uid) for i in todo])
+            final = None
+            for q in queries:
+                final, _ = _statuses(source, a.send_c_move(q, s.aet, MOVE), "C-MOVE")
             if final not in (SUCCESS, WARNING) and not any(cache.get(i.sop_uid) for i in todo):
                 raise SourceError(f"{source.label}: C-MOVE to {s.aet} failed (status 0x{final or 0:04X}); the peer "
                                   f"must know {s.aet} as a modality at this host, port {s.port}")
