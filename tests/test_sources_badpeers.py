@@ -220,3 +220,63 @@ def test_the_command_line_says_one_line_and_exits_2(tmp_path, address):
     text = done.stdout + done.stderr
     assert done.returncode == 2 and "Traceback" not in text, text
     assert "error:" in text and ":pw@" not in text
+
+
+def test_a_server_that_sends_other_than_it_stores_is_said_and_marked(tmp_path):
+    real = sorted(SAMPLE.glob("*.dcm"))[0]  # Explicit VR Little Endian
+    listed = {**instance_json(SOPS[0]), "00083002": {"vr": "UI", "Value": ["1.2.840.10008.1.2.4.80"]}}
+    with Peer({f"{SERIES_PATH}/instances/": multipart(real.read_bytes()),
+               f"{SERIES_PATH}/instances": qido(listed)}) as url:
+        lines: list[str] = []
+
+        class Console:
+            def print(self, text, **kw):
+                lines.append(text)
+
+        (vol,), errors = load_inputs([f"{url}/studies/{STUDY}/series/{SERIES}"], Console(),
+                                     {"pacs": {"cache": str(tmp_path / "cache")}})
+    assert vol.source_transcoded == ("1 of 1 instance(s) sent in 1.2.840.10008.1.2.1 though stored in "
+                                     "1.2.840.10008.1.2.4.80")
+    assert sum("transcoded source" in line for line in lines) == 2  # the source's line, the volume's line
+    from medpipe.codecs import parse_codec
+    from medpipe.matrix.cell import base_row
+
+    assert base_row(vol, parse_codec({"codec": "jpegls"}, "t"))["source_transcoded"] == vol.source_transcoded
+
+
+def test_paged_listing_and_at_most_n_requests_in_flight(tmp_path, monkeypatch):
+    """QIDO-RS is read page by page (limit/offset); retrieval never has more than `requests` in flight."""
+    import medpipe.sources.dicomweb as dw
+
+    monkeypatch.setattr(dw, "PAGE", 3)
+    sops = [f"1.2.3.4.5.{i}" for i in range(1, 9)]
+    real = sorted(SAMPLE.glob("*.dcm"))[0].read_bytes()
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def page(h):
+        from urllib.parse import parse_qs, urlsplit
+
+        q = parse_qs(urlsplit(h.path).query)
+        start, limit = int(q["offset"][0]), int(q["limit"][0])
+        return qido(*map(instance_json, sops[start:start + limit]))(h)
+
+    def wado(h):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.1)
+        with lock:
+            state["now"] -= 1
+        return multipart(real)(h)
+
+    peer = Peer({f"{SERIES_PATH}/instances/": wado, f"{SERIES_PATH}/instances": page})
+    with peer as url:
+        from medpipe.sources import open_source
+
+        source = open_source(f"{url}/studies/{STUDY}/series/{SERIES}", fast(tmp_path, requests=2), lambda _: None)
+        (study, series, found), = source.series_list()
+        assert [i.sop_uid for i in found] == sops
+        source.fetch_series(study, series, tmp_path / "s", instances=found)
+    assert sum(p.endswith("/instances") for p, _ in peer.hits) == 3  # pages of 3, 3, 2
+    assert state["most"] == 2

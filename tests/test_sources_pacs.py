@@ -170,3 +170,40 @@ def test_c_move_when_the_peer_refuses_c_get(loaded, tmp_path):
         assert sum("C-GET refused" in line for line in lines) == 1  # said once, then C-MOVE for every series
     finally:
         server.request("PUT", "/modalities/medpipe", json.dumps({**entry, "AllowGet": True}).encode())
+
+
+def test_c_get_splits_sop_classes_over_associations_and_resumes_by_instance(loaded, tmp_path, monkeypatch):
+    """A series of three SOP classes with one class per association (as 20 syntaxes x 7+ classes would need):
+    three C-GET associations; then, one cached file damaged, only that instance is asked for again."""
+    import medpipe.sources.dimse_get as dg
+
+    server, _, _, port = loaded
+    sources = sorted(SAMPLE.glob("*.dcm"))[:3]
+    classes = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.20")
+    series_uid = pydicom.uid.generate_uid()
+    uploaded = []
+    for src, sop_class in zip(sources, classes):
+        ds = pydicom.dcmread(src)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        ds.SeriesInstanceUID = series_uid
+        path = tmp_path / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        uploaded.append(server.upload(path.read_bytes()))
+    try:
+        monkeypatch.setattr(dg, "CLASSES_PER_ASSOCIATION", 1)
+        address = (f"dicom://{server.node.aet}@127.0.0.1:{server.node.port}/studies/"
+                   f"{uid(sources[0], 'StudyInstanceUID')}/series/{series_uid}")
+        source = open_source(address, settings(tmp_path, port=port), lambda _: None)
+        (study, series, found), = source.series_list()
+        assert sorted(i.sop_class for i in found) == sorted(classes)
+        before = source.associations
+        paths = source.fetch_series(study, series, tmp_path / "s", instances=found)
+        assert len(paths) == 3 and source.associations - before == 3 and source.method == "C-GET"
+        paths[1].write_bytes(b"damaged")
+        source.fetch_series(study, series, tmp_path / "s", instances=found)
+        assert source.progress.fetched == 4 and source.progress.cached == 2
+        assert same_instance(paths[1], tmp_path / paths[1].name)
+    finally:
+        for instance in uploaded:
+            server.delete(instance)

@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from . import InstanceInfo, SourceError, check_part10
 from .address import Address
 from .cache import SeriesCache
+from .dicomweb import note_syntax
 from .dimse_get import retrieve
 from .progress import Progress
 from .settings import SourceSettings
@@ -44,6 +45,8 @@ class DimseSource:
         self.progress = Progress(self.label, say)
         self.transcoded: dict[str, tuple[str, str]] = {}
         self.vanished: list[str] = []
+        self.lock = threading.Lock()
+        self.associations = 0
         self.method = ""  # "C-GET" or "C-MOVE", once retrieval has started
         self._host_checked = False
 
@@ -69,6 +72,7 @@ class DimseSource:
     @contextmanager
     def _association(self, ae, what: str, **kw):
         self._check_host()
+        self.associations += 1
         assoc = ae.associate(self.address.host, self.address.port, ae_title=self.address.aet, **kw)
         if not assoc.is_established:
             if assoc.is_rejected:
@@ -180,16 +184,13 @@ class DimseSource:
         finally:
             self.address = saved
 
-    def received(self, data: bytes, sop: str, cache: SeriesCache, expected: dict[str, InstanceInfo],
-                 lock: threading.Lock) -> bool:
+    def received(self, data: bytes, sop: str, cache: SeriesCache, expected: dict[str, InstanceInfo]) -> bool:
         """A C-STORE sub-operation's instance (Part 10 bytes): checked and cached. False when not ours."""
         info = expected.get(sop)
         if info is None:
             return False
         sent = check_part10(data, f"{self.label}: instance {sop}")
-        if info.transfer_syntax and sent != info.transfer_syntax:
-            with lock:
-                self.transcoded[sop] = (info.transfer_syntax, sent)
         cache.put(sop, data)
+        note_syntax(self, info, sent, cache)
         self.progress.add(1, len(data))
         return True

@@ -3,7 +3,6 @@ storage SOP class (one context per (SOP class, transfer syntax), several associa
 needed), and C-MOVE to medpipe's own storage SCP when the peer refuses C-GET."""
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 
 from . import InstanceInfo, SourceError
@@ -46,12 +45,10 @@ def retrieve(source, todo: list[InstanceInfo], cache: SeriesCache, whole: bool) 
 def _handler(source, cache: SeriesCache, expected: dict[str, InstanceInfo]):
     from pynetdicom import evt
 
-    lock = threading.Lock()
-
     def on_store(event):
         sop = str(event.request.AffectedSOPInstanceUID)
         try:
-            source.received(event.encoded_dataset(include_meta=True), sop, cache, expected, lock)
+            source.received(event.encoded_dataset(include_meta=True), sop, cache, expected)
         except SourceError as exc:
             source.say(str(exc))
             return 0xC000  # "cannot understand": the peer logs it; nothing is stored on its side either way
