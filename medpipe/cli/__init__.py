@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     except MedpipeError as exc:
         if interrupt.interrupted():  # a child's failure after Ctrl-C is the interrupt, not an error
             return _interrupted(console)
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape  # a message may hold '[...]' (file names, address syntax)
+
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         return _interrupted(console)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ..files import atomic_write_bytes, make_dirs, safe_component
 
+TRANSCODED = ".transcoded"  # hidden: 'NAME.dcm STORED SENT' per instance a source sent transcoded
+
 
 class SeriesCache:
     def __init__(self, folder: Path):
@@ -44,6 +46,12 @@ class SeriesCache:
         atomic_write_bytes(self._hash_file(sop_uid), digest.encode("ascii"))
         return path
 
+    def note_transcoded(self, sop_uid: str, stored: str, sent: str) -> None:
+        """Record that the source sent this instance in another syntax than it stores (the readers say so)."""
+        make_dirs(self.folder)
+        with open(self.folder / TRANSCODED, "a", encoding="ascii") as f:
+            f.write(f"{safe_component(sop_uid)}.dcm {stored} {sent}\n")
+
     def prune(self, keep: set[str]) -> None:
         """Remove cached instances the source no longer lists (only our own files, in our own cache)."""
         if not self.folder.is_dir():
@@ -53,6 +61,25 @@ class SeriesCache:
             if f.name not in names:
                 f.unlink(missing_ok=True)
                 (f.parent / f".{f.name}.sha256").unlink(missing_ok=True)
+
+
+def transcoded(files: list[Path]) -> str:
+    """'' or one phrase: how many of ``files`` (retrieved from a PACS) were sent in another syntax than stored."""
+    notes: dict[str, tuple[str, str]] = {}
+    for folder in {Path(f).parent for f in files}:
+        try:
+            lines = (folder / TRANSCODED).read_text(encoding="ascii").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            name, _, rest = line.partition(" ")
+            stored, _, sent = rest.partition(" ")
+            notes[str(folder / name)] = (stored, sent)
+    hit = [notes[str(Path(f))] for f in files if str(Path(f)) in notes]
+    if not hit:
+        return ""
+    stored, sent = hit[0]
+    return f"{len(hit)} of {len(files)} instance(s) sent in {sent} though stored in {stored}"
 
 
 def sha256_file(path: Path) -> str:

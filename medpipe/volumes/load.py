@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import InputError, MedpipeError
 from ..sources import fetch_address, is_address
+from ..sources.cache import transcoded
 from ..sources.settings import source_settings
 from .discover import READS, discover
 from .input_options import input_settings
@@ -119,6 +120,9 @@ def load_source(src: VolumeSource, console=None, errors: list[str] | None = None
         _say(console, "colour:", f"{vol.name}: {vol.color}")
     if vol.lossy_source:
         _say(console, "lossy source:", f"{vol.name}: {vol.lossy_source}")
+    vol.source_transcoded = transcoded(vol.files) if vol.files else ""
+    if vol.source_transcoded:
+        _say(console, "transcoded source:", f"{vol.name}: {vol.source_transcoded} (every CR is relative to it)")
     vol.notes.append(f"load_ms={(time.perf_counter() - t0) * 1000:.0f}")
     return vol
 
