@@ -24,7 +24,7 @@ FLOORS = [  # (module name prefix, floor); the longest matching prefix wins
     ("medpipe.depth", 0), ("medpipe.metrics", 0), ("medpipe.results", 0),
     ("medpipe.sources", 1), ("medpipe.codecs", 1), ("medpipe.volumes", 1),
     ("medpipe.roundtrip", 2), ("medpipe.dicom", 2),
-    ("medpipe.matrix", 3), ("medpipe.archive", 3), ("medpipe.report", 3),
+    ("medpipe.matrix", 3), ("medpipe.archive", 3), ("medpipe.report", 3), ("medpipe.survey", 3),
     ("medpipe.preset", 4), ("medpipe.runner", 4),
     ("medpipe.cli", 5), ("medpipe.__main__", 5),
 ]
