@@ -4,9 +4,12 @@ Within stratum h (N series, n measured, auxiliary a known for every series from 
 the source reports them, else raw pixel bytes), a total of v (bytes after re-encoding, bytes now when unknown,
 encode or decode seconds) is projected as T = A x sum(v)/sum(a), A the stratum's auxiliary total. Its variance is
 the ratio estimator's linearised variance with the finite-population correction,
-V = N^2 (1 - n/N) s_e^2 / n, e_i = v_i - R a_i (Cochran, Sampling Techniques, 6.9). Strata add up; the 95 %
-interval is T +- t x sqrt(V), t from Student's t with Satterthwaite's degrees of freedom (few series per stratum:
-a normal quantile would be too narrow). A stratum measured whole has V = 0, so ``--sample 1`` gives intervals of
+V = N^2 (1 - n/N) s^2 / n, e_i = v_i - R a_i (Cochran, Sampling Techniques, 6.9). Two or three series cannot show
+a stratum's spread (two JPEG-LS series that happen to re-encode alike give s = 0 and an interval of zero width), so
+s^2 is the residual variance shrunk towards a prior spread: s^2 = (k (c R a_mean)^2 + sum (e_i - e_mean)^2) /
+(k + n - 1), c = 5 % (a series' value about R a_i), k = 2 prior degrees of freedom, unless the plain residual
+variance is larger (then it is used, with n - 1 degrees of freedom): a prior never narrows an interval. Strata add up; the 95 % interval is T +- t x sqrt(V), t from Student's t with Satterthwaite's degrees of
+freedom (k + n - 1 per stratum; a normal quantile would be too narrow). A stratum measured whole has V = 0, so ``--sample 1`` gives intervals of
 zero width. Why not the bootstrap: a naive bootstrap ignores the finite-population correction (it gives width at
 a full sample) and is unstable with 2-5 series per stratum; the bench (bench/survey_coverage.py) measures how
 often this interval holds the full figure.
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 Z_FALLBACK = 1.959964
+PRIOR_CV, PRIOR_DF = 0.05, 2  # the prior spread of a series about its stratum's ratio, and its weight (docstring)
 
 
 def t_quantile(df: float) -> float:
@@ -62,12 +66,24 @@ class Term:
     resid: np.ndarray  # e_i over the measured series
     n: int
     N: int
+    typical: float = 0.0  # R x the mean auxiliary of the measured series: a typical series' value
 
-    def var(self, resid: np.ndarray | None = None) -> float:
+    def spread(self, resid: np.ndarray | None = None) -> tuple[float, float]:
+        """(s^2, its degrees of freedom): the residual variance, or the one shrunk towards the prior spread when
+        that is larger (module docstring)."""
         e = self.resid if resid is None else resid
-        if self.n >= self.N or self.n < 2:
-            return 0.0
-        return self.N ** 2 * (1 - self.n / self.N) * float(np.var(e, ddof=1)) / self.n
+        ss = float(np.sum((e - e.mean()) ** 2)) if self.n > 1 else 0.0
+        shrunk = (PRIOR_DF * (PRIOR_CV * self.typical) ** 2 + ss) / (PRIOR_DF + self.n - 1)
+        if self.n > 1 and ss / (self.n - 1) >= shrunk:
+            return ss / (self.n - 1), self.n - 1
+        return shrunk, PRIOR_DF + self.n - 1
+
+    def var(self, resid: np.ndarray | None = None) -> tuple[float, float]:
+        """(N^2 (1 - n/N) s^2 / n, degrees of freedom); zero when every series is measured."""
+        if self.n >= self.N or self.n < 1:
+            return 0.0, 0.0
+        s2, df = self.spread(resid)
+        return self.N ** 2 * (1 - self.n / self.N) * s2 / self.n, df
 
 
 def project(st: Stratum, values: dict[str, float]) -> Term:
@@ -78,7 +94,7 @@ def project(st: Stratum, values: dict[str, float]) -> Term:
     if not uids or a.sum() <= 0:
         return Term(math.nan, math.nan, np.zeros(0), 0, st.total)
     r = float(v.sum() / a.sum())
-    return Term(st.aux_total * r, r, v - r * a, len(uids), st.total)
+    return Term(st.aux_total * r, r, v - r * a, len(uids), st.total, r * float(a.mean()))
 
 
 def bytes_now(st: Stratum) -> Term:
@@ -101,11 +117,11 @@ def codec_values(st: Stratum, label: str, key: str) -> dict[str, float]:
     return out
 
 
-def _sum(terms_vars: list[tuple[float, float, int]]) -> tuple[float, float, float]:
-    """(total, variance, Satterthwaite df) of independent stratum totals (value, variance, n)."""
+def _sum(terms_vars: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """(total, variance, Satterthwaite df) of independent stratum totals (value, variance, df)."""
     total = sum(t for t, _, _ in terms_vars)
     var = sum(v for _, v, _ in terms_vars)
-    den = sum(v * v / (n - 1) for _, v, n in terms_vars if v > 0 and n > 1)
+    den = sum(v * v / df for _, v, df in terms_vars if v > 0 and df > 0)
     return total, var, (var * var / den) if den > 0 else math.inf
 
 
@@ -124,12 +140,12 @@ def combine(strata: list[Stratum], label: str, studies: dict[str, float]) -> dic
     Q = Y / X if X else math.nan
     for st, ty, tx in terms:
         if math.isnan(ty.total):  # nothing measured in this stratum: projected as stored (said in survey.json)
-            y_parts.append((tx.total, tx.var(), tx.n))
+            y_parts.append((tx.total, *tx.var()))
             continue
-        y_parts.append((ty.total, ty.var(), ty.n))
-        x_parts.append((tx.total, tx.var(), tx.n))
+        y_parts.append((ty.total, *ty.var()))
+        x_parts.append((tx.total, *tx.var()))
         d = ty.resid - Q * tx.resid if len(tx.resid) == len(ty.resid) and not st.bytes_known else ty.resid
-        d_parts.append((0.0, ty.var(d), ty.n))
+        d_parts.append((0.0, *ty.var(d)))
         enc.append(project(st, codec_values(st, label, "encode_s")).total)
         dec.append(project(st, codec_values(st, label, "decode_s")).total)
     Y, vy, dfy = _sum(y_parts)
