@@ -228,3 +228,14 @@ def test_bad_arguments_are_one_line(tmp_path, capsys):
     assert code == 2 and "does not exist" in out and "Traceback" not in out
     code, out = run_cli([tmp_path, "--codecs", "nosuchcodec", "--out", tmp_path / "out"], capsys)
     assert code == 2 and "unknown codec" in out
+
+
+def test_a_preset_with_a_survey_section_runs_the_survey(tmp_path, capsys):
+    from medpipe.cli import main
+
+    small_archive(tmp_path / "src", CT12[:1], slices=2, xray=False)
+    preset = tmp_path / "sv.yaml"
+    preset.write_text("name: mysurvey\nsurvey: {sources: [src], sample: 1, seed: 5}\ncodecs: [jpegls]\n")
+    assert main([str(preset), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().out
+    doc = json.loads((survey_folder(tmp_path / "out", "mysurvey") / "survey.json").read_text())
+    assert doc["seed"] == 5 and [r["codec"] for r in doc["rows"]] == ["jpegls", "jpegls"]
