@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _say(console):
+    return lambda text: console.print(str(text), highlight=False, markup=False)
+
+
 def make_specs(entries) -> tuple:
     from ..survey import DEFAULT_CODECS
 
@@ -64,7 +68,7 @@ def main(argv: list[str], console) -> int:
     plan = SurveyPlan(specs=make_specs(entries), fraction=fraction, per_stratum=args.per_stratum, seed=args.seed,
                       out=args.out, name=args.name, jobs=args.jobs, scheduler=args.scheduler, resume=args.resume,
                       ffmpeg=args.ffmpeg, strata_keys=strata_keys(args.strata))
-    run_survey(open_sources(args.sources), plan, console)
+    run_survey(open_sources(args.sources, say=_say(console)), plan, console)
     return 0
 
 
@@ -81,5 +85,5 @@ def run_preset_survey(preset, console, out: Path | None = None, jobs: int | None
                       seed=sv["seed"], out=out or preset.output, name=preset.name, jobs=jobs or 1,
                       scheduler=scheduler, resume=resume, ffmpeg=ffmpeg or preset.ffmpeg,
                       strata_keys=strata_keys(sv["strata"]))
-    run_survey(open_sources(list(sv["sources"])), plan, console)
+    run_survey(open_sources(list(sv["sources"]), say=_say(console)), plan, console)
     return 0

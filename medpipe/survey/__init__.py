@@ -46,7 +46,7 @@ def resolve_sources(texts: list[str], base: Path) -> list[str]:
             for t in texts]
 
 
-def open_sources(texts: list[str], settings: dict | None = None) -> list:
+def open_sources(texts: list[str], settings=None, say=None) -> list:
     """Folder paths -> FolderSource; DICOMweb URLs and DIMSE addresses -> the PACS source (medpipe.sources)."""
     from .. import sources
     from .inventory import FolderSource
@@ -58,5 +58,5 @@ def open_sources(texts: list[str], settings: dict | None = None) -> list:
         elif getattr(sources, "open_source", None) is None:
             raise MedpipeError(f"{text}: PACS addresses need medpipe.sources.open_source, not in this build")
         else:
-            out.append(sources.open_source(str(text), settings or {}))
+            out.append(sources.open_source(str(text), settings, say=say or print))
     return out
