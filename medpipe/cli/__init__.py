@@ -4,6 +4,7 @@
     medpipe codecs                    (or --list-codecs): what is available here, what to install otherwise
     medpipe archive build|list|extract|verify ...
     medpipe report RESULTS_DIR ...
+    medpipe survey SOURCE... [--sample F] ...   what re-encoding an archive would save (a sample, with intervals)
 
 medpipe errors become one line and exit code 2; Ctrl-C exits 130; no traceback for what a user can fix.
 """
@@ -65,6 +66,10 @@ def _dispatch(argv: list[str], console) -> int:
         from .report import main as report_main
 
         return report_main(argv[1:], console)
+    if argv and argv[0] == "survey":
+        from .survey import main as survey_main
+
+        return survey_main(argv[1:], console)
     if argv and argv[0] == "codecs":
         from .run import list_codecs
 

@@ -12,7 +12,8 @@ from ..errors import MedpipeError
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medpipe", description="medpipe: compress medical volumes with every codec "
                                 "an archive could use, and measure what each saves and loses.",
-                                epilog="subcommands: 'medpipe archive -h', 'medpipe report -h', 'medpipe codecs'")
+                                epilog="subcommands: 'medpipe archive -h', 'medpipe report -h', 'medpipe survey -h', "
+                                "'medpipe codecs'")
     p.add_argument("preset", nargs="?", type=Path, help="YAML preset (see presets/)")
     p.add_argument("--input", help="input to use instead of the preset's inputs: a path, or a PACS address "
                    "(http(s)://HOST:PORT/ROOT[/studies/UID[/series/UID]][?Key=value], "
@@ -89,6 +90,11 @@ def main(argv: list[str], console) -> int:
     from ..runner import run_preset
 
     preset = load_preset(args.preset)
+    if preset.survey is not None:  # a survey preset (README "RQ1: surveying an archive")
+        from .survey import run_preset_survey
+
+        return run_preset_survey(preset, console, out=args.out, jobs=args.jobs, resume=args.resume,
+                                 scheduler=args.scheduler, ffmpeg=args.ffmpeg)
     pacs = pacs_options(args, preset.input_options.get("pacs"), args.out or preset.output)
     preset = dataclasses.replace(preset, input_options={**preset.input_options, "pacs": pacs})
     return run_preset(preset, console, input_override=input_arg(args.input), out=args.out, ffmpeg=args.ffmpeg,

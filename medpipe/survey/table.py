@@ -1,0 +1,42 @@
+"""The survey's columns, how its figures are computed (one text for survey.json and the page), number formats,
+and the console table."""
+from __future__ import annotations
+
+import math
+
+COLUMNS = ["modality", "codec", "series_total", "series_sampled", "bytes_now", "bytes_now_low", "bytes_now_high",
+           "bytes_projected", "ci_low", "ci_high", "saving", "saving_low", "saving_high", "ratio",
+           "encode_core_hours", "decode_s_per_study", "df"]
+
+METHOD = ("Per stratum (modality x stored transfer syntax x depth class) a ratio estimator: total = auxiliary total "
+          "x sum(measured)/sum(auxiliary), the auxiliary being stored bytes (or raw pixel bytes when the source does "
+          "not report sizes). 95 % interval: the ratio estimator's linearised variance with the finite-population "
+          "correction, strata summed, Student's t with Satterthwaite's degrees of freedom; zero width where every "
+          "series is measured. bytes_now/bytes_projected: whole DICOM files (headers + encapsulated pixel data) "
+          "as the DICOM writer makes them; lossless3d has no transfer syntax: codestream + the stored headers. "
+          "encode_core_hours: the codec call's time on one thread, projected to every series. decode_s_per_study: "
+          "projected decode time in proportion to the median study's raw pixel bytes.")
+
+
+def gb(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v / 1e9:,.3f}"
+
+
+def pct(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f} %"
+
+
+def render(rows: list[dict], console) -> None:
+    from rich.table import Table
+
+    t = Table(title="What re-encoding would save (GB = 10^9 bytes; 95 % intervals)")
+    for head in ("modality", "codec", "series", "GB now", "GB after", "95 % interval", "saving", "saving 95 %",
+                 "encode core-h", "decode s/study"):
+        t.add_column(head, justify="left" if head in ("modality", "codec") else "right")
+    for r in rows:
+        t.add_row(r["modality"], r["codec"], f"{r['series_sampled']}/{r['series_total']}", gb(r["bytes_now"]),
+                  gb(r["bytes_projected"]), f"{gb(r['ci_low'])}-{gb(r['ci_high'])}", pct(r["saving"]),
+                  f"{pct(r['saving_low'])}-{pct(r['saving_high'])}", f"{r['encode_core_hours']:.3f}",
+                  "-" if r["decode_s_per_study"] is None else f"{r['decode_s_per_study']:.2f}",
+                  end_section=r is rows[-1] or rows[rows.index(r) + 1]["modality"] != r["modality"])
+    console.print(t)
