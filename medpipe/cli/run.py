@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..codecs import REGISTRY, CodecContext
 from ..errors import MedpipeError
+from .common import add_pacs_arguments, input_arg, pacs_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,36 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_pacs_arguments(p)
     p.add_argument("--list-codecs", action="store_true", help="show which codecs are available here")
     return p
-
-
-def add_pacs_arguments(p: argparse.ArgumentParser) -> None:
-    """How a PACS address is read; credentials never come from here (environment or netrc only)."""
-    g = p.add_argument_group("PACS inputs (credentials: MEDPIPE_PACS_USER/MEDPIPE_PACS_PASSWORD, "
-                             "MEDPIPE_PACS_TOKEN or netrc)")
-    g.add_argument("--aet", help="medpipe's AE title towards a DIMSE peer (default MEDPIPE, or the preset's pacs.aet)")
-    g.add_argument("--port", type=int, help="port of the storage SCP medpipe runs for C-MOVE when the peer refuses "
-                   "C-GET (default 11112, or the preset's pacs.port)")
-    g.add_argument("--pacs-requests", type=int, help="at most this many requests in flight to a PACS (default 4)")
-    g.add_argument("--insecure", action="store_true", help="do not verify the PACS's TLS certificate")
-
-
-def pacs_options(args, given: dict | None, output: Path) -> dict:
-    """The preset's pacs: mapping with the command line's choices on top; the cache under the output folder."""
-    out = dict(given or {})
-    for key, value in (("aet", args.aet), ("port", args.port), ("requests", args.pacs_requests)):
-        if value is not None:
-            out[key] = value
-    if args.insecure:
-        out["insecure"] = True
-    out.setdefault("cache", str(Path(output) / ".medpipe-cache"))
-    return out
-
-
-def input_arg(text: str | None):
-    """--input as given: a PACS address stays text, anything else is a path."""
-    from ..sources import is_address
-
-    return None if text is None else text.strip() if is_address(text) else Path(text)
 
 
 def list_codecs(console, ffmpeg: str | None) -> int:
