@@ -104,7 +104,7 @@ _REQUIRED = frozenset(f.name for f in fields(Row) if f.default is MISSING)
 
 LIBRARIES = ["medpipe", "numpy", "pydicom", "imagecodecs", "imageio-ffmpeg", "opencv-python-headless",
              "opencv-python", "pillow", "pillow-jpls", "pyjpegls", "pylibjpeg", "pylibjpeg-libjpeg",
-             "pylibjpeg-openjpeg", "glymur", "rich", "pyyaml", "matplotlib", "dask", "distributed"]
+             "pylibjpeg-openjpeg", "glymur", "rich", "pyyaml", "matplotlib", "scipy", "jinja2", "dask", "distributed"]
 
 
 def library_versions() -> dict[str, str]:
