@@ -116,6 +116,8 @@ def fetch_address(address: str, settings=None, say=print) -> tuple[list[Path], l
     key = parse_address(address).key
     folders, errors = [], []
     for study, series, found in source.series_list():
+        if not found:  # a series without instances (or one the address names that is not there)
+            continue
         folder = series_folder(settings.cache, key, study, series)
         try:
             source.fetch_series(study, series, folder, instances=found)
@@ -124,7 +126,10 @@ def fetch_address(address: str, settings=None, say=print) -> tuple[list[Path], l
             errors.append(str(exc))
             say(f"skipped: {exc}")
     progress = source.progress
-    if not progress.series:
-        raise SourceError(f"{source.label}: the query matched nothing (no series)")
+    if not progress.found:
+        a = parse_address(address)
+        raise SourceError(f"{source.label}: " + (f"series {a.series} not found (no instances)" if a.series else
+                                                 f"study {a.study} not found (no series)" if a.study else
+                                                 "the query matched nothing (no series)"))
     say(progress.line(final=True))
     return folders, errors
