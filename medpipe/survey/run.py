@@ -13,8 +13,7 @@ from pathlib import Path
 from ..errors import MedpipeError
 from ..files import make_dirs, safe_component
 from ..matrix import ResultStore, find_resume_folder
-from ..matrix.executors import DaskCluster
-from ..matrix.workers import worker_init
+from ..matrix.executors import DaskCluster, LocalPool
 from ..results import run_folder
 from .estimate import Stratum, combine
 from .inventory import SeriesInfo, summary, take_inventory
@@ -55,27 +54,24 @@ def survey_folder(plan: SurveyPlan, started: datetime) -> Path:
 
 
 class Executor:
-    """Where series are measured: here (jobs 1), a process pool (jobs N), or a Dask cluster (--scheduler)."""
+    """Where series are measured: here (jobs 1), the matrix's process pool (jobs N: spawned workers that end with
+    the run, stopped at once on Ctrl-C), or its Dask cluster (--scheduler)."""
 
     def __init__(self, jobs: int, scheduler: str | None):
         self.jobs, self.scheduler = max(1, jobs), scheduler
-        self.pool = self.dask = None
+        self.local = self.dask = None
 
     def __enter__(self):
         if self.scheduler:
             self.dask = DaskCluster(self.scheduler, self.jobs).__enter__()
         elif self.jobs > 1:
-            import multiprocessing
-
-            self.pool = cf.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                               initializer=worker_init)
+            self.local = LocalPool(self.jobs).__enter__()
         return self
 
-    def __exit__(self, exc_type, *exc):
-        if self.dask is not None:
-            self.dask.__exit__(None)
-        if self.pool is not None:
-            self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
+    def __exit__(self, *exc):
+        for ex in (self.dask, self.local):
+            if ex is not None:
+                ex.__exit__(*exc)
         return False
 
     @property
@@ -85,18 +81,15 @@ class Executor:
     def submit(self, task: dict):
         if self.dask is not None:
             return self.dask.client.submit(measure_series, task, pure=False)
-        if self.pool is not None:
-            return self.pool.submit(measure_series, task)
+        if self.local is not None:
+            return self.local.pool.submit(measure_series, task)
         fut: cf.Future = cf.Future()
         fut.set_result(measure_series(task))
         return fut
 
     def wait(self, pending: set):
         if self.dask is not None:
-            from distributed import wait
-
-            res = wait(list(pending), return_when="FIRST_COMPLETED")
-            return set(res.done), set(res.not_done)
+            return self.dask.wait(pending)
         return cf.wait(pending, return_when=cf.FIRST_COMPLETED)
 
 
