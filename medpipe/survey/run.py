@@ -113,7 +113,8 @@ def measure_all(todo: list[tuple], plan: SurveyPlan, folder: Path, store: Result
                 s, dest = pending.pop(fut)
                 record = fut.result()
                 store.append({"cell_id": series_key(s.series_uid), "series_uid": s.series_uid,
-                              "settings": store.settings, "row": {"status": "ok", "measurement": record}})
+                              "settings": store.settings,
+                              "row": {"status": "ok" if record["status"] == "ok" else "failed", "measurement": record}})
                 shutil.rmtree(dest, ignore_errors=True)  # a PACS series' retrieved copy (never the source)
                 done_count += 1
                 console.print(f"measured {done_count}/{len(todo)}: {s.modality} series ...{s.series_uid[-12:]} "
@@ -121,6 +122,15 @@ def measure_all(todo: list[tuple], plan: SurveyPlan, folder: Path, store: Result
                               highlight=False, markup=False)
     shutil.rmtree(folder / ".scratch", ignore_errors=True)
     shutil.rmtree(fetch_root, ignore_errors=True)
+
+
+def last_records(store: ResultStore, wanted: set) -> dict[str, dict]:
+    """Series UID -> its last measurement with these settings (an unreadable series counts as kept as stored)."""
+    out = {}
+    for rec in store.records():
+        if rec.get("settings") == store.settings and rec.get("series_uid") in wanted:
+            out[rec["series_uid"]] = rec["row"]["measurement"]
+    return out
 
 
 def make_strata(groups: dict[str, list[SeriesInfo]], measured: dict[str, dict]) -> list[Stratum]:
@@ -175,7 +185,7 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
     groups = strata(series, plan.strata_keys)
     picks = draw(groups, plan.seed, plan.fraction, plan.per_stratum)
     store = ResultStore(folder, plan.settings())
-    done = {rec.get("series_uid"): rec["row"]["measurement"] for rec in store.done().values()}
+    done = {rec.get("series_uid") for rec in store.done().values()}  # an unreadable series is tried again
     by_uid = {s.series_uid: s for s in series}
     wanted = [u for name in picks for u in picks[name]]
     todo = [(owner[u], by_uid[u]) for u in wanted if u not in done]
@@ -185,8 +195,7 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
     t0 = datetime.now(timezone.utc)
     measure_all(todo, plan, folder, store, console)
     measure_s = (datetime.now(timezone.utc) - t0).total_seconds()
-    measured = {rec.get("series_uid"): rec["row"]["measurement"] for rec in store.done().values()}
-    measured = {u: m for u, m in measured.items() if u in set(wanted)}
+    measured = last_records(store, set(wanted))
     rows = survey_rows(series, groups, measured, [s.label for s in plan.specs])
     doc = {"rows": rows, "inventory": {"sources": facts, "by_modality_syntax": summary(series)},
            "strata": [{"name": n, "series_total": len(groups[n]), "series_sampled": len(picks[n]),
