@@ -3,7 +3,7 @@ matrix, each codec, DICOM output, report, archive) declares its options as data 
 and is checked against them here, with "did you mean" for unknown keys, types, choices and ranges.
 
 Relative paths in a preset (``input``, ``inputs``) are resolved against the preset file's folder, so a preset
-runs the same from any working directory; ``output`` is resolved against the working directory. Names that become
+runs the same from any working directory (a PACS address, http(s):// or dicom://, stays as given); ``output`` is resolved against the working directory. Names that become
 folders (``name``, ``dicom_out.folder``, ``report.folder``) must be plain names: a path cannot leave ``--out``.
 """
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from .archive import Settings, parse_settings
 from .codecs import CodecSpec, parse_codec
@@ -22,13 +20,19 @@ from .files import check_component
 from .matrix import MATRIX_OPTIONS
 from .options import Option, check_section, on_off
 from .report import check_options as check_report
+from .sources import is_address
+from .sources.settings import SOURCE_OPTIONS, source_settings
 from .volumes import INPUT_OPTIONS
+from .yamlsafe import load_file
 
 TOP_OPTIONS: dict[str, Option] = {
     "name": Option(str, None, "run name (default: the preset file's stem); a plain name, it names a folder"),
     "description": Option(str, None, "free text"),
-    "input": Option(str, None, "one input: DICOM series folder or tree, multi-frame DICOM file, PNG slices, ..."),
-    "inputs": Option(list, None, "several inputs (paths), or folder trees to discover series in", item=str),
+    "input": Option(str, None, "one input: DICOM series folder or tree, multi-frame DICOM file, PNG slices, ..., "
+                    "or a PACS address (http(s)://HOST:PORT/ROOT[/studies/UID], dicom://AET@HOST:PORT[/studies/UID])"),
+    "inputs": Option(list, None, "several inputs (paths or PACS addresses), or folder trees to discover series in",
+                     item=str),
+    "pacs": Option(dict, None, f"how PACS addresses are read: {', '.join(SOURCE_OPTIONS)}"),
     "output": Option(str, "results", "folder under which each run writes its results folder"),
     "ffmpeg": Option(str, None, "ffmpeg binary (default: $MEDPIPE_FFMPEG, then the imageio-ffmpeg wheel's)"),
     "dump_png": Option((bool, str), False, "write each volume's slices as 16-bit PNG (true: into the results "
@@ -48,7 +52,7 @@ TOP_OPTIONS: dict[str, Option] = {
 class Preset:
     name: str
     path: Path | None
-    inputs: tuple[Path, ...]
+    inputs: tuple[Path | str, ...]  # a PACS address stays a string
     output: Path
     codecs: tuple[CodecSpec, ...]
     ffmpeg: str | None = None
@@ -76,7 +80,7 @@ def parse_preset(data: Any, *, path: Path | None = None) -> Preset:
     top = check_section(data, TOP_OPTIONS, f"{where}preset")
     base = path.parent if path else Path.cwd()
     raw_inputs = ([top["input"]] if top["input"] else []) + list(top["inputs"] or [])
-    inputs = tuple(p if p.is_absolute() else base / p for p in (Path(str(x)).expanduser() for x in raw_inputs))
+    inputs = tuple(str(x).strip() if is_address(x) else _path(x, base) for x in raw_inputs)
     archive = parse_settings(_archive_section(top), f"{where}archive") if top["archive"] is not None else None
     codecs_raw = top["codecs"] or []
     survey = _survey_section(top, base, where)
@@ -94,6 +98,9 @@ def parse_preset(data: Any, *, path: Path | None = None) -> Preset:
     if report:
         _folder_name(report["folder"], f"{where}report.folder")
     given = {**(top["input_options"] or {}), **({"color": data["color"]} if "color" in data else {})}
+    if top["pacs"] is not None:
+        source_settings(top["pacs"], f"{where}pacs")  # checked here, used when an address is read
+        given["pacs"] = top["pacs"]
     input_options = check_section(given, INPUT_OPTIONS, f"{where}input_options")
     name = top["name"] or (path.stem if path else "run")
     return Preset(
@@ -113,6 +120,11 @@ def _survey_section(top: dict, base: Path, where: str) -> dict | None:
     return {**survey, "sources": resolve_sources(list(survey["sources"]), base)}
 
 
+def _path(text, base: Path) -> Path:
+    p = Path(str(text)).expanduser()
+    return p if p.is_absolute() else base / p
+
+
 def _archive_section(top: dict) -> dict:
     """``archive:`` settings; without its own ``codec`` the first of ``codecs`` codes the archive."""
     data = dict(top["archive"] or {})
@@ -128,12 +140,5 @@ def load_preset(path: Path | str) -> Preset:
                           "pass the folder as --input")
     if not path.is_file():
         raise PresetError(f"{path}: preset file not found (see presets/ for examples)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PresetError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{path}: cannot be read ({exc})") from None
+    data = load_file(path)  # bounded: size, aliases, nesting
     return parse_preset(data, path=path.resolve())

@@ -22,13 +22,16 @@ from .files import atomic_write_text
 
 TIMING_NOTE = ("encode_ms/decode_ms: wall time (time.perf_counter) of the codec call alone, best of `repeat`; "
                "in-process codecs: all slices in one loop; ffmpeg codecs: the whole subprocess including its "
-               "start-up and the raw-frame pipe. Value mapping, metrics and file I/O are excluded and timed apart.")
+               "start-up and the raw-frame pipe. Value mapping, metrics and file I/O are excluded and timed apart. "
+               "A codec's one-time preparation (lossless3d's numba compile or cache load) runs before the timed "
+               "calls: prepare_ms, non-zero on the first cell of each worker process; codec_prepare_ms gives the "
+               "largest per codec.")
 
 COLUMNS = ["volume", "codec", "setting", "label", "lossless", "bits", "peak", "codec_bits", "mapping", "slices",
            "rows", "cols", "raw_bytes", "compressed_bytes", "cr", "bpv", "mse", "psnr_db", "ssim", "max_abs_err",
            "padding_voxels", "window", "psnr_window_db", "ssim_window", "encode_ms", "decode_ms", "map_ms",
-           "metrics_ms", "exact", "status", "reason", "color", "lossy_source", "dicom_ts", "dicom_dir", "dicom_bytes",
-           "dicom_cr", "version", "modality", "body_part", "volume_hash", "cell_id"]
+           "prepare_ms", "metrics_ms", "exact", "status", "reason", "color", "lossy_source", "dicom_ts", "dicom_dir",
+           "dicom_bytes", "dicom_cr", "version", "modality", "body_part", "volume_hash", "cell_id", "source_transcoded"]
 
 LIBRARIES = ["medpipe", "numpy", "pydicom", "imagecodecs", "imageio-ffmpeg", "opencv-python-headless",
              "opencv-python", "pillow", "pillow-jpls", "pyjpegls", "pylibjpeg", "pylibjpeg-libjpeg",

@@ -4,7 +4,8 @@ Floors, bottom to top (a module may import its own floor and the floors below, n
 
 0. foundations: errors, files, options, ffmpeg (the only module that starts ffmpeg), depth, metrics, results
 1. sources (a PACS address -> instance metadata and local files; below the readers, importing none of them), codecs
-   (one interface, a codec's knowledge as data) and the readers of volumes (which import no codec)
+   (one interface, a codec's knowledge as data) and the readers of volumes (which import no codec); the codestream
+   header readers (dicom.streaminfo, dicom.syntaxes), which the readers use to check a codestream before decoding
 2. the round trip; DICOM output
 3. the matrix, the archive, the report (which reads result files and imports no codec)
 4. the preset and the run of a preset
@@ -24,6 +25,8 @@ FLOORS = [  # (module name prefix, floor); the longest matching prefix wins
     ("medpipe.depth", 0), ("medpipe.metrics", 0), ("medpipe.results", 0),
     ("medpipe.sources", 1), ("medpipe.codecs", 1), ("medpipe.volumes", 1),
     ("medpipe.roundtrip", 2), ("medpipe.dicom", 2),
+    # what a codestream says about itself (reading headers, decoding nothing): the readers check it too
+    ("medpipe.dicom.streaminfo", 1), ("medpipe.dicom.syntaxes", 1),
     ("medpipe.matrix", 3), ("medpipe.archive", 3), ("medpipe.report", 3), ("medpipe.survey", 3),
     ("medpipe.preset", 4), ("medpipe.runner", 4),
     ("medpipe.cli", 5), ("medpipe.__main__", 5),

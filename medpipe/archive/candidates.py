@@ -23,6 +23,7 @@ import numpy as np
 from ..codecs import Codec, Encoded, codec_class, parse_codec
 from ..codecs.base import Param
 from ..depth import Mapping, plan_group_mapping, values_from_pattern
+from ..dicom.streaminfo import codestream_info, jxl_info
 from ..errors import CodecSkip, CodecUnavailable, DamagedInput, MedpipeError, PresetError
 from ..options import did_you_mean
 from ..roundtrip import round_trip, timed
@@ -112,10 +113,15 @@ class ChannelJpegXL(Codec):
 
         out = np.empty(enc.shape, np.dtype(enc.dtype))
         plan = self.p["channels"] or [1] * enc.shape[0]
-        if len(plan) != len(enc.chunks):
-            raise DamagedInput(f"{len(enc.chunks)} codestreams for {len(plan)} images")
+        if len(plan) != len(enc.chunks) or sum(plan) != enc.shape[0]:
+            raise DamagedInput(f"{len(enc.chunks)} codestreams of {sum(plan)} channels for {len(plan)} images of "
+                               f"{enc.shape[0]} slices")
         at = 0
         for c, chunk in zip(plan, enc.chunks):
+            info = jxl_info(chunk)  # the codestream's own size header, before the decoder allocates
+            if (info["rows"], info["columns"]) != tuple(enc.shape[1:]):
+                raise DamagedInput(f"a JPEG XL codestream says {info['rows']} x {info['columns']}, expected "
+                                   f"{enc.shape[1]} x {enc.shape[2]}; refused before decoding")
             img = imagecodecs.jpegxl_decode(chunk)
             out[at:at + c] = img[None] if c == 1 else np.moveaxis(img, -1, 0)
             at += c
@@ -189,6 +195,10 @@ def decode_codestream(uid: str, data: bytes, scan: dict) -> np.ndarray:
 
     decoder = {JPEG_XL: imagecodecs.jpegxl_decode, "1.2.840.10008.1.2.4.80": imagecodecs.jpegls_decode,
                "1.2.840.10008.1.2.4.201": imagecodecs.htj2k_decode}[uid]
+    info = codestream_info(uid, data)  # its own header, before anything is allocated
+    if (info.get("rows"), info.get("columns")) != tuple(scan["shape"][1:]):
+        raise DamagedInput(f"the {uid} codestream says {info.get('rows')} x {info.get('columns')}, the scan "
+                           f"{scan['shape'][1]} x {scan['shape'][2]}; refused before decoding")
     return values_from_pattern(decoder(data), scan["bits_stored"], scan["signed"])
 
 

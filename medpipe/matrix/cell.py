@@ -48,7 +48,8 @@ def base_row(volume, spec: CodecSpec) -> dict:
     row.update(volume=volume.name, codec=spec.codec.name, setting=spec.codec.setting(), label=spec.label, slices=n,
                rows=h, cols=w, raw_bytes=volume.raw_bytes, bits=volume.signal_bits, modality=volume.modality,
                body_part=volume.body_part, volume_hash=volume.content_hash[:16], status="ok", reason="",
-               color=volume.color, lossy_source=volume.lossy_source)
+               color=volume.color, lossy_source=volume.lossy_source,
+               source_transcoded=getattr(volume, "source_transcoded", ""))
     return row
 
 
@@ -85,7 +86,7 @@ def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings,
             raise CodecSkip(f"values span {mapping.bits_in} bits, {codec.name} codes at most {mapping.bits_out}: "
                             "it would not be lossless (narrow the data or use ffv1/jpegls)")
         rt = round_trip(volume.pixels, codec, mapping, ctx, repeat=settings.repeat)
-        row.update(encode_ms=rt.encode_ms, decode_ms=rt.decode_ms, map_ms=rt.map_ms)
+        row.update(encode_ms=rt.encode_ms, decode_ms=rt.decode_ms, map_ms=rt.map_ms, prepare_ms=rt.prepare_ms)
         t0 = time.perf_counter()
         window = fixed_window(volume.modality, volume.rescale_slope, volume.rescale_intercept, volume.bits_stored,
                               volume.signed)

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from ..depth import values_from_pattern
-from ..errors import InputError
+from ..dicom.streaminfo import jxl_info
+from ..errors import DamagedInput, InputError
+from ..memory import TooLarge, check_fits
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -171,17 +173,35 @@ def decode_frames_here(ds, ts: str) -> np.ndarray:
     signed = bool(int(ds.get("PixelRepresentation", 0)))
     dtype = np.dtype(f"<{'i' if signed else 'u'}{max(1, allocated // 8)}")
     shape = (rows, cols, spp) if spp > 1 else (rows, cols)
+    frame_bytes = rows * cols * spp * dtype.itemsize
     frames = []
     for data in generate_frames(ds.PixelData, number_of_frames=nframes):
-        if ts == DEFLATED_IMAGE_FRAME:
-            native = zlib.decompress(data, -15)[: rows * cols * spp * dtype.itemsize]
-            frames.append(np.frombuffer(native, dtype).reshape(shape))
+        if ts == DEFLATED_IMAGE_FRAME:  # inflate no more than the header's frame (+ a padding byte) allows
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            native = inflater.decompress(data, frame_bytes + 2)
+            if len(native) not in (frame_bytes, frame_bytes + 1) or inflater.unconsumed_tail:
+                raise DamagedInput(f"a deflated frame inflates to {'more than ' if inflater.unconsumed_tail else ''}"
+                                   f"{len(native)} bytes, Rows x Columns x samples x bytes say {frame_bytes}")
+            frames.append(np.frombuffer(native[:frame_bytes], dtype).reshape(shape))
             continue
         import imagecodecs
 
+        info = jxl_info(data)  # the codestream's size header, before the decoder allocates
+        if (info["rows"], info["columns"]) != (rows, cols):
+            raise DamagedInput(f"the JPEG XL codestream says {info['rows']} x {info['columns']}, the header "
+                               f"Rows x Columns {rows} x {cols}")
         pattern = np.asarray(imagecodecs.jpegxl_decode(data)).reshape(shape)
         frames.append(values_from_pattern(pattern, stored, signed).astype(dtype.newbyteorder("=")))
     return frames[0] if nframes == 1 else np.stack(frames)
+
+
+def decoded_bytes(ds) -> int:
+    """Bytes the header's Rows x Columns x frames x samples x BitsAllocated decode to (0 when it does not say)."""
+    try:
+        return (int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1) *
+                int(ds.get("SamplesPerPixel", 1) or 1) * max(1, (int(ds.BitsAllocated) + 7) // 8))
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 def decode_pixels(ds, path: Path) -> np.ndarray:
@@ -190,6 +210,7 @@ def decode_pixels(ds, path: Path) -> np.ndarray:
         raise InputError(f"{path}: has no pixel data (SOP class {ds.get('SOPClassUID', '?')}); not an image")
     ts = transfer_syntax(ds) or "?"
     try:
+        check_fits(2 * decoded_bytes(ds), str(path))  # the decoded array and a working copy
         with quiet():
             if ts in JPEG_XL_SYNTAXES or ts == DEFLATED_IMAGE_FRAME:
                 return decode_frames_here(ds, ts)
@@ -206,6 +227,8 @@ def decode_pixels(ds, path: Path) -> np.ndarray:
         raise InputError(f"{path}: pixel data cannot be decoded ({type(exc).__name__}: {exc}); damaged?")
     except MemoryError:
         raise InputError(f"{path}: pixel data too large for the memory here")
+    except TooLarge as exc:
+        raise InputError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - decoders raise anything on a damaged codestream
         raise InputError(f"{path}: pixel data is damaged or truncated ({type(exc).__name__}: {exc})")
 

@@ -75,6 +75,7 @@ class Volume:
     # inclusive range of STORED values that are padding (PS3.3 C.7.5.1.1.2), None when the source names none
     padding: tuple[int, int] | None = None
     lossy_source: str = ""  # "" or why the source was already lossy before medpipe touched it
+    source_transcoded: str = ""  # "" or how a PACS sent other bytes than it stores (medpipe/sources)
     color: str = ""  # "" or the colour conversion done on loading
     events: list[dict] = field(default_factory=list)  # what series assembly did: {"kind": ..., "message": ...}
     spacing: tuple[float, float, float] | None = None  # (slice, row, col) in mm when known
@@ -157,5 +158,6 @@ class Volume:
             "body_part": self.body_part, "description": self.description, "rescale_slope": self.rescale_slope,
             "rescale_intercept": self.rescale_intercept, "patient_hash": self.patient_hash,
             "spacing_mm": list(self.spacing) if self.spacing else None, "lossy_source": self.lossy_source,
+            "source_transcoded": self.source_transcoded,
             "color": self.color, "events": list(self.events), "notes": self.notes,
         }
