@@ -239,3 +239,22 @@ def test_a_preset_with_a_survey_section_runs_the_survey(tmp_path, capsys):
     assert main([str(preset), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().out
     doc = json.loads((survey_folder(tmp_path / "out", "mysurvey") / "survey.json").read_text())
     assert doc["seed"] == 5 and [r["codec"] for r in doc["rows"]] == ["jpegls", "jpegls"]
+
+
+def test_a_series_that_cannot_be_read_is_counted_as_stored_and_tried_again(tmp_path, capsys):
+    root = tmp_path / "src"
+    root.mkdir()
+    data = shared("xray/RG3_tibia_cr.dcm").read_bytes()
+    (root / "cut.dcm").write_bytes(data[:len(data) // 2])  # the header reads; the pixel data is cut off
+    args = [root, "--codecs", "jpegls", "--sample", "1", "--out", tmp_path / "out"]
+    code, out = run_cli(args, capsys)
+    assert code == 0, out
+    assert "unreadable" in out
+    folder = survey_folder(tmp_path / "out")
+    doc = json.loads((folder / "survey.json").read_text())
+    (m,) = doc["measured"].values()
+    assert m["status"] == "unreadable" and "cut.dcm" in m["reason"]
+    (row,) = [r for r in doc["rows"] if r["modality"] == "ALL"]
+    assert row["bytes_projected"] == row["bytes_now"] == len(data) // 2  # kept as stored
+    code, out = run_cli([*args, "--resume"], capsys)
+    assert code == 0 and "measured 1/1" in out  # tried again

@@ -44,7 +44,8 @@ def make_specs(entries) -> tuple:
     specs = tuple(parse_codec(e, f"codecs[{i}]") for i, e in enumerate(entries or DEFAULT_CODECS))
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
-        raise PresetError(f"codec labels must be unique; repeated: {sorted({x for x in labels if labels.count(x) > 1})}")
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        raise PresetError(f"codec labels must be unique; repeated: {twice} (add 'label:' to tell them apart)")
     return specs
 
 

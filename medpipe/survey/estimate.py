@@ -6,10 +6,11 @@ encode or decode seconds) is projected as T = A x sum(v)/sum(a), A the stratum's
 the ratio estimator's linearised variance with the finite-population correction,
 V = N^2 (1 - n/N) s^2 / n, e_i = v_i - R a_i (Cochran, Sampling Techniques, 6.9). Two or three series cannot show
 a stratum's spread (two JPEG-LS series that happen to re-encode alike give s = 0 and an interval of zero width), so
-s^2 is the residual variance shrunk towards a prior spread: s^2 = (k (c R a_mean)^2 + sum (e_i - e_mean)^2) /
-(k + n - 1), c = 5 % (a series' value about R a_i), k = 2 prior degrees of freedom, unless the plain residual
-variance is larger (then it is used, with n - 1 degrees of freedom): a prior never narrows an interval. Strata add up; the 95 % interval is T +- t x sqrt(V), t from Student's t with Satterthwaite's degrees of
-freedom (k + n - 1 per stratum; a normal quantile would be too narrow). A stratum measured whole has V = 0, so ``--sample 1`` gives intervals of
+s^2 is the residual variance shrunk towards a prior spread, s^2 = (k (c R a_mean)^2 + sum (e_i - e_mean)^2) /
+(k + n - 1) with c = 5 % (a series' value about R a_i) and k = 2 prior degrees of freedom -- unless the plain
+residual variance is larger (then it is used, with n - 1 degrees of freedom): the prior never narrows an interval.
+Strata add up; the 95 % interval is T +- t x sqrt(V), t from Student's t with Satterthwaite's degrees of freedom
+(a normal quantile would be too narrow). A stratum measured whole has V = 0, so ``--sample 1`` gives intervals of
 zero width. Why not the bootstrap: a naive bootstrap ignores the finite-population correction (it gives width at
 a full sample) and is unstable with 2-5 series per stratum; the bench (bench/survey_coverage.py) measures how
 often this interval holds the full figure.

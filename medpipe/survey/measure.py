@@ -26,12 +26,18 @@ from ..volumes.series import Member, assemble
 SETTINGS = CellSettings(repeat=1, ssim=False, fill_depth=False, codec_threads=1)
 
 
+# The readers' damage heuristic (values far outside the neighbours' range) is for telling a decoder's garbage from
+# an image; the survey measures what the archive stores, and every codec's round trip is checked bit-exact against
+# what was decoded, so a legitimate odd slice (a phantom's insert) must not take its series out of the survey.
+READ_OPTIONS = {"damage_check": False}
+
+
 def series_volumes(paths: list[Path], name: str) -> list:
     """The files of one series as the volumes the readers make of them (a series may hold several)."""
     groups = assemble([Member(p, read_dicom(p, defer_size=4096)) for p in paths], 0.1)
     out = []
     for k, group in enumerate(groups):
-        src = VolumeSource("dicom", group.paths, f"{name}-{k + 1}" if len(groups) > 1 else name, {},
+        src = VolumeSource("dicom", group.paths, f"{name}-{k + 1}" if len(groups) > 1 else name, READ_OPTIONS,
                            label=group.label, source=paths[0].parent, events=group.events,
                            alternates=group.alternates)
         out.append(src.load([]))

@@ -11,7 +11,7 @@ import numpy as np
 from ..dicom.syntaxes import SYNTAXES
 from ..files import atomic_write_text
 from ..report.figures import Figures, codec_color, pyplot
-from .table import COLUMNS, gb, pct
+from .table import COLUMNS, gb, pct, unit_for
 
 SYNTAX_NAMES = {"1.2.840.10008.1.2": "Implicit VR LE", "1.2.840.10008.1.2.1": "Explicit VR LE",
                 "1.2.840.10008.1.2.2": "Explicit VR BE", "1.2.840.10008.1.2.4.50": "JPEG Baseline",
@@ -102,13 +102,14 @@ def write_page(folder: Path, doc: dict) -> Path:
     figs = Figures(folder / "figures", 110)
     items = [saving_figure(figs, rows, codec_of), syntax_figure(figs, doc["inventory"]["by_modality_syntax"]),
              tradeoff_figure(figs, rows, codec_of)]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS[:4] + ["GB now", "GB after", "95 % interval",
-                                                                        "saving", "saving 95 %", "encode core-h",
-                                                                        "decode s/study"])
+    unit, f = unit_for(rows)
+    names = COLUMNS[:4] + [f"{unit} now", f"{unit} after", "95 % interval", "saving", "saving 95 %",
+                           "encode core-h", "decode s/study"]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in names)
     body = []
     for r in rows:
-        cells = [r["modality"], r["codec"], r["series_total"], r["series_sampled"], gb(r["bytes_now"]),
-                 gb(r["bytes_projected"]), f"{gb(r['ci_low'])} - {gb(r['ci_high'])}", pct(r["saving"]),
+        cells = [r["modality"], r["codec"], r["series_total"], r["series_sampled"], gb(r["bytes_now"], f),
+                 gb(r["bytes_projected"], f), f"{gb(r['ci_low'], f)} - {gb(r['ci_high'], f)}", pct(r["saving"]),
                  f"{pct(r['saving_low'])} - {pct(r['saving_high'])}", f"{r['encode_core_hours']:.3f}",
                  "-" if r["decode_s_per_study"] is None else f"{r['decode_s_per_study']:.2f}"]
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")

@@ -13,8 +13,7 @@ from pathlib import Path
 from ..errors import MedpipeError
 from ..files import make_dirs, safe_component
 from ..matrix import ResultStore, find_resume_folder
-from ..matrix.executors import DaskCluster
-from ..matrix.workers import worker_init
+from ..matrix.executors import DaskCluster, LocalPool
 from ..results import run_folder
 from .estimate import Stratum, combine
 from .inventory import SeriesInfo, summary, take_inventory
@@ -55,27 +54,24 @@ def survey_folder(plan: SurveyPlan, started: datetime) -> Path:
 
 
 class Executor:
-    """Where series are measured: here (jobs 1), a process pool (jobs N), or a Dask cluster (--scheduler)."""
+    """Where series are measured: here (jobs 1), the matrix's process pool (jobs N: spawned workers that end with
+    the run, stopped at once on Ctrl-C), or its Dask cluster (--scheduler)."""
 
     def __init__(self, jobs: int, scheduler: str | None):
         self.jobs, self.scheduler = max(1, jobs), scheduler
-        self.pool = self.dask = None
+        self.local = self.dask = None
 
     def __enter__(self):
         if self.scheduler:
             self.dask = DaskCluster(self.scheduler, self.jobs).__enter__()
         elif self.jobs > 1:
-            import multiprocessing
-
-            self.pool = cf.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                               initializer=worker_init)
+            self.local = LocalPool(self.jobs).__enter__()
         return self
 
-    def __exit__(self, exc_type, *exc):
-        if self.dask is not None:
-            self.dask.__exit__(None)
-        if self.pool is not None:
-            self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
+    def __exit__(self, *exc):
+        for ex in (self.dask, self.local):
+            if ex is not None:
+                ex.__exit__(*exc)
         return False
 
     @property
@@ -85,18 +81,15 @@ class Executor:
     def submit(self, task: dict):
         if self.dask is not None:
             return self.dask.client.submit(measure_series, task, pure=False)
-        if self.pool is not None:
-            return self.pool.submit(measure_series, task)
+        if self.local is not None:
+            return self.local.pool.submit(measure_series, task)
         fut: cf.Future = cf.Future()
         fut.set_result(measure_series(task))
         return fut
 
     def wait(self, pending: set):
         if self.dask is not None:
-            from distributed import wait
-
-            res = wait(list(pending), return_when="FIRST_COMPLETED")
-            return set(res.done), set(res.not_done)
+            return self.dask.wait(pending)
         return cf.wait(pending, return_when=cf.FIRST_COMPLETED)
 
 
@@ -120,7 +113,8 @@ def measure_all(todo: list[tuple], plan: SurveyPlan, folder: Path, store: Result
                 s, dest = pending.pop(fut)
                 record = fut.result()
                 store.append({"cell_id": series_key(s.series_uid), "series_uid": s.series_uid,
-                              "settings": store.settings, "row": {"status": "ok", "measurement": record}})
+                              "settings": store.settings,
+                              "row": {"status": "ok" if record["status"] == "ok" else "failed", "measurement": record}})
                 shutil.rmtree(dest, ignore_errors=True)  # a PACS series' retrieved copy (never the source)
                 done_count += 1
                 console.print(f"measured {done_count}/{len(todo)}: {s.modality} series ...{s.series_uid[-12:]} "
@@ -128,6 +122,15 @@ def measure_all(todo: list[tuple], plan: SurveyPlan, folder: Path, store: Result
                               highlight=False, markup=False)
     shutil.rmtree(folder / ".scratch", ignore_errors=True)
     shutil.rmtree(fetch_root, ignore_errors=True)
+
+
+def last_records(store: ResultStore, wanted: set) -> dict[str, dict]:
+    """Series UID -> its last measurement with these settings (an unreadable series counts as kept as stored)."""
+    out = {}
+    for rec in store.records():
+        if rec.get("settings") == store.settings and rec.get("series_uid") in wanted:
+            out[rec["series_uid"]] = rec["row"]["measurement"]
+    return out
 
 
 def make_strata(groups: dict[str, list[SeriesInfo]], measured: dict[str, dict]) -> list[Stratum]:
@@ -182,7 +185,7 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
     groups = strata(series, plan.strata_keys)
     picks = draw(groups, plan.seed, plan.fraction, plan.per_stratum)
     store = ResultStore(folder, plan.settings())
-    done = {rec.get("series_uid"): rec["row"]["measurement"] for rec in store.done().values()}
+    done = {rec.get("series_uid") for rec in store.done().values()}  # an unreadable series is tried again
     by_uid = {s.series_uid: s for s in series}
     wanted = [u for name in picks for u in picks[name]]
     todo = [(owner[u], by_uid[u]) for u in wanted if u not in done]
@@ -192,8 +195,7 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
     t0 = datetime.now(timezone.utc)
     measure_all(todo, plan, folder, store, console)
     measure_s = (datetime.now(timezone.utc) - t0).total_seconds()
-    measured = {rec.get("series_uid"): rec["row"]["measurement"] for rec in store.done().values()}
-    measured = {u: m for u, m in measured.items() if u in set(wanted)}
+    measured = last_records(store, set(wanted))
     rows = survey_rows(series, groups, measured, [s.label for s in plan.specs])
     doc = {"rows": rows, "inventory": {"sources": facts, "by_modality_syntax": summary(series)},
            "strata": [{"name": n, "series_total": len(groups[n]), "series_sampled": len(picks[n]),

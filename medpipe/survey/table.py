@@ -18,8 +18,17 @@ METHOD = ("Per stratum (modality x stored transfer syntax x depth class) a ratio
           "projected decode time in proportion to the median study's raw pixel bytes.")
 
 
-def gb(v) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v / 1e9:,.3f}"
+UNITS = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6))
+
+
+def unit_for(rows: list[dict]) -> tuple[str, float]:
+    """The largest decimal unit in which the biggest figure is at least 1."""
+    top = max((r["bytes_now"] or 0 for r in rows), default=0)
+    return next(((n, f) for n, f in UNITS if top >= f), UNITS[-1])
+
+
+def gb(v, factor: float = 1e9) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v / factor:,.3f}"
 
 
 def pct(v) -> str:
@@ -29,13 +38,14 @@ def pct(v) -> str:
 def render(rows: list[dict], console) -> None:
     from rich.table import Table
 
-    t = Table(title="What re-encoding would save (GB = 10^9 bytes; 95 % intervals)")
-    for head in ("modality", "codec", "series", "GB now", "GB after", "95 % interval", "saving", "saving 95 %",
-                 "encode core-h", "decode s/study"):
+    unit, f = unit_for(rows)
+    t = Table(title=f"What re-encoding would save ({unit} = {f:.0e} bytes; 95 % intervals; series: measured/all)")
+    for head in ("modality", "codec", "series", f"{unit} now", f"{unit} after", "95 % interval", "saving",
+                 "saving 95 %", "encode core-h", "decode s/study"):
         t.add_column(head, justify="left" if head in ("modality", "codec") else "right")
     for r in rows:
-        t.add_row(r["modality"], r["codec"], f"{r['series_sampled']}/{r['series_total']}", gb(r["bytes_now"]),
-                  gb(r["bytes_projected"]), f"{gb(r['ci_low'])}-{gb(r['ci_high'])}", pct(r["saving"]),
+        t.add_row(r["modality"], r["codec"], f"{r['series_sampled']}/{r['series_total']}", gb(r["bytes_now"], f),
+                  gb(r["bytes_projected"], f), f"{gb(r['ci_low'], f)}-{gb(r['ci_high'], f)}", pct(r["saving"]),
                   f"{pct(r['saving_low'])}-{pct(r['saving_high'])}", f"{r['encode_core_hours']:.3f}",
                   "-" if r["decode_s_per_study"] is None else f"{r['decode_s_per_study']:.2f}",
                   end_section=r is rows[-1] or rows[rows.index(r) + 1]["modality"] != r["modality"])
