@@ -48,7 +48,7 @@ def new_row(volume, spec: CodecSpec) -> Row:
     return Row(volume=volume.name, codec=spec.codec.name, setting=spec.codec.setting(), label=spec.label, slices=n,
                rows=h, cols=w, raw_bytes=volume.raw_bytes, bits=volume.signal_bits, modality=volume.modality,
                body_part=volume.body_part, volume_hash=volume.content_hash[:16], color=volume.color,
-               lossy_source=volume.lossy_source, source_transcoded=getattr(volume, "source_transcoded", ""))
+               lossy_source=volume.lossy_source, source_transcoded=volume.source_transcoded)
 
 
 def base_row(volume, spec: CodecSpec) -> dict:
