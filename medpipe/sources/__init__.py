@@ -53,9 +53,15 @@ class Source(Protocol):
     def instances(self) -> Iterator[InstanceInfo]:
         """Every instance the address selects (its study/series path and query), metadata only."""
 
-    def fetch_series(self, study_uid: str, series_uid: str, dest: Path) -> list[Path]:
+    def fetch_series(self, study_uid: str, series_uid: str, dest: Path,
+                     instances: list[InstanceInfo] | None = None) -> list[Path]:
         """Retrieve one series' stored instances (never a transcoded copy) as Part 10 files under ``dest``
-        (a cache: what is there already and checks out by content hash is not fetched again); returns them."""
+        (a cache: what is there already and checks out by content hash is not fetched again); returns them.
+        ``instances``: the series' listing when the caller has it (else it is queried again)."""
+
+    def series_list(self) -> Iterator[tuple[str, str, list[InstanceInfo]]]:
+        """(study UID, series UID, its instances) for every series the address selects, one series at a time;
+        counts them in ``self.progress`` (a :class:`medpipe.sources.progress.Progress`)."""
 
 
 class SourceError(InputError):
@@ -115,7 +121,18 @@ def fetch_address(address: str, settings=None, say=print) -> tuple[list[Path], l
     source = open_source(address, settings, say)
     key = parse_address(address).key
     folders, errors = [], []
-    for study, series, found in source.series_list():
+    listing = source.series_list()
+    while True:
+        try:
+            study, series, found = next(listing)
+        except StopIteration:
+            break
+        except SourceError as exc:  # the peer failed part-way through the listing: keep what was read
+            if not folders:
+                raise
+            errors.append(f"{exc} (after {len(folders)} series; the rest not read)")
+            say(f"skipped: {errors[-1]}")
+            break
         if not found:  # a series without instances (or one the address names that is not there)
             continue
         folder = series_folder(settings.cache, key, study, series)
