@@ -94,12 +94,13 @@ def is_address(text) -> bool:
 
 
 def open_source(address: str, settings=None, say=print) -> Source:
-    """The source for a PACS address (DICOMweb for http/https, DIMSE for dicom://); InputError when malformed."""
+    """The source for a PACS address (DICOMweb for http/https, DIMSE for dicom://); InputError when malformed.
+    ``settings``: a SourceSettings, a ``pacs:`` mapping (checked), or None for the defaults."""
     from .address import parse_address
-    from .settings import SourceSettings
+    from .settings import SourceSettings, source_settings
 
     parsed = parse_address(address)
-    settings = settings or SourceSettings()
+    settings = source_settings(settings) if isinstance(settings, dict) else settings or SourceSettings()
     if parsed.dimse:
         from .dimse import DimseSource
 
@@ -115,9 +116,9 @@ def fetch_address(address: str, settings=None, say=print) -> tuple[list[Path], l
     matches nothing)."""
     from .address import parse_address
     from .cache import series_folder
-    from .settings import SourceSettings
+    from .settings import SourceSettings, source_settings
 
-    settings = settings or SourceSettings()
+    settings = source_settings(settings) if isinstance(settings, dict) else settings or SourceSettings()
     source = open_source(address, settings, say)
     key = parse_address(address).key
     folders, errors = [], []
