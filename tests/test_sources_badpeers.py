@@ -327,3 +327,18 @@ def test_tls_is_verified_unless_insecure_which_is_said_once(tmp_path):
             found = list(open_source(url, fast(tmp_path, insecure=True), lines.append).instances())
             assert [i.sop_uid for i in found] == [SOPS[0]]
     assert lines == ["127.0.0.1: TLS certificates are NOT verified (--insecure)"]
+
+
+def test_a_peer_failing_part_way_through_the_listing_keeps_what_was_read(tmp_path):
+    real = sorted(SAMPLE.glob("*.dcm"))[0].read_bytes()
+    study = {"0020000D": {"vr": "UI", "Value": [STUDY]}}
+    other = {"0020000D": {"vr": "UI", "Value": ["1.2.3.9"]}}
+    with Peer({f"{SERIES_PATH}/instances/": multipart(real),
+               f"{SERIES_PATH}/instances": qido(instance_json(SOPS[0])),
+               f"/dicom-web/studies/{STUDY}/series": qido({"0020000E": {"vr": "UI", "Value": [SERIES]}}),
+               "/dicom-web/studies/1.2.3.9/series": lambda h: (500, {"Content-Type": "text/plain"}, b"oops"),
+               "/dicom-web/studies": qido(study, other)}) as url:
+        lines: list[str] = []
+        folders, errors = fetch_address(url, fast(tmp_path), lines.append)
+    assert len(folders) == 1 and len(errors) == 1
+    assert "study 1.2.3.9 answered HTTP 500" in errors[0] and "the rest not read" in errors[0]
