@@ -62,7 +62,7 @@ class Ffmpeg:
 
     exe: str
     log: list[str] = field(default_factory=list)
-    threads: int = 0  # 0 = ffmpeg's choice; the matrix runner lowers it when cells run in parallel
+    threads: int = 0  # 0 = ffmpeg's choice (archives); a matrix run always gives 1 (matrix.workers.CODEC_THREADS)
     timeout_factor: float = 1.0  # preset 'ffmpeg_timeout' scales every call's limit
 
     @classmethod
@@ -93,6 +93,8 @@ class Ffmpeg:
             raise CodecUnavailable(f"ffmpeg encoder '{encoder}' at {self.exe} does not take pixel format "
                                    f"'{pix_fmt}' (it takes {', '.join(sorted(self.pixel_formats(encoder)))})")
 
+    # Kept over imageio-ffmpeg's read_frames/write_frames: a hung ffmpeg is killed at a work-sized limit, none is left
+    # running (tests/test_codec_families.py::test_a_hung_ffmpeg_is_stopped_with_a_clear_error).
     def run(self, args: list[str], stdin=None, read_stdout=None, timeout: float | None = None):
         """Run ``ffmpeg -nostdin -y -hide_banner -loglevel error ARGS``; return stdout or raise FfmpegError.
 

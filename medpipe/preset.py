@@ -43,6 +43,7 @@ TOP_OPTIONS: dict[str, Option] = {
     "dicom_out": Option((bool, dict), False, "write compressed DICOM for codecs with a transfer syntax"),
     "report": Option((bool, dict), False, "write figures and an HTML report next to the results"),
     "archive": Option(dict, None, "intertwined-archive settings (a preset with this key builds an archive)"),
+    "survey": Option(dict, None, "survey settings (a preset with this key surveys an archive: sources, sample)"),
     **MATRIX_OPTIONS,
 }
 
@@ -61,6 +62,7 @@ class Preset:
     dicom_out: dict | None = None  # DICOM_OPTIONS when on
     report: dict | None = None  # report options when on
     archive: Settings | None = None
+    survey: dict | None = None  # SURVEY_OPTIONS, sources resolved, when the preset surveys an archive
     raw: dict = field(default_factory=dict)  # the YAML as loaded, for provenance
 
 
@@ -81,7 +83,8 @@ def parse_preset(data: Any, *, path: Path | None = None) -> Preset:
     inputs = tuple(str(x).strip() if is_address(x) else _path(x, base) for x in raw_inputs)
     archive = parse_settings(_archive_section(top), f"{where}archive") if top["archive"] is not None else None
     codecs_raw = top["codecs"] or []
-    if not codecs_raw and archive is None:
+    survey = _survey_section(top, base, where)
+    if not codecs_raw and archive is None and survey is None:
         raise PresetError(f"{where}'codecs' is empty; list at least one, e.g. codecs: [{{codec: jpegls}}]")
     codecs = tuple(parse_codec(e, f"{where}codecs[{i}]") for i, e in enumerate(codecs_raw))
     labels = [c.label for c in codecs]
@@ -103,7 +106,18 @@ def parse_preset(data: Any, *, path: Path | None = None) -> Preset:
     return Preset(
         name=_folder_name(str(name), f"{where}name"), path=path, inputs=inputs, output=Path(str(top["output"])),
         codecs=codecs, ffmpeg=top["ffmpeg"], dump_png=top["dump_png"], input_options=input_options,
-        matrix={k: top[k] for k in MATRIX_OPTIONS}, dicom_out=dicom_out, report=report, archive=archive, raw=data)
+        matrix={k: top[k] for k in MATRIX_OPTIONS}, dicom_out=dicom_out, report=report, archive=archive, survey=survey, raw=data)
+
+
+def _survey_section(top: dict, base: Path, where: str) -> dict | None:
+    from .survey import SURVEY_OPTIONS, resolve_sources
+
+    if top["survey"] is None:
+        return None
+    survey = check_section(top["survey"], SURVEY_OPTIONS, f"{where}survey")
+    if not survey["sources"]:
+        raise PresetError(f"{where}survey.sources: list at least one folder tree, DICOMweb URL or DIMSE address")
+    return {**survey, "sources": resolve_sources(list(survey["sources"]), base)}
 
 
 def _path(text, base: Path) -> Path:

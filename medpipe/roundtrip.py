@@ -1,7 +1,8 @@
 """The one round trip: map values -> encode -> decode -> undo the mapping, timed and sized in one place.
 
-The codec matrix, the archive (build and its comparisons) and anything else that codes pixels call
-:func:`round_trip`; nobody else times a codec or adds up compressed bytes.
+The codec matrix, the archive's codec candidates and its comparisons call :func:`round_trip`. One place still
+times a codec outside it: the archive's ``jpegxl-dicom`` candidate (``archive.candidates._dicom_trial``) codes
+frame by frame with the same :func:`timed`. Nothing else times a codec.
 
 - Timing: ``time.perf_counter`` around the codec call alone, encode and decode apart, best of ``repeat``; the
   mapping is timed apart (``map_ms``); metrics and file I/O are outside. A codec's one-time preparation (a JIT

@@ -27,7 +27,7 @@ FLOORS = [  # (module name prefix, floor); the longest matching prefix wins
     ("medpipe.roundtrip", 2), ("medpipe.dicom", 2),
     # what a codestream says about itself (reading headers, decoding nothing): the readers check it too
     ("medpipe.dicom.streaminfo", 1), ("medpipe.dicom.syntaxes", 1),
-    ("medpipe.matrix", 3), ("medpipe.archive", 3), ("medpipe.report", 3),
+    ("medpipe.matrix", 3), ("medpipe.archive", 3), ("medpipe.report", 3), ("medpipe.survey", 3),
     ("medpipe.preset", 4), ("medpipe.runner", 4),
     ("medpipe.cli", 5), ("medpipe.__main__", 5),
 ]

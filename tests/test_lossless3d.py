@@ -86,6 +86,71 @@ def test_every_model_feature_decodes(flags):
     assert stream.unpack(data)["flags"] == flags
 
 
+@pytest.mark.parametrize("slabs,threads", [(1, 1), (2, 2), (3, 2), (7, 3)])
+def test_slabs_decode_alike_on_one_or_more_threads(slabs, threads):
+    vol = smooth((7, 30, 41), 0, 4095, np.uint16)
+    data = encode_volume(vol, slabs=slabs, threads=threads)
+    assert stream.read_slab_table(stream.unpack(data)["payload"], vol.shape)[0] == stream.slab_bounds(7, slabs)
+    seconds = []
+    np.testing.assert_array_equal(decode_volume(data, threads=threads, slab_seconds=seconds), vol)
+    assert len(seconds) == slabs and all(t >= 0 for t in seconds)
+    for t in (1, 2):
+        np.testing.assert_array_equal(decode_volume(data, threads=t), vol)
+    with pytest.raises(ValueError, match="slabs=8"):
+        encode_volume(vol, slabs=8)
+
+
+def test_slab_table_lies_are_refused():
+    vol = smooth((4, 20, 30), 0, 4095, np.uint16)
+    payload = stream.unpack(encode_volume(vol, slabs=2))["payload"]
+    for bad, why in [(b"\x05\x00" + payload[2:], "does not fit 4 slices"),
+                     (payload[:2] + b"\x02" + payload[3:], "options 2"),
+                     (payload[:2] + b"\x01" + payload[3:], "damaged"),
+                     (payload[:4] + (int.from_bytes(payload[4:8], "little") + 1).to_bytes(4, "little") + payload[8:],
+                      "do not add up")]:
+        with pytest.raises(StreamError, match=why):
+            stream.read_slab_table(bad, vol.shape)
+
+
+def comb(shape=(3, 40, 50), seed=4) -> np.ndarray:
+    """A smooth image through a sparse look-up table: 300 used values spread over 0..30000 (like the dev set's
+    mammogram crop), where coding ranks into a value table wins."""
+    lut = np.cumsum(np.random.default_rng(seed).integers(1, 200, 300))
+    lut -= lut[0]
+    return lut[smooth(shape, 0, 299, np.int32)].astype(np.uint16)
+
+
+def test_a_sparse_histogram_is_coded_as_ranks_with_its_value_table():
+    from medpipe.codecs.lossless3d import values
+
+    vol = comb()
+    data = round_trip(vol)
+    head = stream.unpack(data)
+    assert stream.read_slab_table(head["payload"], vol.shape)[2] is not None
+    used = values.unpack_table(stream.read_slab_table(head["payload"], vol.shape)[2], head["maxval"])
+    np.testing.assert_array_equal(used, np.unique(vol) - vol.min())
+    dense = smooth((3, 40, 50), 0, 4095, np.uint16)  # every value in the range used: no table tried
+    assert stream.read_slab_table(stream.unpack(round_trip(dense))["payload"], dense.shape)[2] is None
+
+
+@pytest.mark.parametrize("slabs", [1, 2])
+def test_value_table_with_slabs_and_threads(slabs):
+    vol = comb((6, 30, 20), seed=5)
+    np.testing.assert_array_equal(decode_volume(encode_volume(vol, slabs=slabs), threads=2), vol)
+
+
+def test_value_table_lies_are_refused():
+    from medpipe.codecs.lossless3d import values
+
+    good = values.pack_table(np.array([0, 3, 7, 100]))
+    np.testing.assert_array_equal(values.unpack_table(good, 100), [0, 3, 7, 100])
+    for bad, maxval in [(good, 99), (good[:-3], 100), (b"junk", 100),
+                        (zlib.compress(np.zeros(3, "<u2").tobytes()), 0),  # steps of 0: not rising
+                        (zlib.compress(bytes(1 << 20)), 100)]:  # a bomb: inflates far past the range
+        with pytest.raises(StreamError, match="value table"):
+            values.unpack_table(bad, maxval)
+
+
 def test_real_ct_crop_is_exact_and_compresses():
     pydicom = pytest.importorskip("pydicom")
     files = sorted(SAMPLE.glob("*.dcm"))[:4]
@@ -247,9 +312,23 @@ def test_module_docstring_records_the_design():
     import medpipe.codecs.lossless3d as pkg
 
     doc = pkg.__doc__
-    for word in ("Predictors", "Contexts", "Entropy coder", "Stream format", "Measured"):
+    for word in ("Predictors", "Contexts", "Entropy coder", "Stream format", "Credit", "PAQ"):
         assert word in doc, word
     assert Path(pkg.__file__).parent.name == "lossless3d"
+    assert "x1." not in doc  # measurements live in bench/measured/, not here
+    assert list((ROOT / "bench" / "measured").glob("lossless3d-*/README.md"))
+
+
+def test_squash_is_the_logistic_function_and_stretch_its_inverse():
+    import math
+
+    from medpipe.codecs.lossless3d import arith
+
+    for d in range(-2047, 2048, 7):
+        assert abs(arith.SQUASH[d + 2047] - 4096 / (1 + math.exp(-d / 256))) <= 0.5 + 1e-9
+    for p in range(1, 4095, 5):  # stretch(p) is the smallest d whose squash reaches p
+        d = arith.STRETCH[p]
+        assert arith.SQUASH[d + 2047] >= p and (d == -2047 or arith.SQUASH[d + 2046] < p)
 
 
 def run_child(code: str, env: dict | None = None, timeout: int = 600, cwd: Path = ROOT) -> str:

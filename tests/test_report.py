@@ -132,6 +132,43 @@ def test_report_from_results_file_alone(run_dir, tmp_path):
     assert text.count("(reference)") == 1
 
 
+def test_report_escapes_labels_and_volume_names(run_dir, tmp_path):
+    """A label or volume name is text: '<script>' in either appears escaped in report.html, never as markup."""
+    folder = _copy(run_dir, tmp_path)
+    doc = json.loads((folder / "results.json").read_text())
+    evil_vol, evil_label = "ct<script>alert('v')</script>", "jpegls <script>alert(\"x\")</script> & co"
+    for r in doc["rows"]:
+        r["volume"] = evil_vol
+        if r["label"] == doc["rows"][0]["label"]:
+            r["label"] = evil_label
+    for v in doc["volumes"]:
+        v["volume"] = evil_vol
+    (folder / "results.json").write_text(json.dumps(doc))
+    text = report.build_report(folder, {"heatmaps": False}, None).read_text()
+    assert "<script" not in text.lower()
+    assert "ct&lt;script&gt;alert(&#39;v&#39;)&lt;/script&gt;" in text
+    assert "jpegls &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co" in text
+    assert text.count("<table>") >= 3 and "<h2 id='limits'>" in text  # the page's own markup is not escaped
+    md = (folder / "report" / "summary.md").read_text()
+    assert f"### {evil_vol}" in md  # Markdown is not HTML: written as is
+
+
+def test_templates_are_package_data():
+    """The templates are found through importlib.resources (as from an installed wheel), and pyproject ships them."""
+    import importlib.resources
+    import re
+
+    from medpipe.report import pages
+
+    found = importlib.resources.files("medpipe.report").joinpath("templates")
+    names = {p.name for p in found.iterdir()}
+    assert {"report.html", "report.css", "summary.md"} <= names
+    assert set(pages.templates().list_templates()) >= {"report.html", "report.css", "summary.md"}
+    assert all(pages.templates().get_template(n) for n in ("report.html", "summary.md"))  # they compile
+    pyproject = (report.Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'^"medpipe.report" = \[.*"templates/\*".*\]$', pyproject, re.M)
+
+
 def test_report_imports_no_codec():
     """The report reads files: importing it (in a fresh interpreter) loads no codec module."""
     import subprocess

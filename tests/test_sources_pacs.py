@@ -5,6 +5,7 @@ the volumes read from them must equal the folder reads, and the PACS must hold t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -125,3 +126,85 @@ def test_a_series_read_by_dicomweb_equals_the_folder_read(loaded, tmp_path):
         assert (web.bits_stored, web.signed, web.modality, web.spacing, web.padding, web.frame_order) == (
             local.bits_stored, local.signed, local.modality, local.spacing, local.padding, local.frame_order)
         assert [h.SOPInstanceUID for h in web.headers] == [h.SOPInstanceUID for h in local.headers]
+
+
+def same_instance(got: Path, stored: Path) -> bool:
+    """Same transfer syntax, same element values, same Pixel Data bytes (compressed or not). DIMSE carries the
+    dataset, not the file: Orthanc's DCMTK drops Data Set Trailing Padding (FFFC,FFFC), which has no meaning
+    (PS3.10 7.2), and may re-encode lengths, so the bytes around the values may differ where the values do not."""
+    a, b = pydicom.dcmread(got), pydicom.dcmread(stored)
+    for ds in (a, b):
+        ds.pop(0xFFFCFFFC, None)
+    return (a.file_meta.TransferSyntaxUID == b.file_meta.TransferSyntaxUID and a == b
+            and a.get("PixelData") == b.get("PixelData"))
+
+
+def check_dimse(server, files, tmp_path, port: int, lines: list[str]) -> None:
+    before = count(server)
+    address = f"dicom://{server.node.aet}@127.0.0.1:{server.node.port}"
+    folders, errors = fetch_address(address, settings(tmp_path, port=port), lines.append)
+    assert not errors, errors
+    got = {uid(p, "SOPInstanceUID"): p for f in folders for p in f.glob("*.dcm")}
+    stored = {uid(f, "SOPInstanceUID"): f for group in files.values() for f in group}
+    assert got.keys() == stored.keys()
+    different = [k for k in got if not same_instance(got[k], stored[k])]
+    assert not different, different
+    assert count(server) == before
+
+
+def test_c_get_retrieves_every_stored_instance_in_its_stored_syntax(loaded, tmp_path):
+    server, files, _, port = loaded
+    lines: list[str] = []
+    check_dimse(server, files, tmp_path, port, lines)
+    assert not any("C-MOVE" in line for line in lines)
+
+
+def test_c_move_when_the_peer_refuses_c_get(loaded, tmp_path):
+    server, files, _, port = loaded
+    entry = {"AET": "MEDPIPE", "Host": "127.0.0.1", "Port": port, "AllowGet": False, "AllowMove": True,
+             "AllowFind": True}
+    server.request("PUT", "/modalities/medpipe", json.dumps(entry).encode())
+    try:
+        lines: list[str] = []
+        check_dimse(server, files, tmp_path, port, lines)
+        assert sum("C-GET refused" in line for line in lines) == 1  # said once, then C-MOVE for every series
+    finally:
+        server.request("PUT", "/modalities/medpipe", json.dumps({**entry, "AllowGet": True}).encode())
+
+
+def test_c_get_splits_sop_classes_over_associations_and_resumes_by_instance(loaded, tmp_path, monkeypatch):
+    """A series of three SOP classes with one class per association (as 20 syntaxes x 7+ classes would need):
+    three C-GET associations; then, one cached file damaged, only that instance is asked for again."""
+    import medpipe.sources.dimse_get as dg
+
+    server, _, _, port = loaded
+    sources = sorted(SAMPLE.glob("*.dcm"))[:3]
+    classes = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.20")
+    series_uid = pydicom.uid.generate_uid()
+    uploaded = []
+    for src, sop_class in zip(sources, classes):
+        ds = pydicom.dcmread(src)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        ds.SeriesInstanceUID = series_uid
+        path = tmp_path / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        uploaded.append(server.upload(path.read_bytes()))
+    try:
+        monkeypatch.setattr(dg, "CLASSES_PER_ASSOCIATION", 1)
+        address = (f"dicom://{server.node.aet}@127.0.0.1:{server.node.port}/studies/"
+                   f"{uid(sources[0], 'StudyInstanceUID')}/series/{series_uid}")
+        source = open_source(address, settings(tmp_path, port=port), lambda _: None)
+        (study, series, found), = source.series_list()
+        assert sorted(i.sop_class for i in found) == sorted(classes)
+        before = source.associations
+        paths = source.fetch_series(study, series, tmp_path / "s", instances=found)
+        assert len(paths) == 3 and source.associations - before == 3 and source.method == "C-GET"
+        victim = uid(paths[1], "SOPInstanceUID")
+        paths[1].write_bytes(b"damaged")
+        source.fetch_series(study, series, tmp_path / "s", instances=found)
+        assert source.progress.fetched == 4 and source.progress.cached == 2
+        assert same_instance(paths[1], tmp_path / f"{victim}.dcm")
+    finally:
+        for instance in uploaded:
+            server.delete(instance)

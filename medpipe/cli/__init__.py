@@ -4,6 +4,7 @@
     medpipe codecs                    (or --list-codecs): what is available here, what to install otherwise
     medpipe archive build|list|extract|verify ...
     medpipe report RESULTS_DIR ...
+    medpipe survey SOURCE... [--sample F] ...   what re-encoding an archive would save (a sample, with intervals)
 
 medpipe errors become one line and exit code 2; Ctrl-C exits 130; no traceback for what a user can fix.
 """
@@ -34,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except MedpipeError as exc:
         if interrupt.interrupted():  # a child's failure after Ctrl-C is the interrupt, not an error
             return _interrupted(console)
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape  # a message may hold '[...]' (file names, address syntax)
+
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         return _interrupted(console)
@@ -63,6 +66,10 @@ def _dispatch(argv: list[str], console) -> int:
         from .report import main as report_main
 
         return report_main(argv[1:], console)
+    if argv and argv[0] == "survey":
+        from .survey import main as survey_main
+
+        return survey_main(argv[1:], console)
     if argv and argv[0] == "codecs":
         from .run import list_codecs
 

@@ -21,7 +21,7 @@ from ..codecs import CodecContext
 from ..depth import mapping_from_dict
 from ..errors import MedpipeError, PresetError
 from ..yamlsafe import load_text
-from .run import add_pacs_arguments, input_arg, pacs_options
+from .common import add_pacs_arguments, input_arg, pacs_options
 
 
 def parse_codec_arg(text: str) -> dict:

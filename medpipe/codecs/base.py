@@ -1,8 +1,9 @@
 """The one codec interface, and everything a codec knows about itself, as data.
 
 A codec takes unsigned samples (slices x rows x cols, uint8 or uint16, already mapped to its depth by
-:mod:`medpipe.depth`) and returns :class:`Encoded` bytes; ``decode`` gives the same array back. Timing, sizing and
-metrics are done by :mod:`medpipe.roundtrip` around these two calls only.
+:mod:`medpipe.depth`) and returns :class:`Encoded` bytes; ``decode`` gives the same array back. Timing and sizing
+are done by :mod:`medpipe.roundtrip` around these two calls only; quality by :mod:`medpipe.metrics` on what it
+brings back.
 
 What a codec class declares (in the manner of pydicom's encoder capability tables), so no other module needs an
 ``if codec.name == ...``:

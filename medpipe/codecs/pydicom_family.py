@@ -1,6 +1,6 @@
 """Codecs through pydicom's own encoders: DICOM RLE Lossless (PS3.5 Annex G), one RLE frame per slice.
 
-pydicom picks the backend: the fast pylibjpeg-rle plugin when installed, else its pure-Python encoder (about 20x
+pydicom picks the backend: the fast pylibjpeg-rle plugin when installed, else its pure-Python encoder (much
 slower, same bytes). The stream is exactly what DICOM encapsulates, so medpipe.dicom writes it as it is.
 """
 from __future__ import annotations

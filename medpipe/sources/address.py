@@ -61,8 +61,8 @@ class Address:
 
 
 def _bad(shown: str, why: str) -> InputError:
-    return InputError(f"{shown}: not a PACS address ({why}); give http(s)://HOST:PORT/ROOT[/studies/UID"
-                      "[/series/UID]][?Key=value] or dicom://AET@HOST:PORT[/studies/UID[/series/UID]]")
+    return InputError(f"{shown}: not a PACS address ({why}); give http(s)://HOST:PORT/ROOT or "
+                      "dicom://AET@HOST:PORT, optionally followed by /studies/UID, /series/UID and ?Key=value")
 
 
 def _path_parts(path: str, shown: str) -> tuple[str, str | None, str | None]:

@@ -3,6 +3,7 @@ to retrieve each instance as stored (``transfer-syntax=*``), at most N requests 
 from __future__ import annotations
 
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
@@ -45,12 +46,16 @@ class DicomWebSource:
         self.progress = Progress(self.label, say)
         self.transcoded: dict[str, tuple[str, str]] = {}  # sop -> (stored, sent)
         self.vanished: list[str] = []
+        self.lock = threading.Lock()
 
     # ------------------------------------------------------------------ listing
     def _qido(self, path: str, params: list, what: str) -> Iterator[dict]:
         offset = 0
         while True:
             page = self.http.get_json(path, params + [("limit", PAGE), ("offset", offset)], what)
+            if page is None and path == "/studies":
+                raise SourceError(f"{self.label}: no DICOMweb service at {self.address.base_url} (HTTP 404 for "
+                                  "/studies); check the service root (Orthanc: /dicom-web)")
             if page is None:
                 raise SourceError(f"{self.label}: {what} not found (HTTP 404)")
             yield from page
@@ -145,16 +150,23 @@ class DicomWebSource:
             return None
         data = single_part(answer.content, answer.headers.get("Content-Type", ""), self.label, info.sop_uid)
         sent = check_part10(data, f"{self.label}: instance {info.sop_uid}")
-        self.note_syntax(info, sent)
         self.progress.add(1, len(data))
-        return cache.put(info.sop_uid, data)
+        path = cache.put(info.sop_uid, data)
+        note_syntax(self, info, sent, cache)
+        return path
 
-    def note_syntax(self, info: InstanceInfo, sent: str) -> None:
-        if info.transfer_syntax and sent != info.transfer_syntax:
-            self.transcoded[info.sop_uid] = (info.transfer_syntax, sent)
-            if len(self.transcoded) == 1:
-                self.say(f"{self.label}: the server sent instance {info.sop_uid} in {sent}, but stores it in "
-                         f"{info.transfer_syntax}: a transcoded source (results column source_transcoded)")
+
+def note_syntax(source, info: InstanceInfo, sent: str, cache: SeriesCache) -> None:
+    """A source that sends another syntax than it stores distorts every CR: said once, and recorded for the
+    readers (results column source_transcoded)."""
+    if info.transfer_syntax and sent != info.transfer_syntax:
+        with source.lock:
+            source.transcoded[info.sop_uid] = (info.transfer_syntax, sent)
+            first = len(source.transcoded) == 1
+        cache.note_transcoded(info.sop_uid, info.transfer_syntax, sent)
+        if first:
+            source.say(f"{source.label}: the server sent instance {info.sop_uid} in {sent}, but stores it in "
+                       f"{info.transfer_syntax}: a transcoded source (results column source_transcoded)")
 
 
 def single_part(body: bytes, content_type: str, label: str, sop: str) -> bytes:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import InputError, MedpipeError
 from ..sources import fetch_address, is_address
+from ..sources.cache import transcoded
 from ..sources.settings import source_settings
 from .discover import READS, discover
 from .input_options import input_settings
@@ -31,6 +32,11 @@ def _say(console, prefix: str, message: str) -> None:
     """One line; markup off, since file names may hold '[...]'."""
     console.print(f"{prefix} {message}" if prefix else message, markup=False, highlight=False,
                   style=STYLES.get(prefix, "yellow") or None)
+
+
+def _skip(console, errors: list[str], message: str) -> None:
+    errors.append(message)
+    _say(console, "skipped:", message)
 
 
 def print_events(console, events: list[dict]) -> None:
@@ -57,13 +63,11 @@ def discover_inputs(paths, console=None, options: dict | None = None) -> tuple[l
             pacs = source_settings(input_settings(options)["pacs"], "pacs")
             folders, failed = fetch_address(str(item), pacs, lambda line: _say(console, "", line))
         except MedpipeError as exc:
-            errors.append(str(exc))
-            _say(console, "skipped:", str(exc))
+            _skip(console, errors, str(exc))
             continue
         except Exception as exc:  # noqa: BLE001 - a medpipe bug must not end the run for the other inputs
-            msg = f"{item}: could not be read ({type(exc).__name__}); this is a medpipe bug, please report"
-            errors.append(msg)
-            _say(console, "skipped:", msg)
+            _skip(console, errors, f"{item}: could not be read ({type(exc).__name__}); this is a medpipe bug, "
+                  "please report")
             continue
         errors += failed
         for folder in folders:
@@ -76,13 +80,11 @@ def _discover_one(path: Path, options, taken: set[str], console, sources: list, 
     try:
         found = discover(path, options, taken)
     except MedpipeError as exc:
-        errors.append(str(exc))
-        _say(console, "skipped:", str(exc))
+        _skip(console, errors, str(exc))
         return
     except Exception as exc:  # noqa: BLE001 - a medpipe bug must not end the run for the other inputs
-        msg = f"{path}: could not be examined ({type(exc).__name__}: {exc}); this is a medpipe bug, please report"
-        errors.append(msg)
-        _say(console, "skipped:", msg)
+        _skip(console, errors, f"{path}: could not be examined ({type(exc).__name__}: {exc}); this is a medpipe "
+              "bug, please report")
         return
     for msg in found.errors:
         _say(console, "skipped:", msg)
@@ -119,6 +121,9 @@ def load_source(src: VolumeSource, console=None, errors: list[str] | None = None
         _say(console, "colour:", f"{vol.name}: {vol.color}")
     if vol.lossy_source:
         _say(console, "lossy source:", f"{vol.name}: {vol.lossy_source}")
+    vol.source_transcoded = transcoded(vol.files) if vol.files else ""
+    if vol.source_transcoded:
+        _say(console, "transcoded source:", f"{vol.name}: {vol.source_transcoded} (every CR is relative to it)")
     vol.notes.append(f"load_ms={(time.perf_counter() - t0) * 1000:.0f}")
     return vol
 

@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import MedpipeError
 
 MAGIC = b"MP3D"
-VERSION = 1
+VERSION = 2  # 2: squash table from its formula (2026-12-05); version 1 streams are refused with a message
 HEADER = struct.Struct("<4sBBBBIIIiIIII")  # magic version flags bits type S R C lo maxval len crc_values crc_stream
 HEADER_SIZE = HEADER.size  # 40
 MODE_CODED, MODE_STORED, MODE_CONSTANT = 0, 1, 2  # high bits of the flags byte (model flags use the low 6)
@@ -54,6 +54,60 @@ def check_volume(volume: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]
     if not need <= bits <= volume.dtype.itemsize * 8:
         raise ValueError(f"bits={bits} cannot hold these {volume.dtype} values (they need {need})")
     return np.ascontiguousarray(volume), bits
+
+
+SLAB_HEAD = struct.Struct("<HBB")  # slab count, options (bit 0: value table), reserved (0); a uint32 length per
+# slab follows, then with a value table its uint32 length and the table (values.py), then the slabs' codes
+OPT_TABLE = 1
+MIN_SLAB = 64  # slices per slab at least, when the encoder chooses
+AUTO_SLABS = 2  # slabs the encoder makes when the volume is deep enough: two cores decode it in parallel
+
+
+def auto_slabs(slices: int) -> int:
+    """The encoder's default: two independent slabs (one per core of a 2-core machine) once each holds MIN_SLAB
+    slices, one below that. A boundary restarts the model's learning and codes the slab's first slice without a
+    previous one: about a third of a compressed slice (bench/measured/lossless3d-2026-12-05), so at most about
+    0.3 % from 128 slices up."""
+    return max(1, min(AUTO_SLABS, slices // MIN_SLAB))
+
+
+def slab_bounds(slices: int, slabs: int) -> list[int]:
+    """First slice of each slab, then the end: slabs as equal as the slice count allows."""
+    if not 1 <= slabs <= max(1, slices) or slabs > 0xFFFF:
+        raise ValueError(f"slabs={slabs}: give 1 .. {max(1, slices)} for {slices} slices")
+    return [k * slices // slabs for k in range(slabs + 1)]
+
+
+def slab_table(parts: list[bytes], table: bytes | None = None) -> bytes:
+    """The payload's head: slab count and options, each slab's length, the value table if any."""
+    head = SLAB_HEAD.pack(len(parts), OPT_TABLE if table is not None else 0, 0)
+    head += struct.pack(f"<{len(parts)}I", *map(len, parts))
+    return head if table is None else head + struct.pack("<I", len(table)) + table
+
+
+def read_slab_table(payload: bytes, shape: tuple) -> tuple[list[int], list[int], bytes | None]:
+    """(first slice of each slab + end, payload offset of each slab + end, the value table or None) from a coded
+    payload; StreamError unless the table fits the shape and the payload exactly."""
+    if len(payload) < SLAB_HEAD.size:
+        raise StreamError("lossless3d stream damaged: no slab table")
+    slabs, options, reserved = SLAB_HEAD.unpack_from(payload)
+    start = SLAB_HEAD.size + 4 * slabs
+    if not 1 <= slabs <= shape[0] or options & ~OPT_TABLE or reserved or len(payload) < start:
+        raise StreamError(f"lossless3d stream damaged: slab table ({slabs} slabs, options {options}) does not "
+                          f"fit {shape[0]} slices")
+    table = None
+    if options & OPT_TABLE:
+        if len(payload) < start + 4:
+            raise StreamError("lossless3d stream damaged: no value table")
+        n = struct.unpack_from("<I", payload, start)[0]
+        table = payload[start + 4:start + 4 + n]
+        start += 4 + n
+    spans = [start]
+    for n in struct.unpack_from(f"<{slabs}I", payload, SLAB_HEAD.size):
+        spans.append(spans[-1] + n)
+    if spans[-1] != len(payload):
+        raise StreamError("lossless3d stream damaged: slab lengths do not add up to the payload")
+    return slab_bounds(shape[0], slabs), spans, table
 
 
 def values_crc(volume: np.ndarray) -> int:
