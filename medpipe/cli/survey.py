@@ -9,6 +9,7 @@ from pathlib import Path
 from ..codecs import parse_codec
 from ..errors import PresetError
 from .archive import parse_codec_arg
+from .common import add_pacs_arguments, pacs_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strata", default="modality,syntax,bits", help="what makes a stratum (default "
                    "modality,syntax,bits)")
     p.add_argument("--ffmpeg", help="ffmpeg binary (video codecs only)")
+    add_pacs_arguments(p)
     return p
 
 
@@ -69,12 +71,20 @@ def main(argv: list[str], console) -> int:
     plan = SurveyPlan(specs=make_specs(entries), fraction=fraction, per_stratum=args.per_stratum, seed=args.seed,
                       out=args.out, name=args.name, jobs=args.jobs, scheduler=args.scheduler, resume=args.resume,
                       ffmpeg=args.ffmpeg, strata_keys=strata_keys(args.strata))
-    run_survey(open_sources(args.sources, say=_say(console)), plan, console)
+    run_survey(open_sources(args.sources, pacs_settings(args, None, plan.out), say=_say(console)), plan, console)
     return 0
 
 
+def pacs_settings(args, given: dict | None, out: Path):
+    """How PACS sources are read: the preset's pacs: section with --aet/--port/--insecure/--pacs-requests on top."""
+    from ..sources.settings import source_settings
+
+    return source_settings(pacs_options(args, given, out) if args is not None else given, "pacs",
+                           default_cache=Path(out) / ".medpipe-cache")
+
+
 def run_preset_survey(preset, console, out: Path | None = None, jobs: int | None = None, resume: bool = False,
-                      scheduler: str | None = None, ffmpeg: str | None = None) -> int:
+                      scheduler: str | None = None, ffmpeg: str | None = None, args=None) -> int:
     """A preset's ``survey:`` section (sources relative to the preset file; codecs: the preset's, else the
     default lossless set)."""
     from ..survey import open_sources
@@ -86,5 +96,6 @@ def run_preset_survey(preset, console, out: Path | None = None, jobs: int | None
                       seed=sv["seed"], out=out or preset.output, name=preset.name, jobs=jobs or 1,
                       scheduler=scheduler, resume=resume, ffmpeg=ffmpeg or preset.ffmpeg,
                       strata_keys=strata_keys(sv["strata"]))
-    run_survey(open_sources(list(sv["sources"]), say=_say(console)), plan, console)
+    settings = pacs_settings(args, preset.input_options.get("pacs"), plan.out)
+    run_survey(open_sources(list(sv["sources"]), settings, say=_say(console)), plan, console)
     return 0
