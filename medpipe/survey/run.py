@@ -15,7 +15,7 @@ from ..files import make_dirs, safe_component
 from ..matrix import ResultStore, find_resume_folder
 from ..matrix.executors import DaskCluster, LocalPool
 from ..results import run_folder
-from .estimate import Stratum, combine
+from .estimate import Stratum, codec_values, combine, pooled_cv, stored_values
 from .inventory import SeriesInfo, summary, take_inventory
 from .measure import measure_series
 from .sample import STRATA_KEYS, draw, strata
@@ -148,6 +148,9 @@ def make_strata(groups: dict[str, list[SeriesInfo]], measured: dict[str, dict]) 
 def survey_rows(series: list[SeriesInfo], groups: dict, measured: dict[str, dict], labels: list[str]) -> list[dict]:
     """One row per (modality, codec) and per (ALL, codec)."""
     all_strata = make_strata(groups, measured)
+    x_prior = pooled_cv([st for st in all_strata if not st.bytes_known], stored_values)
+    priors = {label: (pooled_cv(all_strata, lambda st, lab=label: codec_values(st, lab, "bytes")), x_prior)
+              for label in labels}
     modalities = sorted({st.modality for st in all_strata})
     rows = []
     for modality in modalities + ["ALL"]:
@@ -158,7 +161,7 @@ def survey_rows(series: list[SeriesInfo], groups: dict, measured: dict[str, dict
             if s.series_uid in uids:
                 studies[s.study_uid] = studies.get(s.study_uid, 0.0) + float(s.raw_bytes or s.frames)
         for label in labels:
-            rows.append({"modality": modality, "codec": label, **combine(chosen, label, studies)})
+            rows.append({"modality": modality, "codec": label, **combine(chosen, label, studies, priors[label])})
     return rows
 
 
