@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--out", type=Path, default=Path("results"), help="folder for the survey folder")
     p.add_argument("--name", default="survey", help="name of the survey folder (default survey)")
-    p.add_argument("--jobs", type=int, default=1, help="series measured in parallel (default 1)")
+    p.add_argument("--jobs", type=int, help="series measured in parallel (default: every core, as memory allows)")
     p.add_argument("--scheduler", help="measure series on this Dask scheduler (address)")
     p.add_argument("--resume", action="store_true", help="continue the newest survey of this name; measured "
                    "series are kept")
@@ -93,7 +93,7 @@ def run_preset_survey(preset, console, out: Path | None = None, jobs: int | None
     sv = preset.survey
     fraction = sv["sample"] if sv["sample"] is not None or sv["per_stratum"] is not None else 0.1
     plan = SurveyPlan(specs=preset.codecs or make_specs(None), fraction=fraction, per_stratum=sv["per_stratum"],
-                      seed=sv["seed"], out=out or preset.output, name=preset.name, jobs=jobs or 1,
+                      seed=sv["seed"], out=out or preset.output, name=preset.name, jobs=jobs,
                       scheduler=scheduler, resume=resume, ffmpeg=ffmpeg or preset.ffmpeg,
                       strata_keys=strata_keys(sv["strata"]))
     settings = pacs_settings(args, preset.input_options.get("pacs"), plan.out)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import MedpipeError
 from ..files import make_dirs, safe_component
-from ..matrix import ResultStore, find_resume_folder
+from ..matrix import ResultStore, cap_jobs_for_memory, default_jobs, find_resume_folder
 from ..matrix.executors import DaskCluster, LocalPool
 from ..results import run_folder
 from .estimate import Stratum, codec_values, combine, pooled_cv, stored_values
@@ -29,7 +29,7 @@ class SurveyPlan:
     seed: int = 0
     out: Path = Path("results")
     name: str = "survey"
-    jobs: int = 1
+    jobs: int | None = None  # None: every core (as the matrix), capped by memory
     scheduler: str | None = None
     resume: bool = False
     ffmpeg: str | None = None
@@ -195,8 +195,11 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
     console.print(f"sample: {len(wanted)} of {len(series)} series in {len(groups)} strata"
                   + (f"; {len(wanted) - len(todo)} measured before (--resume)" if len(todo) < len(wanted) else ""),
                   highlight=False)
+    jobs = plan.jobs or default_jobs()
+    if not plan.scheduler:  # a series in a worker needs a few times its pixels: as many as memory allows
+        jobs = cap_jobs_for_memory(jobs, [s.raw_bytes or 0 for _, s in todo], console)
     t0 = datetime.now(timezone.utc)
-    measure_all(todo, plan, folder, store, console)
+    measure_all(todo, replace(plan, jobs=jobs), folder, store, console)
     measure_s = (datetime.now(timezone.utc) - t0).total_seconds()
     measured = last_records(store, set(wanted))
     rows = survey_rows(series, groups, measured, [s.label for s in plan.specs])
@@ -205,6 +208,7 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
                        "sampled": picks[n]} for n in groups],
            "series": [s.as_dict() for s in series], "measured": measured,
            "seed": plan.seed, "fraction": plan.fraction, "per_stratum": plan.per_stratum,
-           "strata_keys": list(plan.strata_keys), "started": started.isoformat(), "measure_s": round(measure_s, 1)}
+           "strata_keys": list(plan.strata_keys), "started": started.isoformat(), "measure_s": round(measure_s, 1),
+           "jobs": jobs}
     write_outputs(folder, doc, plan, console)
     return folder, doc
