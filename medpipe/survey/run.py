@@ -68,10 +68,16 @@ class Executor:
             self.local = LocalPool(self.jobs).__enter__()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        procs = list(getattr(self.local.pool, "_processes", {}).values()) if self.local and self.local.pool else []
         for ex in (self.dask, self.local):
             if ex is not None:
-                ex.__exit__(*exc)
+                ex.__exit__(exc_type, *exc)
+        if exc_type is not None:  # interrupted: a worker inside one long codec call does not see SIGTERM
+            for proc in procs:
+                proc.join(timeout=3)
+                if proc.is_alive():
+                    proc.kill()
         return False
 
     @property
@@ -82,7 +88,12 @@ class Executor:
         if self.dask is not None:
             return self.dask.client.submit(measure_series, task, pure=False)
         if self.local is not None:
-            return self.local.pool.submit(measure_series, task)
+            try:
+                return self.local.pool.submit(measure_series, task)
+            except cf.process.BrokenProcessPool:  # a worker died (killed, out of memory): a fresh pool
+                self.local.close(now=True)
+                self.local._start()
+                return self.local.pool.submit(measure_series, task)
         fut: cf.Future = cf.Future()
         fut.set_result(measure_series(task))
         return fut
@@ -93,9 +104,30 @@ class Executor:
         return cf.wait(pending, return_when=cf.FIRST_COMPLETED)
 
 
+def outcome(fut, task: dict) -> dict:
+    """The task's record; a worker that died or a task the executor lost is a series not measured (tried again
+    on --resume), not the end of the survey."""
+    try:
+        return fut.result()
+    except Exception as exc:  # noqa: BLE001 - BrokenProcessPool, a Dask worker lost, ...: said in the record
+        paths = [Path(p) for p in task["paths"]]
+        return {"series_uid": task["series_uid"], "stored_bytes": sum(p.stat().st_size for p in paths if p.exists()),
+                "files": len(paths), "codecs": {}, "status": "unreadable", "seconds": 0.0,
+                "reason": f"not measured: the worker failed ({type(exc).__name__}: {exc})"}
+
+
 def measure_all(todo: list[tuple], plan: SurveyPlan, folder: Path, store: ResultStore, console) -> None:
     """Measure every (source, series) of ``todo``; each finished one goes to the store at once."""
     fetch_root = folder / ".fetch"
+    try:
+        _measure_loop(todo, plan, folder, store, console, fetch_root)
+    finally:  # also on Ctrl-C: no scratch DICOM and no retrieved copy stays behind
+        shutil.rmtree(folder / ".scratch", ignore_errors=True)
+        shutil.rmtree(fetch_root, ignore_errors=True)
+
+
+def _measure_loop(todo: list[tuple], plan: SurveyPlan, folder: Path, store: ResultStore, console,
+                  fetch_root: Path) -> None:
     with Executor(plan.jobs, plan.scheduler) as ex:
         pending: dict = {}
         queue = list(todo)
@@ -107,11 +139,11 @@ def measure_all(todo: list[tuple], plan: SurveyPlan, folder: Path, store: Result
                 paths = source.fetch_series(s.study_uid, s.series_uid, dest)
                 task = {"series_uid": s.series_uid, "paths": [str(p) for p in paths], "specs": list(plan.specs),
                         "ffmpeg": plan.ffmpeg, "scratch": str(make_dirs(folder / ".scratch"))}
-                pending[ex.submit(task)] = (s, dest)
+                pending[ex.submit(task)] = (s, dest, task)
             finished, _ = ex.wait(set(pending))
             for fut in finished:
-                s, dest = pending.pop(fut)
-                record = fut.result()
+                s, dest, task = pending.pop(fut)
+                record = outcome(fut, task)
                 store.append({"cell_id": series_key(s.series_uid), "series_uid": s.series_uid,
                               "settings": store.settings,
                               "row": {"status": "ok" if record["status"] == "ok" else "failed", "measurement": record}})
@@ -120,8 +152,6 @@ def measure_all(todo: list[tuple], plan: SurveyPlan, folder: Path, store: Result
                 console.print(f"measured {done_count}/{len(todo)}: {s.modality} series ...{s.series_uid[-12:]} "
                               f"({record['files']} files, {record['seconds']:.1f} s) {record['status']}",
                               highlight=False, markup=False)
-    shutil.rmtree(folder / ".scratch", ignore_errors=True)
-    shutil.rmtree(fetch_root, ignore_errors=True)
 
 
 def last_records(store: ResultStore, wanted: set) -> dict[str, dict]:
