@@ -50,7 +50,7 @@ def survey_folder(plan: SurveyPlan, started: datetime) -> Path:
         if found is None:
             raise MedpipeError(f"--resume: no earlier survey '{plan.name}' with measured series under {plan.out}")
         return found
-    return make_dirs(run_folder(plan.out, plan.name, started))
+    return run_folder(plan.out, plan.name, started)  # created once the inventory found something
 
 
 class Executor:
@@ -217,6 +217,7 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
         raise MedpipeError("the sources hold no DICOM image instances: nothing to survey")
     groups = strata(series, plan.strata_keys)
     picks = draw(groups, plan.seed, plan.fraction, plan.per_stratum)
+    make_dirs(folder)
     store = ResultStore(folder, plan.settings())
     done = {rec.get("series_uid") for rec in store.done().values()}  # an unreadable series is tried again
     by_uid = {s.series_uid: s for s in series}
