@@ -66,7 +66,7 @@ def main(argv: list[str], console) -> int:
         from .survey import run_preset_survey
 
         return run_preset_survey(preset, console, out=args.out, jobs=args.jobs, resume=args.resume,
-                                 scheduler=args.scheduler, ffmpeg=args.ffmpeg)
+                                 scheduler=args.scheduler, ffmpeg=args.ffmpeg, args=args)
     pacs = pacs_options(args, preset.input_options.get("pacs"), args.out or preset.output)
     preset = dataclasses.replace(preset, input_options={**preset.input_options, "pacs": pacs})
     return run_preset(preset, console, input_override=input_arg(args.input), out=args.out, ffmpeg=args.ffmpeg,
