@@ -8,14 +8,16 @@ from pathlib import Path
 
 from ..codecs import parse_codec
 from ..errors import PresetError
-from .archive import parse_codec_arg
-from .common import add_pacs_arguments, pacs_options
+from .common import add_pacs_arguments, pacs_options, parse_codec_arg
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="medpipe survey", description="Inventory an archive (metadata only), measure "
-                                "a seeded sample of its series with every codec (bit-exact, as DICOM files), and "
-                                "project what re-encoding everything would save, with 95 %% intervals.")
+HELP = "what re-encoding an archive would save, projected from a sample with 95 %% intervals"
+DESCRIPTION = ("Inventory an archive (metadata only), measure a seeded sample of its series with every codec "
+               "(bit-exact, as DICOM files), and project what re-encoding everything would save, with 95 %% "
+               "intervals.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sources", nargs="+", help="folder trees (a PACS export), DICOMweb URLs or DIMSE addresses")
     p.add_argument("--codecs", help="semicolon-separated codec entries as presets name them, e.g. "
                    "'jpegls;htj2k;jpegxl:effort=9' (default: JPEG-LS, HTJ2K, JPEG XL, lossless3d)")
@@ -33,7 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "modality,syntax,bits)")
     p.add_argument("--ffmpeg", help="ffmpeg binary (video codecs only)")
     add_pacs_arguments(p)
-    return p
 
 
 def _say(console):
@@ -61,11 +62,10 @@ def strata_keys(value) -> tuple:
     return keys
 
 
-def main(argv: list[str], console) -> int:
+def main(args: argparse.Namespace, console) -> int:
     from ..survey import open_sources
     from ..survey.run import SurveyPlan, run_survey
 
-    args = build_parser().parse_args(argv)
     entries = [parse_codec_arg(t) for t in args.codecs.split(";") if t.strip()] if args.codecs else None
     fraction = args.sample if args.sample is not None or args.per_stratum is not None else 0.1
     plan = SurveyPlan(specs=make_specs(entries), fraction=fraction, per_stratum=args.per_stratum, seed=args.seed,
