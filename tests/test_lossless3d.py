@@ -91,6 +91,9 @@ def test_slabs_decode_alike_on_one_or_more_threads(slabs, threads):
     vol = smooth((7, 30, 41), 0, 4095, np.uint16)
     data = encode_volume(vol, slabs=slabs, threads=threads)
     assert stream.read_slab_table(stream.unpack(data)["payload"], vol.shape)[0] == stream.slab_bounds(7, slabs)
+    seconds = []
+    np.testing.assert_array_equal(decode_volume(data, threads=threads, slab_seconds=seconds), vol)
+    assert len(seconds) == slabs and all(t >= 0 for t in seconds)
     for t in (1, 2):
         np.testing.assert_array_equal(decode_volume(data, threads=t), vol)
     with pytest.raises(ValueError, match="slabs=8"):
@@ -101,11 +104,51 @@ def test_slab_table_lies_are_refused():
     vol = smooth((4, 20, 30), 0, 4095, np.uint16)
     payload = stream.unpack(encode_volume(vol, slabs=2))["payload"]
     for bad, why in [(b"\x05\x00" + payload[2:], "does not fit 4 slices"),
-                     (payload[:2] + b"\x01" + payload[3:], "parameter set 1"),
+                     (payload[:2] + b"\x02" + payload[3:], "options 2"),
+                     (payload[:2] + b"\x01" + payload[3:], "damaged"),
                      (payload[:4] + (int.from_bytes(payload[4:8], "little") + 1).to_bytes(4, "little") + payload[8:],
                       "do not add up")]:
         with pytest.raises(StreamError, match=why):
             stream.read_slab_table(bad, vol.shape)
+
+
+def comb(shape=(3, 40, 50), seed=4) -> np.ndarray:
+    """A smooth image through a sparse look-up table: 300 used values spread over 0..30000 (like the dev set's
+    mammogram crop), where coding ranks into a value table wins."""
+    lut = np.cumsum(np.random.default_rng(seed).integers(1, 200, 300))
+    lut -= lut[0]
+    return lut[smooth(shape, 0, 299, np.int32)].astype(np.uint16)
+
+
+def test_a_sparse_histogram_is_coded_as_ranks_with_its_value_table():
+    from medpipe.codecs.lossless3d import values
+
+    vol = comb()
+    data = round_trip(vol)
+    head = stream.unpack(data)
+    assert stream.read_slab_table(head["payload"], vol.shape)[2] is not None
+    used = values.unpack_table(stream.read_slab_table(head["payload"], vol.shape)[2], head["maxval"])
+    np.testing.assert_array_equal(used, np.unique(vol) - vol.min())
+    dense = smooth((3, 40, 50), 0, 4095, np.uint16)  # every value in the range used: no table tried
+    assert stream.read_slab_table(stream.unpack(round_trip(dense))["payload"], dense.shape)[2] is None
+
+
+@pytest.mark.parametrize("slabs", [1, 2])
+def test_value_table_with_slabs_and_threads(slabs):
+    vol = comb((6, 30, 20), seed=5)
+    np.testing.assert_array_equal(decode_volume(encode_volume(vol, slabs=slabs), threads=2), vol)
+
+
+def test_value_table_lies_are_refused():
+    from medpipe.codecs.lossless3d import values
+
+    good = values.pack_table(np.array([0, 3, 7, 100]))
+    np.testing.assert_array_equal(values.unpack_table(good, 100), [0, 3, 7, 100])
+    for bad, maxval in [(good, 99), (good[:-3], 100), (b"junk", 100),
+                        (zlib.compress(np.zeros(3, "<u2").tobytes()), 0),  # steps of 0: not rising
+                        (zlib.compress(bytes(1 << 20)), 100)]:  # a bomb: inflates far past the range
+        with pytest.raises(StreamError, match="value table"):
+            values.unpack_table(bad, maxval)
 
 
 def test_real_ct_crop_is_exact_and_compresses():
@@ -263,6 +306,18 @@ def test_codec_is_registered_for_the_matrix():
     enc = codec.encode(vol, None)
     assert len(enc.chunks) == 1 and enc.nbytes < vol.nbytes
     np.testing.assert_array_equal(codec.decode(enc, None), vol)
+
+
+@pytest.mark.parametrize("name", ["full", "lean", "fast"])
+def test_model_settings_round_trip_and_are_recorded_in_the_stream(name):
+    from medpipe.codecs import CodecContext, codec_class
+    from medpipe.codecs.lossless3d.coder import MODELS
+
+    vol = smooth((4, 24, 31), 0, 3000, np.uint16)
+    codec = codec_class("lossless3d")(model=name, slabs=2)
+    enc = codec.encode(vol, CodecContext(threads=2))
+    assert stream.unpack(enc.chunks[0])["flags"] == MODELS[name]
+    np.testing.assert_array_equal(codec.decode(enc, CodecContext(threads=2)), vol)
 
 
 def test_module_docstring_records_the_design():

@@ -94,3 +94,16 @@ def test_sources_import_only_the_foundations():
            for name, path in known.items() if name.startswith("medpipe.sources")}
     assert not any(bad.values()), bad
     assert "medpipe.sources.dicomweb" in known
+
+
+def test_a_preset_keeps_addresses_as_given_and_checks_its_pacs_key(tmp_path):
+    from medpipe.errors import PresetError
+    from medpipe.preset import parse_preset
+
+    data = {"inputs": ["dicom://ORTHANC@127.0.0.1:4242/studies/1.2.3", "series"], "pacs": {"aet": "ME"},
+            "codecs": [{"codec": "jpegls"}]}
+    preset = parse_preset(data, path=tmp_path / "p.yaml")
+    assert preset.inputs == ("dicom://ORTHANC@127.0.0.1:4242/studies/1.2.3", tmp_path / "series")
+    assert preset.input_options["pacs"] == {"aet": "ME"}
+    with pytest.raises(PresetError, match="pacs"):
+        parse_preset({**data, "pacs": {"requests": 100}}, path=tmp_path / "p.yaml")

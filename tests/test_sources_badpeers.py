@@ -192,7 +192,9 @@ def orthanc(tmp_path_factory):
 
 
 def test_unknown_study_query_matching_nothing_wrong_aet(orthanc, tmp_path):
-    for address, words in ((f"{orthanc.url}/dicom-web/studies/1.2.3.999", ("1.2.3.999",)),
+    for address, words in ((f"{orthanc.url}/dicom-web/studies/1.2.3.999", ("study 1.2.3.999 not found",)),
+                           (f"{orthanc.url}/dicom-web/studies/1.2.3.999/series/1.2", ("series 1.2 not found",)),
+                           (f"{orthanc.url}/no-dicomweb-here", ("no DICOMweb service",)),
                            (f"{orthanc.url}/dicom-web?PatientID=nobody-here", ("matched nothing",)),
                            (f"dicom://{orthanc.node.aet}@127.0.0.1:{orthanc.node.port}?PatientID=nobody-here",
                             ("matched nothing",)),
@@ -280,3 +282,63 @@ def test_paged_listing_and_at_most_n_requests_in_flight(tmp_path, monkeypatch):
         source.fetch_series(study, series, tmp_path / "s", instances=found)
     assert sum(p.endswith("/instances") for p, _ in peer.hits) == 3  # pages of 3, 3, 2
     assert state["most"] == 2
+
+
+def self_signed(tmp_path) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_tls_is_verified_unless_insecure_which_is_said_once(tmp_path):
+    import ssl
+
+    import medpipe.sources.http as http
+    from medpipe.sources import open_source
+
+    cert, key = self_signed(tmp_path)
+    peer = Peer({"/dicom-web/studies": qido(instance_json(SOPS[0]))})
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    peer.server.socket = context.wrap_socket(peer.server.socket, server_side=True)
+    with peer as url:
+        url = url.replace("http://", "https://") + f"/studies/{STUDY}/series/{SERIES}"
+        with pytest.raises(SourceError) as exc:
+            list(open_source(url, fast(tmp_path), lambda _: None).instances())
+        assert "TLS certificate not verified" in one_line(exc) and "--insecure" in str(exc.value)
+        http._warned_insecure.discard("127.0.0.1")
+        lines: list[str] = []
+        for _ in range(2):
+            found = list(open_source(url, fast(tmp_path, insecure=True), lines.append).instances())
+            assert [i.sop_uid for i in found] == [SOPS[0]]
+    assert lines == ["127.0.0.1: TLS certificates are NOT verified (--insecure)"]
+
+
+def test_a_peer_failing_part_way_through_the_listing_keeps_what_was_read(tmp_path):
+    real = sorted(SAMPLE.glob("*.dcm"))[0].read_bytes()
+    study = {"0020000D": {"vr": "UI", "Value": [STUDY]}}
+    other = {"0020000D": {"vr": "UI", "Value": ["1.2.3.9"]}}
+    with Peer({f"{SERIES_PATH}/instances/": multipart(real),
+               f"{SERIES_PATH}/instances": qido(instance_json(SOPS[0])),
+               f"/dicom-web/studies/{STUDY}/series": qido({"0020000E": {"vr": "UI", "Value": [SERIES]}}),
+               "/dicom-web/studies/1.2.3.9/series": lambda h: (500, {"Content-Type": "text/plain"}, b"oops"),
+               "/dicom-web/studies": qido(study, other)}) as url:
+        lines: list[str] = []
+        folders, errors = fetch_address(url, fast(tmp_path), lines.append)
+    assert len(folders) == 1 and len(errors) == 1
+    assert "study 1.2.3.9 answered HTTP 500" in errors[0] and "the rest not read" in errors[0]

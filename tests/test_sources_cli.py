@@ -52,6 +52,10 @@ def test_quick_preset_on_an_address_gives_the_folder_rows(server, tmp_path):
                    tmp_path)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         got[name] = rows(tmp_path / name)
+    again = run([str(ROOT / "presets" / "quick.yaml"), "--input", inputs["dicomweb"], "--out",
+                 str(tmp_path / "dicomweb"), "--resume"], tmp_path)  # the cache is whole: nothing fetched again
+    assert again.returncode == 0 and f"0 fetched (0.0 MiB, 0.0 MiB/s), {len(list(SAMPLE.glob('*.dcm')))} already " \
+        "cached" in " ".join(again.stdout.split()), again.stdout[-2000:]
     assert len(got["folder"]) == 7 and all(r["compressed_bytes"] for r in got["folder"])
     assert got["dicomweb"] == got["folder"]
     assert got["dimse"] == got["folder"]

@@ -200,10 +200,11 @@ def test_c_get_splits_sop_classes_over_associations_and_resumes_by_instance(load
         before = source.associations
         paths = source.fetch_series(study, series, tmp_path / "s", instances=found)
         assert len(paths) == 3 and source.associations - before == 3 and source.method == "C-GET"
+        victim = uid(paths[1], "SOPInstanceUID")
         paths[1].write_bytes(b"damaged")
         source.fetch_series(study, series, tmp_path / "s", instances=found)
         assert source.progress.fetched == 4 and source.progress.cached == 2
-        assert same_instance(paths[1], tmp_path / paths[1].name)
+        assert same_instance(paths[1], tmp_path / f"{victim}.dcm")
     finally:
         for instance in uploaded:
             server.delete(instance)

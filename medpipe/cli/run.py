@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder for the results folder (default: the preset's output)")
     p.add_argument("--ffmpeg", help="ffmpeg binary (default: $MEDPIPE_FFMPEG, then the imageio-ffmpeg wheel's)")
     p.add_argument("--jobs", type=int, help="cells run in parallel (default: the preset's, else all cores)")
-    p.add_argument("--resume", action="store_true", help="skip cells already in the output's result store")
+    p.add_argument("--resume", action="store_true", help="skip cells already in the output's result store (instances "
+                   "retrieved from a PACS are never fetched again while their cached content checks out)")
     p.add_argument("--scheduler", help="run cells on this Dask scheduler (address)")
     p.add_argument("--send", metavar="AET@HOST:PORT", help="after the run, send the lossless DICOM series it wrote "
                    "to this DICOM node by C-STORE (turns DICOM output on; default: the preset's dicom_out.send)")

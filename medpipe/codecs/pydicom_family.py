@@ -58,10 +58,10 @@ class Rle(Codec):
             def one(chunk):
                 return decode_pixel_data(chunk, version=2, rows=h, columns=w, bits_allocated=bits, byteorder="<")
         except ImportError:
-            from pydicom.pixels.decoders.rle import _rle_decode_frame
+            from ..rle import decode_frame
 
-            def one(chunk):  # conformant streams: MSB segment first; output bytes are little endian
-                return _rle_decode_frame(chunk, h, w, 1, bits)
+            def one(chunk):  # PS3.5 Annex G, every segment length checked
+                return decode_frame(chunk, h, w, 1, bits).tobytes()
         for i, chunk in enumerate(enc.chunks):
             out[i] = np.frombuffer(bytes(one(chunk)), dtype.newbyteorder("<")).reshape(h, w)
         return out

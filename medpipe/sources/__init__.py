@@ -53,9 +53,15 @@ class Source(Protocol):
     def instances(self) -> Iterator[InstanceInfo]:
         """Every instance the address selects (its study/series path and query), metadata only."""
 
-    def fetch_series(self, study_uid: str, series_uid: str, dest: Path) -> list[Path]:
+    def fetch_series(self, study_uid: str, series_uid: str, dest: Path,
+                     instances: list[InstanceInfo] | None = None) -> list[Path]:
         """Retrieve one series' stored instances (never a transcoded copy) as Part 10 files under ``dest``
-        (a cache: what is there already and checks out by content hash is not fetched again); returns them."""
+        (a cache: what is there already and checks out by content hash is not fetched again); returns them.
+        ``instances``: the series' listing when the caller has it (else it is queried again)."""
+
+    def series_list(self) -> Iterator[tuple[str, str, list[InstanceInfo]]]:
+        """(study UID, series UID, its instances) for every series the address selects, one series at a time;
+        counts them in ``self.progress`` (a :class:`medpipe.sources.progress.Progress`)."""
 
 
 class SourceError(InputError):
@@ -88,12 +94,13 @@ def is_address(text) -> bool:
 
 
 def open_source(address: str, settings=None, say=print) -> Source:
-    """The source for a PACS address (DICOMweb for http/https, DIMSE for dicom://); InputError when malformed."""
+    """The source for a PACS address (DICOMweb for http/https, DIMSE for dicom://); InputError when malformed.
+    ``settings``: a SourceSettings, a ``pacs:`` mapping (checked), or None for the defaults."""
     from .address import parse_address
-    from .settings import SourceSettings
+    from .settings import SourceSettings, source_settings
 
     parsed = parse_address(address)
-    settings = settings or SourceSettings()
+    settings = source_settings(settings) if isinstance(settings, dict) else settings or SourceSettings()
     if parsed.dimse:
         from .dimse import DimseSource
 
@@ -109,13 +116,26 @@ def fetch_address(address: str, settings=None, say=print) -> tuple[list[Path], l
     matches nothing)."""
     from .address import parse_address
     from .cache import series_folder
-    from .settings import SourceSettings
+    from .settings import SourceSettings, source_settings
 
-    settings = settings or SourceSettings()
+    settings = source_settings(settings) if isinstance(settings, dict) else settings or SourceSettings()
     source = open_source(address, settings, say)
     key = parse_address(address).key
     folders, errors = [], []
-    for study, series, found in source.series_list():
+    listing = source.series_list()
+    while True:
+        try:
+            study, series, found = next(listing)
+        except StopIteration:
+            break
+        except SourceError as exc:  # the peer failed part-way through the listing: keep what was read
+            if not folders:
+                raise
+            errors.append(f"{exc} (after {len(folders)} series; the rest not read)")
+            say(f"skipped: {errors[-1]}")
+            break
+        if not found:  # a series without instances (or one the address names that is not there)
+            continue
         folder = series_folder(settings.cache, key, study, series)
         try:
             source.fetch_series(study, series, folder, instances=found)
@@ -124,7 +144,10 @@ def fetch_address(address: str, settings=None, say=print) -> tuple[list[Path], l
             errors.append(str(exc))
             say(f"skipped: {exc}")
     progress = source.progress
-    if not progress.series:
-        raise SourceError(f"{source.label}: the query matched nothing (no series)")
+    if not progress.found:
+        a = parse_address(address)
+        raise SourceError(f"{source.label}: " + (f"series {a.series} not found (no instances)" if a.series else
+                                                 f"study {a.study} not found (no series)" if a.study else
+                                                 "the query matched nothing (no series)"))
     say(progress.line(final=True))
     return folders, errors

@@ -1,5 +1,7 @@
-"""The cache of retrieved instances: ``CACHE/<server>/<study>/<series>/<sop>.dcm``, each beside a hidden
-``.<sop>.dcm.sha256`` written after the file itself (both atomically). A file counts as cached only when its
+"""The cache of retrieved instances: ``CACHE/<server>/<study>/<series UID>/<sop>.dcm``, each beside a hidden
+``.<sop>.dcm.sha256`` written after the file itself (both atomically). Study and SOP Instance UIDs are named by a
+short hash of the UID, so a path stays well under Windows' 260 characters (the series keeps its UID: the readers
+name the volume after its folder). A file counts as cached only when its
 content hashes to what was recorded, so a run killed mid-write, a truncated or altered file is fetched again, and
 a resumed run fetches nothing it already has."""
 from __future__ import annotations
@@ -17,10 +19,10 @@ class SeriesCache:
         self.folder = Path(folder)
 
     def path(self, sop_uid: str) -> Path:
-        return self.folder / f"{safe_component(sop_uid)}.dcm"
+        return self.folder / f"{short(sop_uid)}.dcm"
 
     def _hash_file(self, sop_uid: str) -> Path:
-        return self.folder / f".{safe_component(sop_uid)}.dcm.sha256"
+        return self.folder / f".{short(sop_uid)}.dcm.sha256"
 
     def get(self, sop_uid: str) -> Path | None:
         """The cached file when it is there and its content matches its recorded hash, else None."""
@@ -50,7 +52,7 @@ class SeriesCache:
         """Record that the source sent this instance in another syntax than it stores (the readers say so)."""
         make_dirs(self.folder)
         with open(self.folder / TRANSCODED, "a", encoding="ascii") as f:
-            f.write(f"{safe_component(sop_uid)}.dcm {stored} {sent}\n")
+            f.write(f"{short(sop_uid)}.dcm {stored} {sent}\n")
 
     def prune(self, keep: set[str]) -> None:
         """Remove cached instances the source no longer lists (only our own files, in our own cache)."""
@@ -90,5 +92,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def short(uid: str) -> str:
+    return hashlib.sha256(uid.encode()).hexdigest()[:16]
+
+
 def series_folder(cache: Path, server_key: str, study_uid: str, series_uid: str) -> Path:
-    return Path(cache) / safe_component(server_key) / safe_component(study_uid) / safe_component(series_uid)
+    return Path(cache) / safe_component(server_key) / short(study_uid) / safe_component(series_uid)

@@ -53,6 +53,9 @@ class DicomWebSource:
         offset = 0
         while True:
             page = self.http.get_json(path, params + [("limit", PAGE), ("offset", offset)], what)
+            if page is None and path == "/studies":
+                raise SourceError(f"{self.label}: no DICOMweb service at {self.address.base_url} (HTTP 404 for "
+                                  "/studies); check the service root (Orthanc: /dicom-web)")
             if page is None:
                 raise SourceError(f"{self.label}: {what} not found (HTTP 404)")
             yield from page

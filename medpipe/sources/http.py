@@ -55,8 +55,10 @@ class Http:
             except requests.exceptions.Timeout:
                 why = f"no answer within {self.settings.timeout:g} s"
             except requests.exceptions.SSLError as exc:
-                raise SourceError(f"{self._label()}: TLS certificate not accepted ({_reason(exc)}); fix the "
-                                  "certificate or pass --insecure") from None
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    raise SourceError(f"{self._label()}: TLS certificate not verified; fix the certificate (or "
+                                      "pass --insecure)") from None
+                raise SourceError(f"{self._label()}: TLS handshake failed (is it https at this port?)") from None
             except requests.exceptions.ConnectionError as exc:
                 raise SourceError(f"{self._label()}: cannot connect ({_reason(exc)})") from None
             except requests.exceptions.RequestException as exc:

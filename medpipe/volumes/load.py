@@ -34,6 +34,11 @@ def _say(console, prefix: str, message: str) -> None:
                   style=STYLES.get(prefix, "yellow") or None)
 
 
+def _skip(console, errors: list[str], message: str) -> None:
+    errors.append(message)
+    _say(console, "skipped:", message)
+
+
 def print_events(console, events: list[dict]) -> None:
     """Each event as one line ('split: ...', 'duplicate: ...')."""
     for ev in events:
@@ -58,13 +63,11 @@ def discover_inputs(paths, console=None, options: dict | None = None) -> tuple[l
             pacs = source_settings(input_settings(options)["pacs"], "pacs")
             folders, failed = fetch_address(str(item), pacs, lambda line: _say(console, "", line))
         except MedpipeError as exc:
-            errors.append(str(exc))
-            _say(console, "skipped:", str(exc))
+            _skip(console, errors, str(exc))
             continue
         except Exception as exc:  # noqa: BLE001 - a medpipe bug must not end the run for the other inputs
-            msg = f"{item}: could not be read ({type(exc).__name__}); this is a medpipe bug, please report"
-            errors.append(msg)
-            _say(console, "skipped:", msg)
+            _skip(console, errors, f"{item}: could not be read ({type(exc).__name__}); this is a medpipe bug, "
+                  "please report")
             continue
         errors += failed
         for folder in folders:
@@ -77,13 +80,11 @@ def _discover_one(path: Path, options, taken: set[str], console, sources: list, 
     try:
         found = discover(path, options, taken)
     except MedpipeError as exc:
-        errors.append(str(exc))
-        _say(console, "skipped:", str(exc))
+        _skip(console, errors, str(exc))
         return
     except Exception as exc:  # noqa: BLE001 - a medpipe bug must not end the run for the other inputs
-        msg = f"{path}: could not be examined ({type(exc).__name__}: {exc}); this is a medpipe bug, please report"
-        errors.append(msg)
-        _say(console, "skipped:", msg)
+        _skip(console, errors, f"{path}: could not be examined ({type(exc).__name__}: {exc}); this is a medpipe "
+              "bug, please report")
         return
     for msg in found.errors:
         _say(console, "skipped:", msg)

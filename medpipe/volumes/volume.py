@@ -75,11 +75,11 @@ class Volume:
     # inclusive range of STORED values that are padding (PS3.3 C.7.5.1.1.2), None when the source names none
     padding: tuple[int, int] | None = None
     lossy_source: str = ""  # "" or why the source was already lossy before medpipe touched it
-    source_transcoded: str = ""  # "" or how a PACS sent other bytes than it stores (medpipe/sources)
     color: str = ""  # "" or the colour conversion done on loading
     events: list[dict] = field(default_factory=list)  # what series assembly did: {"kind": ..., "message": ...}
     spacing: tuple[float, float, float] | None = None  # (slice, row, col) in mm when known
     origin: Any = field(default=None, repr=False)  # the VolumeSource this volume was loaded from (re-readable)
+    source_transcoded: str = ""  # "" or how a PACS sent other bytes than it stores (medpipe/sources)
 
     @property
     def shape(self) -> tuple[int, int, int]:

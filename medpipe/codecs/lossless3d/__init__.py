@@ -80,12 +80,12 @@ def encode_volume(volume, bits=None, **kw) -> bytes:
     return encode(volume, bits, **kw)
 
 
-def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int = 1):
+def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int = 1, slab_seconds=None):
     """See :func:`.coder.decode_volume`: the header is checked against the expectation (and, with no expected
     shape, the memory available) before anything is allocated."""
     from .coder import decode_volume as decode
 
-    return decode(data, expected_shape, expected_dtype, threads)
+    return decode(data, expected_shape, expected_dtype, threads, slab_seconds)
 
 
 __all__ = ["StreamError", "decode_volume", "encode_volume"]

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import values
 from .stream import (MODE_CODED, MODE_CONSTANT, MODE_STORED, StreamError, auto_slabs, check_volume, pack,
                      read_slab_table, slab_bounds, slab_table, unpack, values_crc)
 
@@ -30,6 +31,8 @@ def _import_model():
 
 model = _import_model()
 
+# the codec's "model" parameter: feature sets (bench/measured/lossless3d-2026-12-05/models.txt)
+MODELS = {"full": model.DEFAULT_FLAGS, "lean": model.DEFAULT_FLAGS & ~model.F_MIX, "fast": 0}
 ERRORS = {model.ERR_OVERRUN: "truncated or damaged (the coder ran past its end)",
           model.ERR_RANGE: "damaged (a decoded value is out of range)"}
 
@@ -52,30 +55,60 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
     work -= lo
     raw = volume.astype(volume.dtype.newbyteorder("<"), copy=False).tobytes()
     bounds = slab_bounds(volume.shape[0], auto_slabs(volume.shape[0]) if slabs is None else slabs)
-
-    def code(k):
-        part = work[bounds[k]:bounds[k + 1]]
-        # room for the raw size and one row's worst case: a coding that would pass the raw size is stored instead
-        buf = np.empty(part.size * volume.itemsize + 64 * volume.shape[2] + 64, np.uint8)
-        status, used = model.run(False, part, buf, hi - lo, flags)
-        if status not in (model.OK, model.ERR_OVERFLOW):
-            raise RuntimeError(f"lossless3d encoder failed with code {status}")  # a bug, not a user error
-        return buf[:used].tobytes() if status == model.OK else None
-
-    parts = in_threads(code, len(bounds) - 1, threads)
+    work, coded_max, table, whole = choose_values(work, hi - lo, flags)
+    if whole is not None and len(bounds) == 2:
+        parts = [whole]  # the trial coded the whole volume already
+    else:
+        parts = in_threads(lambda k: code_slab(work[bounds[k]:bounds[k + 1]], coded_max, flags), len(bounds) - 1,
+                           threads)
     if all(p is not None for p in parts):
-        payload = slab_table(parts) + b"".join(parts)
+        payload = slab_table(parts, table) + b"".join(parts)
         if len(payload) < len(raw):
             return pack(volume, bits, flags, MODE_CODED, lo, hi - lo, payload)
     return pack(volume, bits, flags, MODE_STORED, lo, hi - lo, raw)
 
 
-def in_threads(fn, n: int, threads: int) -> list:
-    """[fn(0), ..., fn(n - 1)], on up to ``threads`` threads (the numba coder releases the GIL)."""
+def code_slab(part: np.ndarray, maxval: int, flags: int) -> bytes | None:
+    """One slab's code, or None when it would not be smaller than raw 16-bit samples."""
+    # room for the raw size and one row's worst case: a coding that would pass the raw size is stored instead
+    buf = np.empty(part.size * 2 + 64 * part.shape[2] + 64, np.uint8)
+    status, used = model.run(False, part, buf, maxval, flags)
+    if status not in (model.OK, model.ERR_OVERFLOW):
+        raise RuntimeError(f"lossless3d encoder failed with code {status}")  # a bug, not a user error
+    return buf[:used].tobytes() if status == model.OK else None
+
+
+def choose_values(work: np.ndarray, maxval: int, flags: int):
+    """(what to code, its maximum, the value table or None, the chosen code when the trial covered the whole
+    volume, else None): ranks into the used values when a trial on the middle slices finds them smaller, table
+    included (values.py)."""
+    used = values.used_values(work, maxval)
+    if not values.worth_trying(used, maxval):
+        return work, maxval, None, None
+    table = values.pack_table(used)
+    sample = np.ascontiguousarray(values.trial_slices(work))
+    whole = len(sample) == len(work)
+    plain = code_slab(sample, maxval, flags)
+    ranked = code_slab(values.to_ranks(sample, used), len(used) - 1, flags)
+    if ranked is None or (plain is not None and len(ranked) + len(table) >= len(plain)):
+        return work, maxval, None, plain if whole else None
+    return values.to_ranks(work, used), len(used) - 1, table, ranked if whole else None
+
+
+def in_threads(fn, n: int, threads: int, seconds: list | None = None) -> list:
+    """[fn(0), ..., fn(n - 1)], on up to ``threads`` threads (the numba coder releases the GIL). ``seconds``, if
+    given, receives each call's CPU time on its own thread (a busy shared machine makes wall time meaningless)."""
+    def timed(k):
+        t0 = time.thread_time()
+        out = fn(k)
+        if seconds is not None:
+            seconds.append(time.thread_time() - t0)
+        return out
+
     if threads <= 1 or n <= 1:
-        return [fn(k) for k in range(n)]
+        return [timed(k) for k in range(n)]
     with ThreadPoolExecutor(min(threads, n)) as pool:
-        return list(pool.map(fn, range(n)))
+        return list(pool.map(timed, range(n)))
 
 
 def warm_up() -> float:
@@ -91,10 +124,12 @@ def warm_up() -> float:
     return time.perf_counter() - t0
 
 
-def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int = 1) -> np.ndarray:
+def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int = 1,
+                  slab_seconds: list | None = None) -> np.ndarray:
     """The volume a stream holds, same dtype, shape and values; StreamError if the stream is not whole, or its
     header disagrees with ``expected_shape`` / ``expected_dtype`` (checked before anything is allocated), or,
-    with no expected shape, it would not fit in the memory available. ``threads`` decode slabs in parallel."""
+    with no expected shape, it would not fit in the memory available. ``threads`` decode slabs in parallel;
+    ``slab_seconds`` (a list) receives each slab's decode CPU time (bench/lossless3d.py: the 2-core speed-up)."""
     head = unpack(data, expected_shape, expected_dtype)
     dtype, shape, mode = head["dtype"], head["shape"], head["mode"]
     if mode == MODE_STORED:
@@ -105,17 +140,21 @@ def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int =
         raise StreamError(f"lossless3d stream uses model features {head['flags']:#x} this decoder lacks; upgrade medpipe")
     else:
         work = np.empty(shape, np.int32)
-        bounds, spans = read_slab_table(head["payload"], shape)
+        bounds, spans, table = read_slab_table(head["payload"], shape)
+        used = None if table is None else values.unpack_table(table, head["maxval"])
+        coded_max = head["maxval"] if used is None else len(used) - 1
         payload = bytearray(head["payload"])
 
         def decode(k):
             buf = np.frombuffer(payload, np.uint8, spans[k + 1] - spans[k], spans[k])
-            status, _ = model.run(True, work[bounds[k]:bounds[k + 1]], buf, head["maxval"], head["flags"])
+            status, _ = model.run(True, work[bounds[k]:bounds[k + 1]], buf, coded_max, head["flags"])
             return status
 
-        for status in in_threads(decode, len(bounds) - 1, threads):
+        for status in in_threads(decode, len(bounds) - 1, threads, slab_seconds):
             if status != model.OK:
                 raise StreamError(f"lossless3d stream {ERRORS.get(status, f'damaged (code {status})')}")
+        if used is not None:
+            work = used[work]
         work += head["lo"]
         out = work.astype(dtype.newbyteorder("="))
     if values_crc(out) != head["crc_values"]:

@@ -56,7 +56,9 @@ def check_volume(volume: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]
     return np.ascontiguousarray(volume), bits
 
 
-SLAB_HEAD = struct.Struct("<HBB")  # slab count, parameter set (0), reserved (0); then a uint32 length per slab
+SLAB_HEAD = struct.Struct("<HBB")  # slab count, options (bit 0: value table), reserved (0); a uint32 length per
+# slab follows, then with a value table its uint32 length and the table (values.py), then the slabs' codes
+OPT_TABLE = 1
 MIN_SLAB = 64  # slices per slab at least, when the encoder chooses
 AUTO_SLABS = 2  # slabs the encoder makes when the volume is deep enough: two cores decode it in parallel
 
@@ -76,26 +78,36 @@ def slab_bounds(slices: int, slabs: int) -> list[int]:
     return [k * slices // slabs for k in range(slabs + 1)]
 
 
-def slab_table(parts: list[bytes]) -> bytes:
-    return SLAB_HEAD.pack(len(parts), 0, 0) + struct.pack(f"<{len(parts)}I", *map(len, parts))
+def slab_table(parts: list[bytes], table: bytes | None = None) -> bytes:
+    """The payload's head: slab count and options, each slab's length, the value table if any."""
+    head = SLAB_HEAD.pack(len(parts), OPT_TABLE if table is not None else 0, 0)
+    head += struct.pack(f"<{len(parts)}I", *map(len, parts))
+    return head if table is None else head + struct.pack("<I", len(table)) + table
 
 
-def read_slab_table(payload: bytes, shape: tuple) -> tuple[list[int], list[int]]:
-    """(first slice of each slab + end, payload offset of each slab + end) from a coded payload; StreamError
-    unless the table fits the shape and the payload exactly."""
+def read_slab_table(payload: bytes, shape: tuple) -> tuple[list[int], list[int], bytes | None]:
+    """(first slice of each slab + end, payload offset of each slab + end, the value table or None) from a coded
+    payload; StreamError unless the table fits the shape and the payload exactly."""
     if len(payload) < SLAB_HEAD.size:
         raise StreamError("lossless3d stream damaged: no slab table")
-    slabs, params, reserved = SLAB_HEAD.unpack_from(payload)
-    table = SLAB_HEAD.size + 4 * slabs
-    if not 1 <= slabs <= shape[0] or params or reserved or len(payload) < table:
-        raise StreamError(f"lossless3d stream damaged: slab table ({slabs} slabs, parameter set {params}) does not "
+    slabs, options, reserved = SLAB_HEAD.unpack_from(payload)
+    start = SLAB_HEAD.size + 4 * slabs
+    if not 1 <= slabs <= shape[0] or options & ~OPT_TABLE or reserved or len(payload) < start:
+        raise StreamError(f"lossless3d stream damaged: slab table ({slabs} slabs, options {options}) does not "
                           f"fit {shape[0]} slices")
-    spans = [table]
+    table = None
+    if options & OPT_TABLE:
+        if len(payload) < start + 4:
+            raise StreamError("lossless3d stream damaged: no value table")
+        n = struct.unpack_from("<I", payload, start)[0]
+        table = payload[start + 4:start + 4 + n]
+        start += 4 + n
+    spans = [start]
     for n in struct.unpack_from(f"<{slabs}I", payload, SLAB_HEAD.size):
         spans.append(spans[-1] + n)
     if spans[-1] != len(payload):
         raise StreamError("lossless3d stream damaged: slab lengths do not add up to the payload")
-    return slab_bounds(shape[0], slabs), spans
+    return slab_bounds(shape[0], slabs), spans, table
 
 
 def values_crc(volume: np.ndarray) -> int:
