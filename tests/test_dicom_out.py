@@ -19,7 +19,7 @@ from conftest import ROOT, SAMPLE, shared
 from helpers import row_of
 from medpipe.codecs import parse_codec
 from medpipe.dicom import syntaxes as sx
-from medpipe.dicom.codestreams import encode_frame
+from medpipe.codecs.frames import encode_frame
 from medpipe.dicom.deliver import send_node, with_send_defaults
 from medpipe.dicom.streaminfo import codestream_info
 from medpipe.dicom.validate import decode_frames, encapsulation_problems, frame_problems

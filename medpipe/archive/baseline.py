@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..syntaxes import JPEGXLLossless
 from .candidates import dicom_codestream
 from .dicomfile import encapsulated_file
 from .headers import read_header
 from .index import DTYPES
-
-JPEG_XL, JPEG_LS = "1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.80"
 
 
 def series_bytes(vol, uid: str, effort: int | None = None) -> dict:
@@ -28,7 +27,7 @@ def series_bytes(vol, uid: str, effort: int | None = None) -> dict:
     for path, ds in zip(vol.files, vol.headers):
         n = int(ds.get("NumberOfFrames", 1) or 1)
         record, _, _ = read_header(Path(path))
-        codestreams = [dicom_codestream(uid, f, scan, effort if uid == JPEG_XL else None) for f in stored[at:at + n]]
+        codestreams = [dicom_codestream(uid, f, scan, effort if uid == JPEGXLLossless else None) for f in stored[at:at + n]]
         total += len(encapsulated_file(record, uid, codestreams))
         streams += sum(len(c) for c in codestreams)
         at += n

@@ -18,12 +18,13 @@ import io
 import struct
 
 import numpy as np
+from pydicom.uid import HTJ2KLossless, JPEGLSLossless
 
+from ..syntaxes import JPEGXLLossless
 from .headers import DATA, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, META, NATIVE, PIXEL, PREAMBLE, RESIDUAL, TAIL, \
     Record, header_bytes, record_syntax, residual, xor
 
-OUTPUT_SYNTAXES = {"native": None, "jpegxl": "1.2.840.10008.1.2.4.110", "jpegls": "1.2.840.10008.1.2.4.80",
-                   "htj2k": "1.2.840.10008.1.2.4.201"}
+OUTPUT_SYNTAXES = {"native": None, "jpegxl": JPEGXLLossless, "jpegls": JPEGLSLossless, "htj2k": HTJ2KLossless}
 EXTENDED_OFFSET_TABLE = (b"\xe0\x7f\x01\x00", b"\xe0\x7f\x02\x00")
 PIXEL_TAG = b"\xe0\x7f\x10\x00"
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import PresetError
 from ..options import check_value, did_you_mean
 from . import glymur_family, imagecodecs_family, opencv_family, pillow_jpls, pydicom_family, video
-from .base import COMMON_PARAMS, Codec, CodecContext, Encoded, Param, Syntax
+from .base import COMMON_PARAMS, Codec, CodecContext, Encoded, Param, WrittenAs
 from .lossless3d import codec as lossless3d_family
 
 FAMILIES = [imagecodecs_family, pillow_jpls, opencv_family, glymur_family, video, pydicom_family, lossless3d_family]
@@ -69,5 +69,5 @@ def parse_codec(entry: Any, where: str) -> CodecSpec:
     return CodecSpec(label=label, codec=codec, window=tuple(window) if window else None)
 
 
-__all__ = ["COMMON_PARAMS", "Codec", "CodecContext", "CodecSpec", "Encoded", "Param", "REGISTRY", "Syntax",
+__all__ = ["COMMON_PARAMS", "Codec", "CodecContext", "CodecSpec", "Encoded", "Param", "REGISTRY", "WrittenAs",
            "codec_class", "parse_codec"]

@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import CodecSkip, DamagedInput, MedpipeError, OutputError
 from ..files import atomic_folder, os_error, safe_component
 from ..options import Option
-from .codestreams import encode_frame
+from ..codecs.frames import encode_frame
 from .header import (DROP_TAGS, SOURCE_FOR_PROCESSING, TYPE2_FILL, derive, fit_stored_values, grey_pixel_module,
                      mark_lossy, mark_offset_copy)
 from .part10 import save
