@@ -89,8 +89,9 @@ class TransferSyntax:
 
     @property
     def keeps_instance(self) -> bool:
-        """An object in this syntax may keep its source's SOP Instance UID: only when the values are unchanged."""
-        return self.lossless is True
+        """An object in this syntax may keep its source's SOP Instance UID: only when the values are unchanged --
+        a lossless syntax, or .111, whose JPEG bitstream (hence every decoded value) is the source's own."""
+        return self.lossless is True or self.family == "jpegxl-jpeg"
 
     def __str__(self) -> str:
         return self.uid

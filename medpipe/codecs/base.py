@@ -223,6 +223,10 @@ class Codec:
     def version(self, ctx: CodecContext) -> str:
         return self.family
 
+    def prepare(self, volume) -> None:
+        """Before a cell: a codec that codes the source's own bitstreams, not values (``jpegxl-jpeg``), takes them
+        from the volume here, or raises CodecSkip saying why there are none. Values-only codecs need nothing."""
+
     # ---- the work (timed by the round trip)
     def encode(self, frames: np.ndarray, ctx: CodecContext) -> Encoded:
         return Encoded([self.encode_slice(s) for s in frames], frames.shape, frames.dtype.str)

@@ -157,21 +157,20 @@ class JpegXL(FrameCoder):
 class JpegRecompression(FrameCoder):
     """JPEG XL JPEG Recompression (.111): a baseline JPEG bitstream re-coded losslessly by libjxl (ISO 18181-1
     Annex M keeps the DCT coefficients and the reconstruction data); :meth:`jpeg` gives the original JPEG bytes
-    back bit for bit, and :meth:`decode` decodes those with libjpeg-turbo, so the values are the source's own."""
+    back bit for bit, and :meth:`decode` decodes those with pydicom's JPEG decoder, as the readers decode a JPEG
+    source, so the values are the source's own."""
 
     family = "jpegxl-jpeg"
 
-    def encode(self, uid, frame, attrs, jpeg: bytes | None = None, effort=None, **settings):
-        if jpeg is None:
-            raise CodecSkip("JPEG XL JPEG Recompression codes a source's own baseline JPEG frames, not values")
-        return self.recompress(jpeg, effort)
+    def encode(self, uid, frame, attrs, **settings):
+        raise CodecSkip("JPEG XL JPEG Recompression codes a source's own baseline JPEG frames, not values")
 
     @staticmethod
-    def recompress(jpeg: bytes, effort: int | None = None) -> bytes:
+    def recompress(jpeg: bytes) -> bytes:
         if jpeg[:2] != b"\xff\xd8":
             raise CodecSkip("not a JPEG bitstream (no SOI): nothing to recompress")
         try:
-            return bytes(_ic().jpegxl_encode_jpeg(bytes(jpeg), effort=effort))
+            return bytes(_ic().jpegxl_encode_jpeg(bytes(jpeg)))  # libjxl's default effort; imagecodecs takes none
         except Exception as exc:  # noqa: BLE001 - libjxl refuses JPEGs it cannot reconstruct (e.g. 12-bit)
             raise CodecSkip(f"libjxl cannot recompress this JPEG ({type(exc).__name__}: {exc})") from None
 
@@ -181,8 +180,23 @@ class JpegRecompression(FrameCoder):
         return bytes(_ic().jpegxl_decode_jpeg(bytes(data)))
 
     def decode(self, data, attrs):
-        pixels = np.asarray(_ic().jpeg8_decode(self.jpeg(data), colortransform=None))
-        return values_from_pattern(pixels, attrs.bits_stored, attrs.signed)
+        return decode_jpeg(self.jpeg(data), attrs)
+
+
+def decode_jpeg(jpeg: bytes, attrs: PixelAttrs) -> np.ndarray:
+    """A baseline JPEG frame decoded by pydicom's public decoder API with its first available plugin, as the
+    readers decode a .50 source. Two conformant JPEG decoders may differ by one (ISO 10918-1 IDCT accuracy: pillow
+    and pylibjpeg do on a few % of samples), so the values come from the same decoder the source was read with."""
+    from pydicom.encaps import encapsulate
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGBaseline8Bit
+
+    decoder = get_decoder(JPEGBaseline8Bit)
+    return decoder.as_array(
+        encapsulate([bytes(jpeg)]), rows=attrs.rows, columns=attrs.columns, samples_per_pixel=attrs.samples,
+        number_of_frames=1, bits_allocated=attrs.bits_allocated, bits_stored=attrs.bits_stored,
+        pixel_representation=0, photometric_interpretation=attrs.photometric, planar_configuration=0,
+        pixel_keyword="PixelData", decoding_plugin=decoder.available_plugins[0])[0]
 
 
 class Rle(FrameCoder):
@@ -289,9 +303,9 @@ def decode_frame(uid: str, data: bytes, attrs: PixelAttrs) -> np.ndarray:
     return coder(uid).decode(bytes(data), attrs)
 
 
-def recompress_jpeg(jpeg: bytes, effort: int | None = None) -> bytes:
+def recompress_jpeg(jpeg: bytes) -> bytes:
     """A baseline JPEG frame as JPEG XL JPEG Recompression (.111); :func:`original_jpeg` gives it back."""
-    return JpegRecompression.recompress(jpeg, effort)
+    return JpegRecompression.recompress(jpeg)
 
 
 def original_jpeg(data: bytes) -> bytes:

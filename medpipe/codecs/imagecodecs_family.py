@@ -7,7 +7,7 @@ import numpy as np
 
 from pydicom import uid
 
-from ..syntaxes import JPEGXLLossless
+from ..syntaxes import JPEGXL, JPEGXLLossless
 from ..errors import CodecSkip, DamagedInput
 from .base import Codec, Encoded, NearLossless, Param, WrittenAs
 
@@ -18,7 +18,8 @@ JPEGLS_NEAR = WrittenAs(uid.JPEGLSNearLossless, {"near": tuple(range(1, 256))})
 J2K_LOSSLESS = WrittenAs(uid.JPEG2000Lossless, {"lossless": True})
 J2K = WrittenAs(uid.JPEG2000, {"lossless": False})
 HTJ2K_LOSSLESS = WrittenAs(uid.HTJ2KLossless)
-JPEGXL_LOSSLESS = WrittenAs(JPEGXLLossless)
+JPEGXL_LOSSLESS = WrittenAs(JPEGXLLossless, {"distance": (None, 0, 0.0)})
+JPEGXL_LOSSY = WrittenAs(JPEGXL)  # any distance > 0 (the lossless case is taken by .110 first)
 
 
 def _codecs():
@@ -148,13 +149,23 @@ class JpegXL(ImagecodecsCodec):
     tree options for lossless coding (``decodingspeed`` concerns lossy VarDCT)."""
 
     name, lib = "jpegxl", "jpegxl"
-    description = "JPEG XL (libjxl) lossless (modular mode)"
-    params = {"effort": Param(int, 9, "encoder effort 1-10 (libjxl's own default is 7)", range=(1, 10))}
+    description = "JPEG XL (libjxl): lossless (modular mode), or lossy (VarDCT) at a Butteraugli distance > 0"
+    params = {"effort": Param(int, 9, "encoder effort 1-10 (libjxl's own default is 7)", range=(1, 10)),
+              "distance": Param((int, float), None, "lossy: Butteraugli distance (0 or unset: lossless; 1 is "
+                                "libjxl's 'visually lossless')", range=(0, 25), knob=True)}
     cost = 9.0
-    dicom = (JPEGXL_LOSSLESS,)
+    dicom = (JPEGXL_LOSSLESS, JPEGXL_LOSSY)  # .110 lossless, .112 lossy (PS3.5 8.2.15)
+    lossy_method = "ISO_18181_1"  # PS3.3 C.7.6.1.1.5.1
+
+    @property
+    def lossless(self):
+        return not self.p["distance"]
 
     def encode_slice(self, sl):
         bits = max(int(sl.max()).bit_length(), 9) if sl.dtype == np.uint16 else None  # 8 + uint16 is refused
+        if not self.lossless:
+            return _codecs().jpegxl_encode(sl, effort=self.p["effort"], distance=float(self.p["distance"]),
+                                           bitspersample=bits)
         return _codecs().jpegxl_encode(sl, lossless=True, effort=self.p["effort"], bitspersample=bits)
 
 

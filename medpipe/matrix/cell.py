@@ -73,6 +73,7 @@ def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings,
     out = {"row": row, "encoded": None, "mapping": None, "kept": {}}
     try:
         codec.check(ctx)
+        codec.prepare(volume)  # a codec of the source's own bitstreams takes them, or says why there are none
         row["version"] = codec.version(ctx)
         row["cell_id"] = cell_id(volume.content_hash, spec, row["version"])
         fill = settings.fill_depth and codec.fills_depth and not codec.lossless
@@ -86,6 +87,8 @@ def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings,
                             "it would not be lossless (narrow the data or use ffv1/jpegls)")
         rt = round_trip(volume.pixels, codec, mapping, ctx, repeat=settings.repeat)
         row.update(encode_ms=rt.encode_ms, decode_ms=rt.decode_ms, map_ms=rt.map_ms)
+        if rt.encoded.side.get("note"):  # what a codec reports beside the figures (jpegxl-jpeg: the JPEG's CR)
+            row["reason"] = rt.encoded.side["note"]
         t0 = time.perf_counter()
         window = fixed_window(volume.modality, volume.rescale_slope, volume.rescale_intercept, volume.bits_stored,
                               volume.signed)
