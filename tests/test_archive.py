@@ -304,6 +304,8 @@ def test_every_candidate_is_tried_and_the_smallest_kept(vols, tmp_path, capsys):
     g = index["groups"][0]
     rows = {r["candidate"]: r for r in g["candidates"]}
     assert list(rows) == list(CANDIDATE_NAMES)
+    jpeg = rows.pop("jpegxl-jpeg")  # the chest CT is not stored as baseline JPEG: skipped, and why
+    assert jpeg["status"] == "skipped" and "not baseline JPEG" in jpeg["reason"]
     assert all(r["status"] == "ok" and r["bytes"] > 0 for r in rows.values()), rows
     assert g["compressed_bytes"] == min(r["bytes"] for r in rows.values()) == rows[g["candidate"]]["bytes"]
     for name in CANDIDATE_NAMES:

@@ -124,3 +124,23 @@ def test_jpegxl_lossy_is_written_as_112(tmp_path, sample_volume, ctx):
     if shutil.which("djxl"):  # another libjxl (the system's djxl): lossy decoding is not bit-exact across versions
         theirs = interop.djxl_decode(stream).astype(np.int64)
         assert theirs.shape == ours.shape and np.abs(theirs - ours).max() <= 2
+
+
+def test_a_jpeg_stored_series_archived_with_the_111_candidate(tmp_path, jpeg_volume, ctx):
+    """The archive keeps the series' own JPEG frames as .111: every stored stream gives the source's JPEG bytes
+    back bit for bit, verify restores every slice exactly, and extract gives the original .50 files back, byte for
+    byte."""
+    from medpipe.archive import Settings, build_archive, extract_archive, verify_archive
+    from medpipe.archive.verify import stream_chunks
+
+    arc = tmp_path / "arc"
+    index = build_archive([jpeg_volume], arc, Settings(candidates=["jpegxl-jpeg", "jpegxl"], effort=1), ctx)
+    g = index["groups"][0]
+    assert g["candidate"] == "jpegxl-jpeg" and g["lossless"], g["candidates"]
+    chunks = stream_chunks(arc, g)[0]
+    sources = [next(generate_frames(pydicom.dcmread(f).PixelData, number_of_frames=1)) for f in jpeg_volume.files]
+    assert [frames.original_jpeg(c) for c in chunks] == sources
+    verify_archive(arc, ctx)
+    folder = extract_archive(arc, tmp_path / "out", ctx)[0]
+    restored = sorted(folder.iterdir())
+    assert [p.read_bytes() for p in restored] == [f.read_bytes() for f in jpeg_volume.files]

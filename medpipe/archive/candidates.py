@@ -52,6 +52,8 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("ffv1", {"codec": "ffv1", "bits": 16}, "volumes"),
     Candidate("x265", {"codec": "x265", "lossless": True, "bits": 12, "preset": "medium"}, "stream"),
     Candidate("lossless3d", {"codec": "lossless3d"}, "volumes"),  # medpipe's 3-D coder (codecs/lossless3d/)
+    # a series stored as baseline JPEG: its own JPEG frames as JPEG XL JPEG Recompression (.111), bytes kept
+    Candidate("jpegxl-jpeg", {"codec": "jpegxl-jpeg"}, "volumes"),
 )
 CANDIDATE_NAMES = tuple(c.name for c in CANDIDATES)
 
@@ -177,7 +179,7 @@ def try_candidate(cand: Candidate, vols: list, values: list[np.ndarray], scans: 
         if cand.layout == "dicom":
             _dicom_trial(trial, vols, scans, settings)
         else:
-            _codec_trial(trial, values, scans, settings, ctx, keep_restored, "jpegxl-dicom" in tried)
+            _codec_trial(trial, values, scans, settings, ctx, keep_restored, "jpegxl-dicom" in tried, vols)
     except (CodecSkip, CodecUnavailable, DamagedInput) as exc:
         trial.status, trial.reason, trial.parts = "skipped", str(exc), []
     except MedpipeError as exc:
@@ -207,7 +209,7 @@ def _dicom_trial(trial: Trial, vols: list, scans: list[dict], settings) -> None:
 
 
 def _codec_trial(trial: Trial, values: list[np.ndarray], scans: list[dict], settings, ctx,
-                 keep_restored: bool, dicom_tried: bool) -> None:
+                 keep_restored: bool, dicom_tried: bool, vols: list) -> None:
     cand = trial.candidate
     counts = [v.shape[0] for v in values]
     entry = dict(cand.codec)
@@ -228,6 +230,8 @@ def _codec_trial(trial: Trial, values: list[np.ndarray], scans: list[dict], sett
         order = (stream_order(counts, settings.order if len(values) > 1 else "sequential")
                  if cand.layout == "stream" else [(i, k) for i, n in enumerate(counts) for k in range(n)])
     codec.check(ctx)
+    for vol in vols:  # a codec of the source's own bitstreams says now when a scan has none (values-only: no-op)
+        codec.prepare(vol)
     vmap = plan_group_mapping(values, codec.depth(), codec.lossless, settings.value_table, codec.name)
     # the coded values are the stored values (stored + value offset - mapping offset): jpegxl-dicom codes the same
     stored = vmap.kind == "depth" and vmap.shift == 0 and not vmap.clipped and all(
@@ -240,6 +244,8 @@ def _codec_trial(trial: Trial, values: list[np.ndarray], scans: list[dict], sett
         batches = [order]
     restored = []
     for batch in batches:
+        if cand.layout == "volumes":
+            codec.prepare(vols[batch[0][0]])
         stack = np.stack([values[i][k] for i, k in batch])
         rt = round_trip(stack, codec, vmap, ctx, restore_dtype=np.int32)
         del stack

@@ -52,6 +52,7 @@ class JpegXLRecompression(Codec):
     cost = 3.0
     dicom = (WrittenAs(JPEGXLJPEGRecompression),)
     jpeg: list[bytes] | None = None
+    low = 0  # the smallest stored value of the volume prepared: the codec's input may be offset from it
 
     def version(self, ctx) -> str:
         import imagecodecs
@@ -60,6 +61,7 @@ class JpegXLRecompression(Codec):
 
     def prepare(self, volume) -> None:
         self.jpeg = source_jpeg_frames(volume)
+        self.low = int(volume.pixels.min())
 
     def encode(self, frames: np.ndarray, ctx) -> Encoded:
         if self.jpeg is None or len(self.jpeg) != len(frames):
@@ -68,7 +70,9 @@ class JpegXLRecompression(Codec):
         jpeg_bytes, coded = sum(len(j) for j in self.jpeg), sum(len(c) for c in chunks)
         note = (f"against the source's own JPEG: {jpeg_bytes:,} -> {coded:,} bytes (CR {jpeg_bytes / coded:.3f}, "
                 f"{100 * (1 - coded / jpeg_bytes):.1f} % smaller); the JPEG bytes come back bit for bit")
-        return Encoded(chunks, frames.shape, frames.dtype.str, side={"note": note})
+        # the JPEG decodes to the stored values; a value mapping may have offset the input from them
+        return Encoded(chunks, frames.shape, frames.dtype.str, side={"note": note,
+                                                                      "offset": self.low - int(frames.min())})
 
     def decode(self, enc: Encoded, ctx) -> np.ndarray:
         n, rows, cols = enc.shape
@@ -78,7 +82,7 @@ class JpegXLRecompression(Codec):
             jpeg = original_jpeg(chunk)
             if self.jpeg is not None and jpeg != self.jpeg[i]:
                 raise DamagedInput(f"slice {i}: the JPEG bitstream did not come back bit for bit")
-            out[i] = decode_jpeg(jpeg, attrs)
+            out[i] = decode_jpeg(jpeg, attrs).astype(np.int32) - enc.side.get("offset", 0)
         return out
 
 
