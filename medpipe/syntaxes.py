@@ -63,8 +63,9 @@ WHOLE = "the whole stream is one frame; Basic Offset Table empty (PS3.5 8.2.5-8.
 class TransferSyntax:
     """One transfer syntax. ``lossless``: True (always), False (always lossy) or None (either: the codestream and
     Lossy Image Compression say which). ``family``: the ``medpipe.codecs.frames`` coder that writes and reads its
-    frames ("" when medpipe has none; "native" for native pixel data). ``writes``: medpipe writes it from stored
-    values (the DICOM output and the archive)."""
+    frames ("native" for native pixel data; "pydicom" when pydicom's plugins read it and medpipe codes none; ""
+    when neither). ``pixels``: the Image Pixel attributes and bit depths it accepts (empty: not listed here).
+    ``writes``: medpipe writes it from stored values (the DICOM output and the archive)."""
     uid: _u.UID
     name: str
     lossless: bool | None
@@ -109,6 +110,8 @@ SHORT = {_u.ImplicitVRLittleEndian: "Implicit VR Little Endian", _u.ExplicitVRLi
          "Lossless", _u.JPEGLSNearLossless: "JPEG-LS Near-Lossless", _u.JPEG2000Lossless: "JPEG 2000 Lossless",
          _u.JPEG2000: "JPEG 2000", _u.HTJ2KLossless: "HTJ2K Lossless", _u.HTJ2KLosslessRPCL: "HTJ2K Lossless RPCL",
          _u.HTJ2K: "HTJ2K", _u.RLELossless: "RLE Lossless", DeflatedImageFrameCompression: "Deflated Image Frame"}
+BASELINE_PIXELS = (Pixels(MONO, 1, False, (8,), range(8, 9)),
+                   Pixels(("YBR_FULL_422", "YBR_FULL", "RGB"), 3, False, (8,), range(8, 9)))
 _LOSSLESS = dict(lossless=True, encapsulated=True, writes=True)
 _ROWS = (
     TransferSyntax(_u.ImplicitVRLittleEndian, "Implicit VR Little Endian", True, False, "native", CELLS,
@@ -119,11 +122,13 @@ _ROWS = (
                    "PS3.5 A.3", "native: no fragments"),
     TransferSyntax(_u.DeflatedExplicitVRLittleEndian, "Deflated Explicit VR Little Endian", True, False, "native",
                    CELLS, "PS3.5 10.3, A.5 (the whole data set is deflated)", "native: no fragments"),
-    TransferSyntax(_u.JPEGBaseline8Bit, "JPEG Baseline (Process 1)", False, True, "jpeg", "8-bit unsigned only; "
-                   "PS3.5 8.2.1", "PS3.5 8.2.1, A.4.1", SPAN,
+    TransferSyntax(_u.JPEGBaseline8Bit, "JPEG Baseline (Process 1)", False, True, "pydicom", "8-bit unsigned "
+                   "only; PS3.5 8.2.1 Table 8.2.1-1", "PS3.5 8.2.1, A.4.1", SPAN, pixels=BASELINE_PIXELS,
                    lossy_note="JPEG Baseline (process 1), always lossy"),
-    TransferSyntax(_u.JPEGExtended12Bit, "JPEG Extended (Process 2 & 4)", False, True, "jpeg", "8/12-bit unsigned "
-                   "only; PS3.5 8.2.1", "PS3.5 8.2.1, A.4.1", SPAN,
+    # Table 8.2.1-1: Bits Stored 8 or 12 (the range here also admits 9-11, which the table does not)
+    TransferSyntax(_u.JPEGExtended12Bit, "JPEG Extended (Process 2 & 4)", False, True, "pydicom", "8/12-bit "
+                   "unsigned only; PS3.5 8.2.1 Table 8.2.1-1", "PS3.5 8.2.1, A.4.1", SPAN,
+                   pixels=(Pixels(MONO, 1, False, (8, 16), range(8, 13)),),
                    lossy_note="JPEG Extended (processes 2 & 4), always lossy"),
     *(TransferSyntax(u, u.name, False, True, "", PATTERN, "PS3.5 8.2.1 (retired)", SPAN,
                      lossy_note="a retired lossy JPEG process")
@@ -166,7 +171,7 @@ _ROWS = (
     # written only from a source's own baseline JPEG frames, never from values (writes stays False).
     TransferSyntax(JPEGXLJPEGRecompression, "JPEG XL JPEG Recompression", False, True, "jpegxl-jpeg",
                    "as the recompressed JPEG (8-bit unsigned, baseline); PS3.5 8.2.15",
-                   "PS3.5 8.2.15 (the JPEG bitstream is reconstructible bit for bit)", SPAN,
+                   "PS3.5 8.2.15 (the JPEG bitstream is reconstructible bit for bit)", SPAN, pixels=BASELINE_PIXELS,
                    lossy_note="JPEG XL JPEG Recompression (the recompressed image was a lossy JPEG)"),
     TransferSyntax(JPEGXL, "JPEG XL", None, True, "jpegxl", JXL_PATTERN, "PS3.5 8.2.15 Table 8.2.15-1", SPAN,
                    pixels=_rows(range(1, 17), range(1, 17)), planar_zero=True,

@@ -16,6 +16,7 @@ from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import JPEGBaseline8Bit, generate_uid
 
 import interop
+from conftest import shared
 from helpers import row_of
 from medpipe.codecs import frames
 from medpipe.dicom.validate import check_file
@@ -144,3 +145,36 @@ def test_a_jpeg_stored_series_archived_with_the_111_candidate(tmp_path, jpeg_vol
     folder = extract_archive(arc, tmp_path / "out", ctx)[0]
     restored = sorted(folder.iterdir())
     assert [p.read_bytes() for p in restored] == [f.read_bytes() for f in jpeg_volume.files]
+
+
+@pytest.mark.slow
+def test_the_dev_ultrasound_cine_as_baseline_jpeg(tmp_path, ctx):
+    """The dev data's Philips US cine (27 x 600 x 800, 8-bit grey) stored as JPEG Baseline, the way ultrasound
+    archives hold it (quality 85, one fragment per frame): the matrix row, its CR against the JPEG, the DICOM output
+    and the archive, whose extract gives the .50 file back byte for byte."""
+    from medpipe.archive import Settings, build_archive, extract_archive
+
+    src = pydicom.dcmread(shared("us/philips_greyscale_cine.dcm"))
+    jpegs = [bytes(imagecodecs.jpeg8_encode(f, level=85)) for f in src.pixel_array]
+    ds = copy.deepcopy(src)
+    ds.PixelData = encapsulate(jpegs)
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.LossyImageCompression, ds.LossyImageCompressionMethod = "01", "ISO_10918_1"
+    ds.LossyImageCompressionRatio = round(src.pixel_array.size / sum(len(j) for j in jpegs), 2)
+    (tmp_path / "us").mkdir()
+    ds.save_as(tmp_path / "us" / "cine.dcm", enforce_file_format=True)
+    volume = load_volume(tmp_path / "us")
+    row = row_of(volume, {"codec": "jpegxl-jpeg", "label": "jpegxl-jpeg"}, ctx, sink=DicomSink(tmp_path / "dcm", ctx))
+    assert row["status"] == "ok" and row["dicom_ts"] == JPEGXLJPEGRecompression, row["reason"]
+    print("\n", row["reason"])
+    out = pydicom.dcmread(next((tmp_path / "dcm").rglob("*.dcm")))
+    assert out.SOPInstanceUID == ds.SOPInstanceUID and out.LossyImageCompression == "01"
+    stored = list(generate_frames(pydicom.dcmread(tmp_path / "us" / "cine.dcm").PixelData, number_of_frames=27))
+    assert [frames.original_jpeg(f) for f in generate_frames(out.PixelData, number_of_frames=27)] == stored
+    arc = tmp_path / "arc"
+    index = build_archive([volume], arc, Settings(candidates=["jpegxl-jpeg"], effort=1), ctx)
+    assert index["groups"][0]["candidate"] == "jpegxl-jpeg"
+    folder = extract_archive(arc, tmp_path / "out", ctx)[0]
+    assert next(folder.iterdir()).read_bytes() == (tmp_path / "us" / "cine.dcm").read_bytes()
