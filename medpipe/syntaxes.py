@@ -56,6 +56,7 @@ JXL_PATTERN = ("ISO 18181-1 has no signed samples: the bit pattern as for JPEG (
 CELLS = "the pixel cells as stored (two's complement); PS3.5 8.1.1 (native), Annex G.2 (RLE), A.4.13 (deflate)"
 ONE = "one fragment per frame (required)"
 SPAN = "a frame may span fragments; medpipe writes one per frame"
+JXL_FRAGMENTS = "medpipe writes one per frame (the A.4 text for JPEG XL was not at hand: not checked against it)"
 WHOLE = "the whole stream is one frame; Basic Offset Table empty (PS3.5 8.2.5-8.2.9)"
 
 
@@ -165,15 +166,17 @@ _ROWS = (
     TransferSyntax(_u.HTJ2K, "High-Throughput JPEG 2000 Image Compression", None, True, "htj2k", SIZ_SIGN,
                    "PS3.5 10.18, F.4", SPAN, lossy_note="HTJ2K, a syntax that allows lossy coding"),
     TransferSyntax(JPEGXLLossless, "JPEG XL Lossless", family="jpegxl", signedness=JXL_PATTERN,
-                   rules="PS3.5 8.2.15 Table 8.2.15-1", fragments=SPAN, pixels=_rows(range(1, 17), range(1, 17)),
-                   planar_zero=True, **_LOSSLESS),
+                   rules="PS3.5 8.2.15 Table 8.2.15-1", fragments=JXL_FRAGMENTS,
+                   pixels=_rows(range(1, 17), range(1, 17)), planar_zero=True, **_LOSSLESS),
     # .111 holds a JPEG bitstream re-coded losslessly: lossless with respect to the JPEG bytes, which are lossy;
     # written only from a source's own baseline JPEG frames, never from values (writes stays False).
     TransferSyntax(JPEGXLJPEGRecompression, "JPEG XL JPEG Recompression", False, True, "jpegxl-jpeg",
                    "as the recompressed JPEG (8-bit unsigned, baseline); PS3.5 8.2.15",
-                   "PS3.5 8.2.15 (the JPEG bitstream is reconstructible bit for bit)", SPAN, pixels=BASELINE_PIXELS,
+                   "PS3.5 8.2.15 (the JPEG bitstream is reconstructible bit for bit)", JXL_FRAGMENTS,
+                   pixels=BASELINE_PIXELS,
                    lossy_note="JPEG XL JPEG Recompression (the recompressed image was a lossy JPEG)"),
-    TransferSyntax(JPEGXL, "JPEG XL", None, True, "jpegxl", JXL_PATTERN, "PS3.5 8.2.15 Table 8.2.15-1", SPAN,
+    TransferSyntax(JPEGXL, "JPEG XL", None, True, "jpegxl", JXL_PATTERN, "PS3.5 8.2.15 Table 8.2.15-1",
+                   JXL_FRAGMENTS,
                    pixels=_rows(range(1, 17), range(1, 17)), planar_zero=True,
                    lossy_note="JPEG XL, a syntax that allows lossy coding"),
     TransferSyntax(_u.RLELossless, "RLE Lossless", family="rle", signedness=CELLS, rules="PS3.5 8.2.2 Table 8.2.2-1, "

@@ -424,7 +424,10 @@ DEV_GROUPS = {"phantom": ["ct_head/philips_phantom_stereotaxis_a", "ct_head/phil
 def test_archive_is_never_bigger_than_the_best_per_slice_standard_codec(tmp_path):
     """On every dev group (small real copies), the archive's bytes (streams + headers) are at most those of the
     same slices as per-slice JPEG XL e7 or JPEG-LS DICOM files, and its streams at most the JPEG XL codestreams."""
-    from medpipe.archive.baseline import JPEG_LS, JPEG_XL, series_bytes
+    from pydicom.uid import JPEGLSLossless as JPEG_LS
+
+    from medpipe.archive.baseline import series_bytes
+    from medpipe.syntaxes import JPEGXLLossless as JPEG_XL
 
     inputs = [small_copy(shared(rel), tmp_path / "in" / rel.replace("/", "_")) for g in DEV_GROUPS.values()
               for rel in g]

@@ -6,7 +6,7 @@ bit-exact fails loudly), and keeps the smallest. The list is data: a new codec i
 
 Layouts -- how a group's slices become codec input:
 
-- ``dicom``: each slice's JPEG XL codestream of the STORED values as PS3.5 8.2.15 (medpipe.dicom.codestreams)
+- ``dicom``: each slice's JPEG XL codestream of the STORED values as PS3.5 8.2.15 (medpipe.codecs.frames)
   writes it: extract to JPEG XL (.110) copies these codestreams, without a second encode.
 - ``images``: JPEG XL images of the group's mapped values, one slice per image (``single``), or several slices as
   the channels of one image, so JPEG XL's channel transforms and context model see them together: ``neighbours``

@@ -5,7 +5,7 @@ What a row writes (``<run>/<folder>/<volume>/<label>/``, one file per source fil
 - **Lossless** (a lossless codec on an exact mapping): the *same instance*. Every attribute of the source stays,
   every UID and every Image Pixel module attribute included; only the transfer syntax and the encapsulation
   change. The frames hold the source's stored values, coded as PS3.5 says for that syntax
-  (:mod:`.codestreams` cites the sections; signed data stays signed). The benchmark coded the mapped values
+  (:mod:`medpipe.codecs.frames` cites the sections; signed data stays signed). The benchmark coded the mapped values
   (signed CT offset by its minimum), so such frames are coded again from the stored values. The benchmark's own
   stream is reused, frame by frame, only when the mapping is the identity and the stream passes the syntax's
   checks for the source's attributes (:func:`.validate.frame_problems`) -- in practice RLE of unsigned data, and
@@ -39,7 +39,7 @@ from ..codecs.frames import encode_frame
 from ..errors import CodecSkip, DamagedInput, MedpipeError, OutputError
 from ..files import atomic_folder, os_error, safe_component
 from ..options import Option
-from ..syntaxes import JPEGXLJPEGRecompression
+from ..syntaxes import TABLE, JPEGXLJPEGRecompression
 from .header import (DROP_TAGS, SOURCE_FOR_PROCESSING, TYPE2_FILL, derive, fit_stored_values, grey_pixel_module,
                      mark_lossy, mark_offset_copy)
 from .part10 import save
@@ -79,8 +79,9 @@ def choose_syntax(volume, spec, row: dict, htj2k: str = "rpcl") -> str:
     return HTJ2K_LOSSLESS_RPCL if uid == HTJ2K_LOSSLESS and htj2k == "rpcl" else uid
 
 
-def kind_of(volume, codec, dmap) -> str:
-    if not (codec.lossless and dmap.exact):
+def kind_of(volume, codec, dmap, uid: str) -> str:
+    """Same instance only where the values are unchanged and the table says the syntax may keep it."""
+    if not (codec.lossless and dmap.exact) or not TABLE[uid].keeps_instance:
         return LOSSY
     return GREY if any(n.startswith("colour") for n in volume.notes) else SAME
 
@@ -132,7 +133,7 @@ class DicomSink:
         final = self.root / safe_component(volume.name) / safe_component(spec.label)
         try:
             uid = choose_syntax(volume, spec, row, self.htj2k)
-            kind = kind_of(volume, spec.codec, dmap)
+            kind = kind_of(volume, spec.codec, dmap, uid)
             if uid in VIDEO_TS:
                 size = self.write(final, lambda tmp: write_video(self.ctx, volume, spec, dmap, enc, uid, tmp)[1])
             else:
@@ -257,7 +258,7 @@ class DicomSink:
 
     def frame(self, uid: str, values: np.ndarray, attrs: PixelAttrs, candidate: bytes | None, effort) -> bytes:
         """The benchmark's codestream when it already is what PS3.5 wants for these attributes, else the values
-        coded anew (:func:`.codestreams.encode_frame`)."""
+        coded anew (:func:`medpipe.codecs.frames.encode_frame`)."""
         if candidate is not None:
             stream = strip_jpeg_wrappers(bytes(candidate))
             if not frame_problems(uid, stream, attrs):
