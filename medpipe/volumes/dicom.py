@@ -15,7 +15,6 @@ import numpy as np
 
 from pydicom.uid import JPEGLSNearLossless
 
-from ..codecs.frames import decode_frame
 from ..errors import InputError
 from ..syntaxes import JXL_FAMILY, TABLE, DeflatedImageFrameCompression, JPEGXL, PixelAttrs, is_encapsulated, \
     lossy_description
@@ -149,6 +148,8 @@ def decode_frames_here(ds, ts: str) -> np.ndarray:
     the frame coders (:mod:`medpipe.codecs.frames`: JPEG XL's bit pattern read back through Bits Stored and Pixel
     Representation, Deflated Image Frame's native cells)."""
     from pydicom.encaps import generate_frames
+
+    from ..codecs.frames import decode_frame  # here: loading the codec package only when such a file is read
 
     nframes = int(ds.get("NumberOfFrames", 1) or 1)
     attrs = PixelAttrs.of(ds)
