@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -17,9 +18,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from . import interrupt
 from .errors import CodecUnavailable, FfmpegError
 
 ENV_VAR = "MEDPIPE_FFMPEG"
+# ffmpeg exits 255 when it was stopped by a signal (fftools: ``received_nb_signals ? 255 : ret``)
+SIGNALLED_EXIT = 255
+# Children in a process group of their own: a terminal's Ctrl-C reaches medpipe only, which stops them (so an
+# ffmpeg that saw the signal first can never be mistaken for a failing codec).
+_OWN_GROUP = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
+              else {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True})
 
 
 def find_ffmpeg(explicit: str | os.PathLike | None = None) -> str:
@@ -54,7 +62,7 @@ class Ffmpeg:
 
     exe: str
     log: list[str] = field(default_factory=list)
-    threads: int = 0  # 0 = ffmpeg's choice; the matrix runner lowers it when cells run in parallel
+    threads: int = 0  # 0 = ffmpeg's choice (archives); a matrix run always gives 1 (matrix.workers.CODEC_THREADS)
     timeout_factor: float = 1.0  # preset 'ffmpeg_timeout' scales every call's limit
 
     @classmethod
@@ -85,6 +93,8 @@ class Ffmpeg:
             raise CodecUnavailable(f"ffmpeg encoder '{encoder}' at {self.exe} does not take pixel format "
                                    f"'{pix_fmt}' (it takes {', '.join(sorted(self.pixel_formats(encoder)))})")
 
+    # Kept over imageio-ffmpeg's read_frames/write_frames: a hung ffmpeg is killed at a work-sized limit, none is left
+    # running (tests/test_codec_families.py::test_a_hung_ffmpeg_is_stopped_with_a_clear_error).
     def run(self, args: list[str], stdin=None, read_stdout=None, timeout: float | None = None):
         """Run ``ffmpeg -nostdin -y -hide_banner -loglevel error ARGS``; return stdout or raise FfmpegError.
 
@@ -104,7 +114,7 @@ class Ffmpeg:
         Whatever ends the call (error, timeout, Ctrl-C), the ffmpeg process is not left running."""
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, **_OWN_GROUP)
         except OSError as exc:
             raise FfmpegError(f"cannot start ffmpeg ({exc}): {quote(argv)}")
         errors: list = []
@@ -150,6 +160,8 @@ class Ffmpeg:
             for t in threads:
                 t.join()
             proc.stdout.close()
+        if proc.returncode != 0 and not hung.is_set():
+            _stopped_by_signal(proc.returncode)
         if hung.is_set():
             raise FfmpegError(f"ffmpeg did not finish within {timeout:.0f} s and was stopped (the limit grows with "
                               "the work; raise it with the preset key ffmpeg_timeout: FACTOR)\n"
@@ -161,6 +173,16 @@ class Ffmpeg:
         if errors:
             raise errors[0]
         return result
+
+
+def _stopped_by_signal(returncode: int) -> None:
+    """After SIGINT, or when ffmpeg itself was stopped by SIGINT/SIGTERM from outside, its exit is the run's
+    interrupt, not a codec failure: raise KeyboardInterrupt (the run stops, removes its temporary streams, exits
+    130)."""
+    interrupt.check()
+    by_signal = {-getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)}
+    if returncode == SIGNALLED_EXIT or returncode in by_signal:
+        interrupt.received()
 
 
 def quote(argv: list[str]) -> str:

@@ -56,6 +56,8 @@ def ssim_map(a: np.ndarray, b: np.ndarray, peak_value: float) -> np.ndarray:
     return num / den
 
 
+# Kept over skimage's structural_similarity, which has no mask: a perfectly coded padding would inflate it (proved by
+# tests/test_metrics.py::test_padding_masked_ssim_is_the_library_map_over_the_signal_only).
 def ssim(a: np.ndarray, b: np.ndarray, peak_value: float, keep: np.ndarray | None = None) -> float:
     """MSSIM of one slice: mean local SSIM without the 5-pixel border (whole image if it is too small), over the
     pixels ``keep`` marks (all when None)."""

@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import sys
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -22,17 +23,93 @@ from .files import atomic_write_text
 
 TIMING_NOTE = ("encode_ms/decode_ms: wall time (time.perf_counter) of the codec call alone, best of `repeat`; "
                "in-process codecs: all slices in one loop; ffmpeg codecs: the whole subprocess including its "
-               "start-up and the raw-frame pipe. Value mapping, metrics and file I/O are excluded and timed apart.")
+               "start-up and the raw-frame pipe. Value mapping, metrics and file I/O are excluded and timed apart. "
+               "A codec's one-time preparation (lossless3d's numba compile or cache load) runs before the timed "
+               "calls: prepare_ms, non-zero on the first cell of each worker process; codec_prepare_ms gives the "
+               "largest per codec.")
 
-COLUMNS = ["volume", "codec", "setting", "label", "lossless", "bits", "peak", "codec_bits", "mapping", "slices",
-           "rows", "cols", "raw_bytes", "compressed_bytes", "cr", "bpv", "mse", "psnr_db", "ssim", "max_abs_err",
-           "padding_voxels", "window", "psnr_window_db", "ssim_window", "encode_ms", "decode_ms", "map_ms",
-           "metrics_ms", "exact", "status", "reason", "color", "lossy_source", "dicom_ts", "dicom_dir", "dicom_bytes",
-           "dicom_cr", "version", "modality", "body_part", "volume_hash", "cell_id"]
+@dataclass(kw_only=True)
+class Row:
+    """One results row, a (volume, codec configuration) pair: the schema of results.csv and results.json. Its
+    fields, in order, are :data:`COLUMNS`; a value the run did not reach stays None (an empty CSV cell)."""
+
+    # what was coded
+    volume: str
+    codec: str
+    setting: str
+    label: str
+    lossless: bool | None = None  # configured lossless end to end (codec and value mapping)
+    bits: int  # B: bits the non-padding stored values span; the span figures' peak is 2^B - 1
+    peak: int | None = None
+    codec_bits: int | None = None  # depth the codec coded
+    mapping: str | None = None
+    slices: int
+    rows: int
+    cols: int
+    # what it cost and what it lost
+    raw_bytes: int
+    compressed_bytes: int | None = None
+    cr: float | None = None
+    bpv: float | None = None
+    mse: float | None = None
+    psnr_db: float | None = None
+    ssim: float | None = None
+    max_abs_err: int | None = None
+    padding_voxels: int | None = None
+    window: str | None = None
+    psnr_window_db: float | None = None
+    ssim_window: float | None = None
+    encode_ms: float | None = None
+    decode_ms: float | None = None
+    map_ms: float | None = None
+    prepare_ms: float | None = None  # the codec's one-time preparation, before the timed calls
+    metrics_ms: float | None = None
+    exact: bool | None = None  # verified bit-exact by this run
+    status: str = "ok"  # ok | skipped | failed
+    reason: str = ""
+    # about the source
+    color: str | None = None
+    lossy_source: str | None = None
+    # DICOM output (when the run writes it)
+    dicom_ts: str | None = None
+    dicom_dir: str | None = None
+    dicom_bytes: int | None = None
+    dicom_cr: float | None = None
+    # identity
+    version: str | None = None
+    modality: str | None = None
+    body_part: str | None = None
+    volume_hash: str | None = None
+    cell_id: str | None = None
+    source_transcoded: str | None = None  # a PACS sent other than it stores: stored -> sent syntax
+
+    def update(self, **values) -> "Row":
+        """Set columns by name; a name that is not a column is an error (a typo must not make a new column)."""
+        unknown = set(values) - _COLUMN_SET
+        if unknown:
+            raise KeyError(f"not a results column: {', '.join(sorted(unknown))}")
+        for k, v in values.items():
+            setattr(self, k, v)
+        return self
+
+    def as_dict(self) -> dict:
+        """The row as results.csv/.json and the result store hold it: every column, in order."""
+        return {k: getattr(self, k) for k in COLUMNS}
+
+    @classmethod
+    def from_dict(cls, row: dict) -> "Row":
+        """A row read back (results.json, the result store): the schema's columns, other keys left out."""
+        return cls(**{k: row.get(k) for k in COLUMNS if k in row or k in _REQUIRED})
+
+
+COLUMNS = [f.name for f in fields(Row)]
+_COLUMN_SET = frozenset(COLUMNS)
+_REQUIRED = frozenset(f.name for f in fields(Row) if f.default is MISSING)
+
 
 LIBRARIES = ["medpipe", "numpy", "pydicom", "imagecodecs", "imageio-ffmpeg", "opencv-python-headless",
              "opencv-python", "pillow", "pillow-jpls", "pyjpegls", "pylibjpeg", "pylibjpeg-libjpeg",
-             "pylibjpeg-openjpeg", "glymur", "rich", "pyyaml", "matplotlib", "dask", "distributed"]
+             "pylibjpeg-openjpeg", "glymur", "rich", "pyyaml", "matplotlib", "scipy", "jinja2", "dask", "distributed"]
 
 
 def library_versions() -> dict[str, str]:
@@ -77,22 +154,26 @@ def _json_safe(v):
     return v
 
 
-def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
+def _as_dict(row: "Row | dict") -> dict:
+    return row.as_dict() if isinstance(row, Row) else row
+
+
+def write_csv(path: Path, rows: "list[Row | dict]", columns: list[str]) -> Path:
     """The one CSV writer: ``columns`` in order, numbers and flags written so :func:`read_rows` reads them back."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for r in rows:
+    for r in map(_as_dict, rows):
         writer.writerow({k: _cell(r.get(k)) for k in columns})
     return atomic_write_text(path, buf.getvalue())
 
 
-def write_results(folder: Path, rows: list[dict], volumes: list[dict], prov: dict,
+def write_results(folder: Path, rows: "list[Row | dict]", volumes: list[dict], prov: dict,
                   configurations: list[dict] | None = None) -> tuple[Path, Path]:
     csv_path, json_path = folder / "results.csv", folder / "results.json"
     write_csv(csv_path, rows, COLUMNS)
     doc = {"provenance": prov, "volumes": volumes, "configurations": configurations or [],
-           "rows": [{k: _json_safe(r.get(k)) for k in COLUMNS} for r in rows]}
+           "rows": [{k: _json_safe(r.get(k)) for k in COLUMNS} for r in map(_as_dict, rows)]}
     atomic_write_text(json_path, json.dumps(doc, indent=1, default=str))
     return csv_path, json_path
 

@@ -1,10 +1,12 @@
 """The one round trip: map values -> encode -> decode -> undo the mapping, timed and sized in one place.
 
-The codec matrix, the archive (build and its comparisons) and anything else that codes pixels call
-:func:`round_trip`; nobody else times a codec or adds up compressed bytes.
+The codec matrix, the archive's codec candidates and its comparisons call :func:`round_trip`. One place still
+times a codec outside it: the archive's ``jpegxl-dicom`` candidate (``archive.candidates._dicom_trial``) codes
+frame by frame with the same :func:`timed`. Nothing else times a codec.
 
 - Timing: ``time.perf_counter`` around the codec call alone, encode and decode apart, best of ``repeat``; the
-  mapping is timed apart (``map_ms``); metrics and file I/O are outside.
+  mapping is timed apart (``map_ms``); metrics and file I/O are outside. A codec's one-time preparation (a JIT
+  compile or cache load, :meth:`Codec.prepare`) runs before the timed calls and is reported apart (``prepare_ms``).
 - Size: every byte the decoder needs = the codec's streams + the mapping's side data (:attr:`RoundTrip.size`).
 - Exactness: a codec that declares itself lossless is checked sample by sample against what it was given, so a
   broken lossless codec is told apart from a lossy mapping.
@@ -48,6 +50,7 @@ class RoundTrip:
     decode_ms: float
     map_ms: float
     codec_mismatches: int  # samples a lossless codec did not reproduce (0 for lossy codecs: not checked)
+    prepare_ms: float = 0.0  # the codec's one-time preparation in this process (0 once done), not in encode_ms
 
     @property
     def size(self) -> int:
@@ -61,6 +64,7 @@ def round_trip(pixels: np.ndarray, codec: Codec, mapping: Mapping, ctx: CodecCon
     t0 = time.perf_counter()
     coded = by_slice(mapping.forward, pixels, mapping.coded_dtype)
     map_ms = (time.perf_counter() - t0) * 1000
+    prepare_ms = codec.prepare(ctx) * 1000
     enc, encode_ms = timed(lambda: codec.encode(coded, ctx), repeat)
     dec, decode_ms = timed(lambda: codec.decode(enc, ctx), repeat)
     t0 = time.perf_counter()
@@ -71,4 +75,4 @@ def round_trip(pixels: np.ndarray, codec: Codec, mapping: Mapping, ctx: CodecCon
     restored = by_slice(mapping.inverse, dec, restore_dtype or pixels.dtype)
     del dec
     map_ms += (time.perf_counter() - t0) * 1000
-    return RoundTrip(enc, mapping, restored, encode_ms, decode_ms, map_ms, mismatches)
+    return RoundTrip(enc, mapping, restored, encode_ms, decode_ms, map_ms, mismatches, prepare_ms)

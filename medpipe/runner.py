@@ -52,7 +52,7 @@ def provenance(preset: Preset, ctx: CodecContext, started: datetime, outcome: Ou
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **machine(),
         "ffmpeg": {"binary": ff.exe, "version": ff.version, "commands": commands} if ff or commands else None,
         "timing": f"{TIMING_NOTE} Parallel runs: {timing_note(outcome)}.", "repeat": preset.matrix["repeat"],
-        "metrics": METRICS_NOTE,
+        "metrics": METRICS_NOTE, "codec_prepare_ms": prepare_times(outcome.rows),
         "preset": {"path": str(preset.path) if preset.path else None, "as_run": preset.raw},
         "parallel": {"executor": outcome.executor, "jobs": outcome.jobs, "codec_threads": CODEC_THREADS,
                      "cells": len(outcome.rows), "from_store": outcome.from_store, "ran": outcome.ran,
@@ -61,6 +61,17 @@ def provenance(preset: Preset, ctx: CodecContext, started: datetime, outcome: Ou
                      "client_peak_rss_mb": peak_rss_mb() if outcome.jobs > 1 else None, "store": STORE,
                      "timings": timing_note(outcome)},
     }
+
+
+def prepare_times(rows: list) -> dict:
+    """Each codec's one-time preparation (JIT compile or cache load), the largest any worker reported: it is
+    kept out of encode_ms, so it is stated here once."""
+    out: dict[str, float] = {}
+    for row in rows:
+        ms = row.get("prepare_ms") or 0.0
+        if ms > 0:
+            out[row["codec"]] = round(max(ms, out.get(row["codec"], 0.0)), 1)
+    return out
 
 
 def keep_plan(preset: Preset, volumes: list) -> dict[str, tuple[int, ...]]:

@@ -121,8 +121,9 @@ def _plugin_paths(names: tuple[str, ...]) -> list[str]:
 
 
 @contextmanager
-def orthanc(tmp_path: Path, plugins: tuple[str, ...] = ()):
-    """Run Orthanc for the duration of the block; yields an Orthanc with REST helpers and its C-STORE node."""
+def orthanc(tmp_path: Path, plugins: tuple[str, ...] = (), extra: dict | None = None):
+    """Run Orthanc for the duration of the block; yields an Orthanc with REST helpers and its C-STORE node.
+    ``extra`` is merged into the generated configuration (DICOMweb root, DICOM modalities, ...)."""
     exe = shutil.which("Orthanc")
     if exe is None:
         pytest.skip("Orthanc is not installed (Debian package orthanc); .ci/run installs it")
@@ -138,6 +139,9 @@ def orthanc(tmp_path: Path, plugins: tuple[str, ...] = ()):
     }
     if "gdcm" in plugins:
         config["Gdcm"] = {"Enable": True, "Throttling": 1}
+    if "dicomweb" in plugins:
+        config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/", "EnableWado": False}
+    config.update(extra or {})
     (folder / "config.json").write_text(json.dumps(config, indent=1))
     log = folder / "orthanc.log"
     with open(log, "wb") as sink:

@@ -91,7 +91,7 @@ def test_implicit_vr_original_is_reencoded_for_an_encapsulated_output():
     orig = pydicom.dcmread(src)
     record, _ = split_file(src.read_bytes())
     scan = {"bits_stored": orig.BitsStored, "bits_allocated": orig.BitsAllocated,
-            "signed": bool(orig.PixelRepresentation)}
+            "signed": bool(orig.PixelRepresentation), "shape": (1, orig.Rows, orig.Columns)}
     uid = "1.2.840.10008.1.2.4.80"
     out = pydicom.dcmread(io.BytesIO(encapsulated_file(record, uid, [dicom_codestream(uid, orig.pixel_array,
                                                                                       scan)])))

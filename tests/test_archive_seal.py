@@ -226,3 +226,188 @@ def test_a_crashed_extract_leaves_nothing_and_the_next_cleans_up(built, sources,
     for p, src in zip(paths, sources):
         same_files(p, src)
     assert os.path.isdir(paths[0])
+
+
+# ---------------------------------------------------------------- --out inside the archive
+
+@pytest.mark.parametrize("how", ["direct", "dotdot", "symlink"])
+def test_extract_refuses_an_out_inside_the_archive(built, tmp_path, how):
+    arc = copy_of(built, tmp_path)
+    before = sorted(p.relative_to(arc) for p in arc.rglob("*"))
+    if how == "direct":
+        out = arc / "restored"
+    elif how == "dotdot":
+        out = tmp_path / "elsewhere" / ".." / "arc" / "headers" / "restored"
+    else:
+        link = tmp_path / "link"
+        try:
+            link.symlink_to(arc / "headers", target_is_directory=True)
+        except OSError:
+            pytest.skip("no symbolic links here")
+        out = link / "restored"
+    proc = subprocess.run([sys.executable, "run.py", "archive", "extract", str(arc), "--out", str(out)],
+                          cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=300)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "inside the archive" in lines[0], lines
+    assert sorted(p.relative_to(arc) for p in arc.rglob("*")) == before  # nothing written into it
+    verify_archive(arc, _ctx())
+
+
+# ---------------------------------------------------------------- a resealed name swap; the signed seal
+
+def reseal_all(arc: Path, index: dict) -> None:
+    """What a thorough attacker does: regenerate the views, list their new checksums, rewrite index and SEAL."""
+    from medpipe.archive.index import ORDER, PATIENTS, order_lines, patient_lines
+
+    for rel, text in ((ORDER, order_lines(index)), (PATIENTS, patient_lines(index))):
+        (arc / rel).write_text(text, encoding="utf-8", newline="\n")
+        entry = next(f for f in index["files"] if f["path"] == rel)
+        entry.update(bytes=len(text.encode()), sha256=sha256(text.encode()))
+    reseal(arc, index)
+
+
+def test_a_resealed_name_swap_is_refused_even_unsigned(built, tmp_path):
+    arc = copy_of(built, tmp_path)
+    index = json.loads((arc / INDEX).read_text())
+    files = index["scans"][0]["files"]
+    files[0]["name"], files[1]["name"] = files[1]["name"], files[0]["name"]
+    reseal_all(arc, index)
+    refused_and_nothing_written(arc, tmp_path, "files renamed")
+
+
+def cli(*args, timeout=300):
+    proc = subprocess.run([sys.executable, "run.py", *map(str, args)], cwd=Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "300"})
+    return proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    """Two key pairs: ours (archive keygen) and one made by the openssl binary when it is installed."""
+    folder = tmp_path_factory.mktemp("keys")
+    code, lines = cli("archive", "keygen", folder / "ours.pem")
+    assert code == 0 and (folder / "ours.pub").is_file(), lines
+    if os.name != "nt":
+        assert (folder / "ours.pem").stat().st_mode & 0o077 == 0  # the private key is its owner's only
+    made = {"ours": (folder / "ours.pem", folder / "ours.pub")}
+    if shutil.which("openssl"):
+        priv, pub = folder / "openssl.pem", folder / "openssl.pub"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(priv)], check=True)
+        subprocess.run(["openssl", "pkey", "-in", str(priv), "-pubout", "-out", str(pub)], check=True)
+        made["openssl"] = (priv, pub)
+    return made
+
+
+@pytest.fixture(scope="module")
+def signed(sources, keys, tmp_path_factory):
+    """An archive signed with the openssl-made key (ours when there is no openssl)."""
+    priv, pub = keys.get("openssl", keys["ours"])
+    arc = tmp_path_factory.mktemp("signed") / "arc"
+    build_archive([load_volume(p) for p in sources], arc, settings(candidates=["jpegxl-2slices"]), _ctx(),
+                  sign=priv)
+    return arc, pub
+
+
+def test_signed_archive_verifies_only_with_its_key(signed, keys, tmp_path):
+    arc, pub = signed
+    code, lines = cli("archive", "verify", arc, "--key", pub, "--require-signature")
+    assert code == 0 and any("signature ok" in line for line in lines), lines
+    other = keys["ours"][1] if pub != keys["ours"][1] else None
+    if other:
+        code, lines = cli("archive", "verify", arc, "--key", other)
+        assert code == 2 and len(lines) == 1 and "signed by key" in lines[0], lines
+    out = tmp_path / "out"
+    assert extract_archive(arc, out, _ctx(), key=pub, require_signature=True)
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl binary")
+def test_openssl_checks_our_signature(signed, tmp_path):
+    """The SIGNATURE is a plain Ed25519 signature of index.json: openssl verifies it with the public key."""
+    import base64
+
+    arc, pub = signed
+    sig = tmp_path / "sig.bin"
+    sig.write_bytes(base64.b64decode((arc / "SIGNATURE").read_text().split()[-1]))
+    proc = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(pub), "-rawin", "-in",
+                           str(arc / INDEX), "-sigfile", str(sig)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "Success" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("attack", ["reseal", "strip", "swap_names"])
+def test_a_signed_archive_edited_and_resealed_is_refused(signed, tmp_path, attack):
+    arc, pub = signed
+    arc = copy_of(arc, tmp_path)
+    index = json.loads((arc / INDEX).read_text())
+    if attack == "strip":
+        (arc / "SIGNATURE").unlink()
+    else:
+        if attack == "reseal":
+            index["scans"][0]["patient_id"] = "SOMEONE ELSE"
+        else:
+            files = index["scans"][0]["files"]
+            files[0]["name"], files[1]["name"] = files[1]["name"], files[0]["name"]
+        reseal_all(arc, index)
+    with pytest.raises(ArchiveError, match="signature does not match|unsigned"):
+        verify_archive(arc, _ctx(), key=pub)
+    with pytest.raises(ArchiveError, match="signature does not match|unsigned"):
+        extract_archive(arc, tmp_path / "out", _ctx(), key=pub)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsigned_is_said_once_and_refused_when_a_signature_is_required(built, keys):
+    code, lines = cli("archive", "verify", built)
+    assert code == 0 and sum("unsigned: accidental damage is detected, deliberate edits are not" in x
+                             for x in lines) == 1, lines
+    for extra in (["--require-signature"], ["--key", keys["ours"][1]]):
+        code, lines = cli("archive", "verify", built, *extra)
+        assert code == 2 and len(lines) == 1 and "unsigned" in lines[0], lines
+
+
+def test_keygen_never_overwrites_and_bad_keys_are_one_line(built, keys, tmp_path):
+    code, lines = cli("archive", "keygen", keys["ours"][0])
+    assert code == 2 and len(lines) == 1 and "already exists" in lines[0], lines
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a key")
+    code, lines = cli("archive", "verify", built, "--key", junk)
+    assert code == 2 and len(lines) == 1 and "not a PEM key" in lines[0], lines
+
+
+# ---------------------------------------------------------------- hostile streams: bounded before decoding
+
+def _forged_lossless3d(shape) -> bytes:
+    """40 bytes: a lossless3d header with correct CRCs claiming ``shape`` (as the fault probe made them)."""
+    import zlib
+
+    from medpipe.codecs.lossless3d import model, stream
+
+    head = stream.HEADER.pack(stream.MAGIC, stream.VERSION, model.DEFAULT_FLAGS | (stream.MODE_CODED <<
+                              stream.MODE_SHIFT), 12, 1, *shape, 0, 4095, 0, 0, 0)
+    return head[:-4] + zlib.crc32(b"", zlib.crc32(head[:-4])).to_bytes(4, "little")
+
+
+@pytest.mark.parametrize("index_says", ["true_shape", "claimed_shape"])
+@pytest.mark.parametrize("claim", [(4096, 1024, 1024), (1, 65536, 65536)])
+def test_forty_byte_lossless3d_stream_claiming_gigavoxels_is_one_line(built, tmp_path, index_says, claim):
+    """The stream swapped for 40 bytes claiming 4096 x 1024 x 1024 (or 1 x 65536 x 65536), the index resealed to
+    match; with the index still giving the true shape, or edited to the claimed one: verify and extract refuse
+    with one line, without allocating (the process's peak memory stays far below the claim)."""
+    import resource
+
+    arc = copy_of(built, tmp_path)
+    data = _forged_lossless3d(claim)
+    assert len(data) == 40
+    index = json.loads((arc / INDEX).read_text())
+    g = index["groups"][0]
+    shape = list(claim) if index_says == "claimed_shape" else g["parts"][0]["shape"]
+    g.update(codec={"codec": "lossless3d"}, candidate="lossless3d", layout="volume",
+             parts=[{"chunk_sizes": [40], "shape": shape, "dtype": "<u2", "side": {}}])
+    (arc / g["stream"]).write_bytes(data)
+    entry = next(f for f in index["files"] if f["path"] == g["stream"])
+    entry.update(bytes=40, sha256=sha256(data))
+    reseal_all(arc, index)
+    for args in (["verify", arc], ["extract", arc, "--out", tmp_path / "out"]):
+        code, lines = cli("archive", *args)
+        assert code == 2 and len(lines) == 2 and lines[0].startswith("unsigned"), lines
+        assert "Traceback" not in lines[1] and any(w in lines[1] for w in ("expected", "cannot hold", "shapes")), lines
+    assert not (tmp_path / "out").exists()
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 2 << 20  # KiB: no child reached 2 GiB

@@ -153,3 +153,95 @@ def _multiframe_refused(rel: str, expect: str, folder: Path) -> None:
     ds.save_as(folder / "mf.dcm", enforce_file_format=True)
     vols, errors = load_inputs([folder / "mf.dcm"], Console(width=200), {"on_damage": "drop_slice"})
     assert not vols and len(errors) == 1 and expect in errors[0] and "mf.dcm" in errors[0], errors
+
+
+# ---------------------------------------------------------------- what the formats themselves reveal (issue 21)
+
+def _sample_series(dst: Path, n: int = 5) -> list[Path]:
+    from conftest import SAMPLE
+
+    dst.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy2(f, dst / f.name)) for f in sorted(SAMPLE.glob("*.dcm"))[10:10 + n]]
+
+
+@pytest.mark.parametrize("on_damage", ["refuse_series", "drop_slice"])
+def test_rows_that_disagree_with_the_pixel_data_length_name_the_file_damaged(tmp_path, on_damage):
+    """Rows says 500 while the Pixel Data holds 512 rows: damaged (the probe saw it split off as a 500-row
+    volume)."""
+    files = _sample_series(tmp_path / "ct")
+    ds = pydicom.dcmread(files[2])
+    ds.Rows = 500
+    ds.save_as(files[2])
+    vols, errors = load_inputs([tmp_path / "ct"], Console(file=None, quiet=True), {"on_damage": on_damage})
+    said = " ".join(errors)
+    assert files[2].name in said and "Pixel Data holds 524288 bytes" in said and "holds 512 rows" in said, errors
+    if on_damage == "refuse_series":
+        assert vols == []
+    else:
+        assert [v.shape for v in vols] == [(4, 512, 512)]  # never a 500-row volume of its own
+        assert any(e["kind"] == "damaged" for e in vols[0].events)
+
+
+def _as_rle(files: list[Path]) -> None:
+    from pydicom.uid import RLELossless
+
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.compress(RLELossless)
+        ds.save_as(f)
+
+
+@pytest.mark.parametrize("on_damage", ["refuse_series", "drop_slice"])
+def test_rle_with_64_zeroed_bytes_is_damaged_by_annex_g(tmp_path, on_damage):
+    """pylibjpeg-rle panics on such a frame and pydicom's own decoder returns wrong values; medpipe.rle checks
+    every segment's length (PS3.5 G.3.1) and names the file."""
+    files = _sample_series(tmp_path / "ct")
+    _as_rle(files)
+    zero_64_bytes(files[2], files[2])
+    vols, errors = load_inputs([tmp_path / "ct"], Console(file=None, quiet=True), {"on_damage": on_damage})
+    said = " ".join(errors)
+    assert files[2].name in said and "RLE frame damaged" in said and "G.3.1" in said, errors
+    assert vols == [] if on_damage == "refuse_series" else [v.shape[0] for v in vols] == [4]
+
+
+def test_rle_frames_decode_exactly_as_pydicom_does_when_whole(tmp_path):
+    files = _sample_series(tmp_path / "ct", 2)
+    _as_rle(files)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        decoded = decode_checked(ds, f, cross_check=False)
+        assert decoded.decoder.startswith("medpipe.rle") and not decoded.problems
+        assert np.array_equal(decoded.array, ds.pixel_array) and decoded.array.dtype == ds.pixel_array.dtype
+
+
+def _corpus():
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import damage_detection
+
+    return damage_detection
+
+
+# Floors under the rates bench/damage_detection.py measured (40 damages per cell; README "Damaged input"); 8 here,
+# seeded, so the result is the same on every run.
+# None: the syntax cannot reveal that damage (no checksum; it decodes to plausible values), so nothing is asserted.
+# Per syntax: (zero64, flip, truncate).
+FLOORS = {"native": (None, None, 1.0), "RLE": (0.8, 0.6, 1.0), "JPEG baseline (8-bit)": (None, None, 0.8),
+          "JPEG lossless SV1": (0.6, 0.8, 1.0), "JPEG-LS lossless": (1.0, 1.0, 1.0),
+          "JPEG 2000 lossless": (None, None, 1.0), "HTJ2K lossless": (None, 0.6, 1.0),
+          "JPEG XL lossless": (1.0, 1.0, 1.0), "Deflated Image Frame": (1.0, 1.0, 1.0)}
+
+
+@pytest.mark.parametrize("syntax", list(FLOORS))
+def test_damage_corpus_detection_rates(syntax):
+    """Seeded zeroed runs, bit flips and truncations of a real CT slice in each stored syntax the readers accept,
+    judged as the readers judge every file (structure, decoders, BitsStored, neighbours)."""
+    dd = _corpus()
+    series = shared("ct_head/cq500_ct5")
+    rows = dd.corpus(series, n=8, seed=1, syntaxes={syntax: dd.SYNTAXES[syntax]})
+    for row, floor in zip(rows, FLOORS[syntax]):
+        if floor is not None:
+            assert row["rate"] is not None and row["rate"] >= floor, row

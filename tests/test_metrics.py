@@ -66,3 +66,30 @@ def test_signed_input_is_measured_relative_to_its_minimum():
     shifted = metrics.compare((a.astype(np.int32) + 1024).astype(np.uint16),
                               (b.astype(np.int32) + 1024).astype(np.uint16), bits=12)
     assert q.ssim == pytest.approx(shifted.ssim, abs=1e-12) and q.mse == shifted.mse
+
+
+def test_padding_masked_ssim_is_the_library_map_over_the_signal_only(distorted):
+    """Why medpipe keeps its own SSIM: scikit-image has no mask. With padding (a perfectly coded frame of air
+    outside the body), ours is scikit-image's SSIM map averaged over the signal pixels only, while the library's
+    one figure counts the padding as perfect and says the image is better than it is."""
+    from skimage.metrics import structural_similarity
+
+    orig, dec = distorted
+    pad_value = 5000  # outside the 12-bit signal, as scanners' padding is
+    o, d = orig.copy(), dec.copy()
+    pad = orig <= 30  # the air around the head
+    o[pad] = d[pad] = pad_value
+    assert 0.2 < pad.mean() < 0.8
+    q = metrics.compare(o, d, bits=12, padding=(pad_value, pad_value))
+    r, ours, whole = metrics.RADIUS, [], []
+    base = int(o[~pad].min())  # images taken relative to the signal's minimum, as the peak assumes
+    for os_, ds_, ps in zip(o, d, pad):
+        a, b = os_.astype(np.float64) - base, ds_.astype(np.float64) - base
+        a[ps] = b[ps] = 0.0
+        _, smap = structural_similarity(a, b, data_range=4095, gaussian_weights=True, sigma=1.5,
+                                        use_sample_covariance=False, full=True)
+        ours.append(smap[r:-r, r:-r][~ps[r:-r, r:-r]].mean())
+        whole.append(structural_similarity(os_.astype(np.float64), ds_.astype(np.float64), data_range=4095,
+                                           gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
+    assert q.ssim == pytest.approx(np.mean(ours), abs=1e-9)
+    assert 1 - np.mean(whole) < 0.8 * (1 - q.ssim)  # the unmasked figure hides part of the loss in the padding

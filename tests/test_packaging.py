@@ -38,6 +38,7 @@ def wheel(tmp_path_factory):
 def test_wheel_holds_the_package_its_data_and_the_console_script(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "medpipe/report/clinical_limits.yaml" in names
+    assert {"medpipe/report/templates/report.html", "medpipe/report/templates/summary.md"} <= set(names)
     assert "medpipe/cli/__init__.py" in names and "medpipe/__main__.py" in names
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "medpipe = medpipe.cli:main" in entry

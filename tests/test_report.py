@@ -132,6 +132,43 @@ def test_report_from_results_file_alone(run_dir, tmp_path):
     assert text.count("(reference)") == 1
 
 
+def test_report_escapes_labels_and_volume_names(run_dir, tmp_path):
+    """A label or volume name is text: '<script>' in either appears escaped in report.html, never as markup."""
+    folder = _copy(run_dir, tmp_path)
+    doc = json.loads((folder / "results.json").read_text())
+    evil_vol, evil_label = "ct<script>alert('v')</script>", "jpegls <script>alert(\"x\")</script> & co"
+    for r in doc["rows"]:
+        r["volume"] = evil_vol
+        if r["label"] == doc["rows"][0]["label"]:
+            r["label"] = evil_label
+    for v in doc["volumes"]:
+        v["volume"] = evil_vol
+    (folder / "results.json").write_text(json.dumps(doc))
+    text = report.build_report(folder, {"heatmaps": False}, None).read_text()
+    assert "<script" not in text.lower()
+    assert "ct&lt;script&gt;alert(&#39;v&#39;)&lt;/script&gt;" in text
+    assert "jpegls &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co" in text
+    assert text.count("<table>") >= 3 and "<h2 id='limits'>" in text  # the page's own markup is not escaped
+    md = (folder / "report" / "summary.md").read_text()
+    assert f"### {evil_vol}" in md  # Markdown is not HTML: written as is
+
+
+def test_templates_are_package_data():
+    """The templates are found through importlib.resources (as from an installed wheel), and pyproject ships them."""
+    import importlib.resources
+    import re
+
+    from medpipe.report import pages
+
+    found = importlib.resources.files("medpipe.report").joinpath("templates")
+    names = {p.name for p in found.iterdir()}
+    assert {"report.html", "report.css", "summary.md"} <= names
+    assert set(pages.templates().list_templates()) >= {"report.html", "report.css", "summary.md"}
+    assert all(pages.templates().get_template(n) for n in ("report.html", "summary.md"))  # they compile
+    pyproject = (report.Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'^"medpipe.report" = \[.*"templates/\*".*\]$', pyproject, re.M)
+
+
 def test_report_imports_no_codec():
     """The report reads files: importing it (in a fresh interpreter) loads no codec module."""
     import subprocess
@@ -178,13 +215,22 @@ def test_bd_rate_self_and_known_cases():
     assert bd.bd_rate(rate, q, [0.5, 0.6, math.inf], [44.0, 45.0, math.inf]) is not None  # lossless dropped
 
 
-def test_pchip_integral_matches_scipy():
-    interp = pytest.importorskip("scipy.interpolate")
-    x = np.array([30.0, 33.0, 37.0, 40.0, 45.0, 52.0])
-    y = np.array([0.1, 0.5, 0.4, 1.2, 2.0, 2.1])
-    for lo, hi in [(30, 52), (31.5, 44.0), (33, 37), (38.2, 38.9)]:
-        assert bd._integral(x, y, lo, hi) == pytest.approx(interp.PchipInterpolator(x, y).integrate(lo, hi),
-                                                               rel=1e-12)
+# BD values of the hand-written PCHIP medpipe used before scipy's PchipInterpolator (commit a4b88a9): the switch
+# must leave every reported number as it was, up to floating-point noise.
+BD_BEFORE_SCIPY = [
+    (([0.1, 0.2, 0.4, 0.8, 1.6], [38.0, 41.5, 44.0, 47.5, 50.0], [0.12, 0.21, 0.5, 0.9, 1.5],
+      [37.0, 41.0, 44.5, 47.0, 51.0]), 16.203628682948647, -0.6739620840670991),
+    (([0.083, 0.112, 0.3, 0.7], [45.62, 45.96, 48.1, 52.3], [0.05, 0.09, 0.2, 0.5, 1.1],
+      [41.2, 44.0, 46.9, 50.2, 54.8]), 2.0921754888965083, -0.3758470060609308),
+    (([0.1, 0.5, 0.4, 1.2, 2.0, 2.1], [30.0, 33.0, 37.0, 40.0, 45.0, 52.0], [0.2, 0.3, 0.9], [31.0, 36.0, 44.0]),
+     -46.51452270208895, 3.051032800174119),
+]
+
+
+@pytest.mark.parametrize("curves,rate,quality", BD_BEFORE_SCIPY)
+def test_bd_values_same_as_before_scipy(curves, rate, quality):
+    assert bd.bd_rate(*curves) == pytest.approx(rate, rel=1e-12)
+    assert bd.bd_quality(*curves) == pytest.approx(quality, rel=1e-12)
 
 
 def _row(modality, body_part, cr, max_err=50, lossless=False):

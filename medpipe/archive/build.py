@@ -20,7 +20,7 @@ from ..volumes import Volume
 from .candidates import CANDIDATES, Trial, choose, codec_from_record, pick_candidates, try_candidate, \
     user_candidate
 from .dicomfile import native_file, native_value
-from .headers import EXPLICIT_BE, NATIVE, RESIDUAL, header_sha, pack_store, read_header, record_syntax, xor
+from .headers import EXPLICIT_BE, NAME, NATIVE, RESIDUAL, header_sha, pack_store, read_header, record_syntax, xor
 from .index import DTYPES, FORMAT, HEADERS, ArchiveError, sha256, seal, slice_sha
 from .plan import GroupPlan, group_scans, scan_facts
 from .settings import Settings
@@ -112,7 +112,7 @@ def write_headers(folder: Path, scan: dict, vol) -> None:
         if files[-1]["exact_copy"] and files[-1]["restored_sha256"] != source_sha:
             raise InputError(f"{path}: its native pixel data does not come back byte-identical from the stored "
                              "values; not archived")
-        records.append(record)
+        records.append([*record, (NAME, name.encode("utf-8"))])
         at += frames
     if at != vol.shape[0]:
         raise InputError(f"{vol.source}: files hold {at} frames, the volume {vol.shape[0]}; cannot map slices back "
@@ -122,9 +122,10 @@ def write_headers(folder: Path, scan: dict, vol) -> None:
     atomic_write_bytes(folder / HEADERS / f"{scan['id']}.hdr", pack_store(records))
 
 
-def build_archive(inputs: list, out: Path, settings: Settings, ctx, console=None) -> dict:
+def build_archive(inputs: list, out: Path, settings: Settings, ctx, console=None, sign: Path | None = None) -> dict:
     """Survey, group, code and write an archive at ``out`` (must not exist); returns the index. ``inputs`` are
-    Volumes or VolumeSources (loaded one at a time)."""
+    Volumes or VolumeSources (loaded one at a time). ``sign``: an Ed25519 private key (PEM) to sign the index with."""
+    from .sign import load_private, sign_archive
     from .verify import verify_archive
 
     say = console.print if console else (lambda *a, **k: None)
@@ -133,6 +134,7 @@ def build_archive(inputs: list, out: Path, settings: Settings, ctx, console=None
         raise ArchiveError(f"{out}: already exists; choose another --out or remove it first")
     if not inputs:
         raise InputError("no scans to archive")
+    private = load_private(sign) if sign is not None else None  # a wrong key is said before any work
     errors: list[str] = []
     facts, fingerprints = [], []
     for item in inputs:  # the survey: one volume in memory at a time
@@ -144,9 +146,10 @@ def build_archive(inputs: list, out: Path, settings: Settings, ctx, console=None
     plans = group_scans(facts, settings)
     with atomic_folder(out) as tmp:
         index = _build_into(tmp, inputs, plans, fingerprints, settings, ctx, say, errors)
-        verify_archive(tmp, ctx)
+        signed = f", signed by key {sign_archive(tmp, private)}" if private is not None else ""
+        verify_archive(tmp, ctx, key=sign)
     say(f"archive: [bold]{out}[/] ({len(plans)} group(s), {len(inputs)} scan(s), "
-        f"{sum(f['bytes'] for f in index['files']) / 2**20:.2f} MiB); sealed and verified", highlight=False)
+        f"{sum(f['bytes'] for f in index['files']) / 2**20:.2f} MiB); sealed{signed} and verified", highlight=False)
     return index
 
 

@@ -231,7 +231,7 @@ def _codec_trial(trial: Trial, values: list[np.ndarray], scans: list[dict], sett
                  if cand.layout == "stream" else [(i, k) for i, n in enumerate(counts) for k in range(n)])
     codec.check(ctx)
     for vol in vols:  # a codec of the source's own bitstreams says now when a scan has none (values-only: no-op)
-        codec.prepare(vol)
+        codec.take_source(vol)
     vmap = plan_group_mapping(values, codec.depth(), codec.lossless, settings.value_table, codec.name)
     # the coded values are the stored values (stored + value offset - mapping offset): jpegxl-dicom codes the same
     stored = vmap.kind == "depth" and vmap.shift == 0 and not vmap.clipped and all(
@@ -245,7 +245,7 @@ def _codec_trial(trial: Trial, values: list[np.ndarray], scans: list[dict], sett
     restored = []
     for batch in batches:
         if cand.layout == "volumes":
-            codec.prepare(vols[batch[0][0]])
+            codec.take_source(vols[batch[0][0]])
         stack = np.stack([values[i][k] for i, k in batch])
         rt = round_trip(stack, codec, vmap, ctx, restore_dtype=np.int32)
         del stack

@@ -23,7 +23,7 @@ import numpy as np
 from pydicom.uid import HTJ2KLossless, JPEGLSLossless
 
 from ..syntaxes import BASELINE_JPEG, JPEGXLLossless
-from .headers import DATA, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, META, NATIVE, PIXEL, PREAMBLE, RESIDUAL, TAIL, \
+from .headers import AUX, DATA, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, META, NATIVE, PIXEL, PREAMBLE, TAIL, \
     Record, header_bytes, record_syntax, residual, xor
 
 OUTPUT_SYNTAXES = {"native": None, "jpegxl": JPEGXLLossless, "jpegls": JPEGLSLossless, "htj2k": HTJ2KLossless}
@@ -78,7 +78,7 @@ def native_file(record: Record, frames: np.ndarray, scan: dict) -> bytes:
         if struct.unpack("<I" if little else ">I", head[-4:])[0] != len(value):
             explicit = syntax != IMPLICIT_LE if syntax else head[4:6].isalpha()
             head = _pixel_header(explicit, little, head[4:6] if explicit else vr, len(value))
-        return b"".join(head + value if k == PIXEL else c for k, c in record if k != RESIDUAL)
+        return b"".join(head + value if k == PIXEL else c for k, c in record if k not in AUX)
     value = native_value(frames, scan)
     parts = [c for k, c in record if k == PREAMBLE] + meta_with_syntax(record, EXPLICIT_LE)
     parts += [c for k, c in record if k == DATA and c[:4] not in EXTENDED_OFFSET_TABLE]

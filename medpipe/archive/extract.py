@@ -33,6 +33,15 @@ def check_syntax(syntax: str, index: dict, chosen: list[dict]) -> str | None:
     return uid
 
 
+def refuse_inside(out: Path, folder: Path) -> None:
+    """``--out`` in the archive (directly, through ``..`` or a symbolic link) would add files that make the archive
+    fail ``verify``: refused before anything is read or written."""
+    real_out, real_arc = (Path(os.path.normcase(p.resolve())) for p in (out, folder))
+    if real_out == real_arc or real_arc in real_out.parents:
+        raise ArchiveError(f"--out {out}: inside the archive {folder} (resolves to {real_out}); extract never "
+                           "writes into an archive: choose a folder outside it")
+
+
 def _codestreams(uid: str, frames: np.ndarray, slices, scan: dict, reuse: dict | None, effort: int) -> list[bytes]:
     """One codestream per frame; the archive's own JPEG XL DICOM codestreams when it holds them."""
     out = []
@@ -63,10 +72,11 @@ def _jpeg_streams(folder: Path, g: dict, sid: str) -> dict | None:
 
 
 def extract_archive(folder: Path, out: Path, ctx, patient: str | None = None, console=None,
-                    syntax: str = "native") -> list[Path]:
+                    syntax: str = "native", key: Path | None = None, require_signature: bool = False) -> list[Path]:
     """Write each selected scan as a DICOM series under ``out``; returns the series folders."""
     folder, out = Path(folder), Path(out)
-    index = open_checked(folder)  # seal, names, every file, both views: before anything is written
+    refuse_inside(out, folder)
+    index = open_checked(folder, key, require_signature, console.print if console else None)  # seal, names, every file, both views: before anything is written
     chosen = select_scans(index, patient)
     uid = check_syntax(syntax, index, chosen)
     targets = {s["id"]: inside(out, series_folder(s)) for s in chosen}

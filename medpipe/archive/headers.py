@@ -8,7 +8,9 @@ Joined again they are the file without its pixel data value, byte for byte (:fun
 The files of one series share most of their elements. The store keeps the first file's chunks, then for each next
 file only the chunks that differ from the file before it (a chunk equal to one of the previous file's is a
 reference), and compresses the whole with xz. Restoring joins the chunks back: every element byte-identical,
-checked against the SHA-256 of each file's header bytes recorded in the index.
+checked against the SHA-256 of each file's header bytes recorded in the index. Each record also keeps the name
+its file is restored under (a NAME chunk, not part of the file's bytes): an index whose file names were swapped
+and resealed then contradicts the store, and is refused even in an unsigned archive.
 
 An uncompressed original whose pixel cells hold bits the stored values do not (bits above the High Bit, which
 PS3.5 8.1.1 leaves unspecified and decoders mask) keeps those bits as a residual chunk: the XOR of its Pixel Data
@@ -32,8 +34,9 @@ from ..errors import InputError
 from ..syntaxes import DeflatedImageFrameCompression
 
 MAGIC = b"MPHDR\x01"
-PREAMBLE, META, DATA, PIXEL, TAIL, RESIDUAL = "P", "M", "D", "X", "T", "R"  # the kinds of chunk
-KINDS = PREAMBLE + META + DATA + PIXEL + TAIL + RESIDUAL
+PREAMBLE, META, DATA, PIXEL, TAIL, RESIDUAL, NAME = "P", "M", "D", "X", "T", "R", "N"  # the kinds of chunk
+KINDS = PREAMBLE + META + DATA + PIXEL + TAIL + RESIDUAL + NAME
+AUX = RESIDUAL + NAME  # chunks that are not bytes of the original file
 PIXEL_DATA = 0x7FE00010
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
@@ -149,7 +152,12 @@ def split_file(data: bytes) -> tuple[Record, bytes]:
 
 def header_bytes(record: Record) -> bytes:
     """The original file without its Pixel Data value."""
-    return b"".join(c for k, c in record if k != RESIDUAL)
+    return b"".join(c for k, c in record if k not in AUX)
+
+
+def record_name(record: Record) -> str | None:
+    """The file name restore gives this header (kept beside it so an index that renames files is caught)."""
+    return next((c.decode("utf-8", "replace") for k, c in record if k == NAME), None)
 
 
 def residual(record: Record) -> bytes | None:

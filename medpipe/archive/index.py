@@ -18,8 +18,10 @@ The folder::
     g01.bin ...      each group's codestreams, concatenated
     headers/s01.hdr  each scan's compact header store (headers.py)
 
-Anyone who rewrites the index AND its SEAL can make the archive say something else (there is no key); the checks
-of step 2 and the header store's own values (restore) still refuse an index that contradicts the headers.
+Anyone who rewrites the index AND its SEAL can make the archive say something else: the SEAL has no key. The checks
+of step 2 and the header store's own values (restore: UIDs, bits, shapes, each file's name) still refuse an index
+that contradicts the headers; and an archive built with ``--sign`` carries an Ed25519 signature of the index
+(``SIGNATURE``, sign.py) that only the holder of the private key can make.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from ..files import atomic_write_bytes, atomic_write_text, component_problem
 FORMAT = "medpipe-archive/2"
 OLD_FORMAT_FILE = "manifest.json"  # format 1 (intertwined archives before the seal)
 SEAL, INDEX, ORDER, PATIENTS, HEADERS = "SEAL", "index.json", "order.txt", "patients.txt", "headers"
+SIGNATURE = "SIGNATURE"  # optional: an Ed25519 signature of index.json (sign.py)
 SHA = re.compile(r"^[0-9a-f]{64}$")
 DTYPES = {(8, False): "|u1", (8, True): "|i1", (16, False): "<u2", (16, True): "<i2", (32, False): "<u4",
           (32, True): "<i4"}
@@ -173,7 +176,7 @@ def check_index(index: dict) -> None:
     listed = {}
     for f in index["files"]:
         rel = _path(f["path"], "listed file")
-        if rel in listed or rel in (SEAL, INDEX):
+        if rel in listed or rel in (SEAL, INDEX, SIGNATURE):
             raise ValueError(f"file {rel} is listed twice")
         if not isinstance(f["bytes"], int) or not SHA.match(str(f["sha256"])):
             raise ValueError(f"file {rel}: size or SHA-256 is malformed")
@@ -247,7 +250,7 @@ def check_files(folder: Path, index: dict) -> None:
             raise ArchiveError(f"{p}: SHA-256 mismatch: damaged (changed bytes); restore it from a copy")
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder).as_posix()
-        if p.is_file() and rel not in listed and rel not in (SEAL, INDEX):
+        if p.is_file() and rel not in listed and rel not in (SEAL, INDEX, SIGNATURE):
             raise ArchiveError(f"{p}: not part of the sealed archive (added after it was built); remove it")
 
 

@@ -11,16 +11,20 @@ import numpy as np
 from ..codecs import Encoded
 from ..depth import mapping_from_dict
 from ..errors import MedpipeError
+from ..memory import TooLarge, check_fits
 from .candidates import JPEG_XL, codec_from_record, decode_codestream
 from .dicomfile import dataset, native_file
-from .headers import HeaderError, Record, header_sha, unpack_store
+from .headers import HeaderError, Record, header_sha, record_name, unpack_store
 from .index import ArchiveError, check_files, check_views, open_archive, sha256, slice_sha
 from .plan import scan_frames
+from .sign import check_signature
 
 
-def open_checked(folder: Path) -> dict:
-    """The seal, the index, every file and both views; returns the index."""
+def open_checked(folder: Path, key: Path | None = None, require_signature: bool = False, say=None) -> dict:
+    """The seal, the signature (checked with ``key``; see sign.py), the index, every file and both views; returns
+    the index."""
     index = open_archive(folder)
+    check_signature(folder, key, require_signature, say)
     check_files(folder, index)
     check_views(folder, index)
     return index
@@ -46,6 +50,10 @@ def load_headers(folder: Path, scan: dict) -> list[Record]:
     if len(records) != len(scan["files"]):
         raise ArchiveError(f"{path}: {len(records)} headers, the index lists {len(scan['files'])} files")
     for record, f in zip(records, scan["files"]):
+        if record_name(record) != f["name"]:  # the name restore gives is the one stored with this header
+            raise ArchiveError(f"{path}: the header stored for {f['name']} (SOP Instance UID {f['sop_uid']}) is "
+                               f"that of file {record_name(record)!r}; the index was edited (files renamed?) or "
+                               "is damaged")
         if header_sha(record) != f["header_sha256"]:
             raise ArchiveError(f"{path}: header of {f['name']} fails its SHA-256; the archive is damaged")
         ds = dataset(record)
@@ -80,11 +88,37 @@ def stream_chunks(folder: Path, g: dict) -> list[list[bytes]]:
     return parts
 
 
+def check_group_shapes(folder: Path, index: dict, g: dict) -> None:
+    """Before any payload is decoded: each scan's shape in the index agrees with its stored headers (rows, columns,
+    frames), every part of the stream has the scans' rows and columns and together their slices, and the decode
+    fits in the memory free here. A decoder is then only ever asked for the shape the headers give."""
+    path = Path(folder) / g["stream"]
+    scans = [s for s in index["scans"] if s["id"] in g["scans"]]
+    for s in scans:
+        load_headers(folder, s)  # Rows, Columns, Number of Frames of every header against the index
+    sizes = {tuple(s["shape"][1:]) for s in scans}
+    if len(sizes) != 1:
+        raise ArchiveError(f"{path}: the scans of group {g['id']} have different rows x columns {sorted(sizes)}; "
+                           "the index is damaged")
+    (rows, cols), = sizes
+    slices = len(g["order"])
+    if g["layout"] != "dicom":
+        shapes = [tuple(p["shape"]) for p in g["parts"]]
+        if any(len(sh) != 3 or sh[1:] != (rows, cols) for sh in shapes) or sum(sh[0] for sh in shapes) != slices:
+            raise ArchiveError(f"{path}: the index gives its parts the shapes {shapes}, the stored headers "
+                               f"{slices} slices of {rows} x {cols}; the index was edited or is damaged")
+    if len(g["parts"]) and g["layout"] == "dicom" and len(g["parts"][0]["chunk_sizes"]) != slices:
+        raise ArchiveError(f"{path}: {len(g['parts'][0]['chunk_sizes'])} codestreams for {slices} slices")
+    # the decoded parts, their int32 copy, each scan's copy in its own dtype: about 12 bytes a voxel at the peak
+    check_fits(12 * slices * rows * cols, f"{path}: group {g['id']} ({slices} x {rows} x {cols})")
+
+
 def restore_group(folder: Path, index: dict, g: dict, ctx) -> dict[str, np.ndarray]:
     """scan id -> stored values in slice order (the scan's dtype), every slice checked when lossless."""
     path = Path(folder) / g["stream"]
     scans = {s["id"]: s for s in index["scans"]}
     order = [(g["scans"].index(sid), k) for sid, k in g["order"]]
+    check_group_shapes(folder, index, g)
     parts = stream_chunks(folder, g)
     try:
         lossless = g["layout"] == "dicom" or (codec_from_record(g["codec"]).lossless and
@@ -107,6 +141,8 @@ def restore_group(folder: Path, index: dict, g: dict, ctx) -> dict[str, np.ndarr
             frames = np.concatenate([mapping.inverse(d).astype(np.int32) for d in decoded])
     except ArchiveError:
         raise
+    except TooLarge as exc:
+        raise ArchiveError(str(exc)) from None
     except (MedpipeError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise ArchiveError(f"{path}: cannot be decoded ({type(exc).__name__}: {exc})") from None
     if len(frames) != len(order) or sha256(np.ascontiguousarray(frames).tobytes()) != g["restored_sha256"]:
@@ -141,11 +177,12 @@ def stored_frames(scan: dict, vol: np.ndarray):
         start += f["frames"]
 
 
-def verify_archive(folder: Path, ctx, console=None) -> dict:
+def verify_archive(folder: Path, ctx, console=None, key: Path | None = None, require_signature: bool = False
+                   ) -> dict:
     """Every check extract makes, on every scan, writing nothing; ArchiveError on the first problem."""
     folder = Path(folder)
     t0 = time.perf_counter()
-    index = open_checked(folder)
+    index = open_checked(folder, key, require_signature, console.print if console else None)
     scans = {s["id"]: s for s in index["scans"]}
     n = 0
     for g in index["groups"]:

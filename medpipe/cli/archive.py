@@ -4,7 +4,8 @@
                                                [--codec x265:crf=22,preset=slow]   (one codec, e.g. lossy)
     run.py archive list ARCHIVE
     run.py archive extract ARCHIVE --out DIR [--patient ID] [--syntax native|jpegxl|jpegls|htj2k]
-    run.py archive verify ARCHIVE
+    run.py archive verify ARCHIVE [--key PUBLIC] [--require-signature]
+    run.py archive keygen PRIVATE [--public PUBLIC]   (build --sign PRIVATE; verify/extract --key PUBLIC)
 """
 from __future__ import annotations
 
@@ -19,16 +20,15 @@ from ..archive.settings import GROUP_KEYS, ORDERS, SETTING_HELP, parse_settings
 from ..codecs import CodecContext
 from ..depth import mapping_from_dict
 from ..errors import MedpipeError, PresetError
+from ..yamlsafe import load_text
+from .common import add_pacs_arguments, input_arg, pacs_options
 
 
 def parse_codec_arg(text: str) -> dict:
     """``NAME[:key=value,...]`` (values parsed as YAML scalars: true, 22, slow) or a YAML flow mapping."""
     text = text.strip()
     if text.startswith("{"):
-        try:
-            entry = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PresetError(f"--codec {text!r}: not a valid mapping ({exc})") from None
+        entry = load_text(text, f"--codec {text!r}")
         if not isinstance(entry, dict) or "codec" not in entry:
             raise PresetError(f"--codec {text!r}: a mapping needs a 'codec' key, e.g. {{codec: x265, crf: 22}}")
         return entry
@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "once plus differences, every file restored bit-exact as DICOM.")
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="survey, group and code DICOM series into a sealed archive folder")
-    b.add_argument("inputs", nargs="+", type=Path, help="DICOM series folders, multi-frame files, or a PACS "
-                   "export folder (walked recursively, series assembled as the benchmark does)")
+    b.add_argument("inputs", nargs="+", help="DICOM series folders, multi-frame files, a PACS export folder "
+                   "(walked recursively, series assembled as the benchmark does), or a PACS address "
+                   "(http(s)://HOST:PORT/ROOT[/studies/UID], dicom://AET@HOST:PORT[/studies/UID])")
     b.add_argument("--out", type=Path, required=True, help="archive folder to create (must not exist)")
     b.add_argument("--codec", default="auto", help=SETTING_HELP["codec"] + "; e.g. ffv1, "
                    "'x265:crf=22,preset=slow' (lossy), 'x265:lossless=true,preset=fast'")
@@ -62,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--epsilon", type=float, help=SETTING_HELP["epsilon"] + " (default 0.4)")
     b.add_argument("--no-value-table", action="store_true", help="never use a value table")
     b.add_argument("--ffmpeg", help="ffmpeg binary")
+    add_pacs_arguments(b)
+    b.add_argument("--sign", type=Path, metavar="KEY", help="sign the index with this Ed25519 private key (PEM, "
+                   "PKCS#8: 'archive keygen' or 'openssl genpkey -algorithm ed25519')")
+    k = sub.add_parser("keygen", help="make an Ed25519 key pair (PEM) to sign archives with")
+    k.add_argument("private", type=Path, help="private key file to create (keep it secret)")
+    k.add_argument("--public", type=Path, help="public key file to create (default: PRIVATE with suffix .pub)")
     s = sub.add_parser("list", help="who is inside, codec, sizes, lossless or not")
     s.add_argument("archive", type=Path)
     x = sub.add_parser("extract", help="write scans back as DICOM series (verified before writing)")
@@ -76,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="decode everything and check every checksum")
     v.add_argument("archive", type=Path)
     v.add_argument("--ffmpeg", help="ffmpeg binary")
+    for cmd in (x, v):
+        cmd.add_argument("--key", type=Path, metavar="PUBLIC", help="check the archive's signature with this "
+                         "Ed25519 public key (PEM); refused if it is unsigned or signed otherwise")
+        cmd.add_argument("--require-signature", action="store_true", help="refuse an unsigned archive")
     return p
 
 
@@ -108,11 +119,23 @@ def cmd_build(args, console) -> int:
         make_codec(settings.codec)  # a typo in --codec is reported before the inputs are read
     if args.out.exists():
         raise MedpipeError(f"{args.out}: already exists; choose another --out or remove it first")
-    sources, errors = archive_sources(args.inputs, console)
+    inputs = [input_arg(i) for i in args.inputs]  # retrieved instances are cached beside the archive folder
+    options = {"pacs": pacs_options(args, None, args.out.resolve().parent)}
+    sources, errors = archive_sources(inputs, console, options)
     if not sources:
         raise MedpipeError("no DICOM series found: " + ("; ".join(errors) or "nothing found"))
-    build_archive(sources, args.out, settings, CodecContext(args.ffmpeg), console)
+    build_archive(sources, args.out, settings, CodecContext(args.ffmpeg), console, sign=args.sign)
     return 1 if errors else 0
+
+
+def cmd_keygen(args, console) -> int:
+    from ..archive.sign import keygen
+
+    public = args.public or args.private.with_suffix(".pub")
+    kid = keygen(args.private, public)
+    console.print(f"key {kid}: private [bold]{args.private}[/] (keep it secret; archive build --sign), public "
+                  f"[bold]{public}[/] (archive verify/extract --key)", highlight=False)
+    return 0
 
 
 def cmd_list(args, console) -> int:
@@ -151,7 +174,8 @@ def cmd_list(args, console) -> int:
 def cmd_extract(args, console) -> int:
     from ..archive import extract_archive
 
-    paths = extract_archive(args.archive, args.out, CodecContext(args.ffmpeg), args.patient, console, args.syntax)
+    paths = extract_archive(args.archive, args.out, CodecContext(args.ffmpeg), args.patient, console, args.syntax,
+                            key=args.key, require_signature=args.require_signature)
     console.print(f"restored {len(paths)} series into [bold]{args.out}[/]")
     return 0
 
@@ -159,7 +183,8 @@ def cmd_extract(args, console) -> int:
 def cmd_verify(args, console) -> int:
     from ..archive import verify_archive
 
-    r = verify_archive(args.archive, CodecContext(args.ffmpeg), console)
+    r = verify_archive(args.archive, CodecContext(args.ffmpeg), console, key=args.key,
+                       require_signature=args.require_signature)
     console.print(f"[green]verified[/]: {r['groups']} group(s), {r['scans']} scan(s) "
                   f"({'every slice bit-exact' if r['lossless'] else 'lossy archive: streams intact'}) "
                   f"in {r['seconds']:.1f} s")
@@ -168,5 +193,6 @@ def cmd_verify(args, console) -> int:
 
 def main(argv: list[str], console) -> int:
     args = build_parser().parse_args(argv)
-    return {"build": cmd_build, "list": cmd_list, "extract": cmd_extract, "verify": cmd_verify}[args.cmd](
+    return {"build": cmd_build, "list": cmd_list, "extract": cmd_extract, "verify": cmd_verify,
+            "keygen": cmd_keygen}[args.cmd](
         args, console)

@@ -1,8 +1,9 @@
 """The one codec interface, and everything a codec knows about itself, as data.
 
 A codec takes unsigned samples (slices x rows x cols, uint8 or uint16, already mapped to its depth by
-:mod:`medpipe.depth`) and returns :class:`Encoded` bytes; ``decode`` gives the same array back. Timing, sizing and
-metrics are done by :mod:`medpipe.roundtrip` around these two calls only.
+:mod:`medpipe.depth`) and returns :class:`Encoded` bytes; ``decode`` gives the same array back. Timing and sizing
+are done by :mod:`medpipe.roundtrip` around these two calls only; quality by :mod:`medpipe.metrics` on what it
+brings back.
 
 What a codec class declares (in the manner of pydicom's encoder capability tables), so no other module needs an
 ``if codec.name == ...``:
@@ -223,9 +224,14 @@ class Codec:
     def version(self, ctx: CodecContext) -> str:
         return self.family
 
-    def prepare(self, volume) -> None:
+    def take_source(self, volume) -> None:
         """Before a cell: a codec that codes the source's own bitstreams, not values (``jpegxl-jpeg``), takes them
         from the volume here, or raises CodecSkip saying why there are none. Values-only codecs need nothing."""
+
+    def prepare(self, ctx: CodecContext) -> float:
+        """Do now what the first call would otherwise pay for inside the timing (a JIT compile, a cache load):
+        the round trip calls this before it times. Returns the seconds spent, 0.0 when there was nothing to do."""
+        return 0.0
 
     # ---- the work (timed by the round trip)
     def encode(self, frames: np.ndarray, ctx: CodecContext) -> Encoded:

@@ -32,6 +32,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..depth import stored_pattern, values_from_pattern
+from ..dicom.streaminfo import codestream_info
 from ..errors import CodecSkip, DamagedInput
 from ..syntaxes import TABLE, PixelAttrs, pixel_module_problems
 
@@ -213,16 +214,13 @@ class Rle(FrameCoder):
             photometric_interpretation=attrs.photometric, planar_configuration=0))
 
     def decode(self, data, attrs):
-        from pydicom.encaps import encapsulate
-        from pydicom.pixels import get_decoder
-        from pydicom.uid import RLELossless
+        from ..rle import RleError, decode_frame as rle_frame
 
-        # pydicom's public decoder API, given the one frame as encapsulated Pixel Data
-        return get_decoder(RLELossless).as_array(
-            encapsulate([bytes(data)]), rows=attrs.rows, columns=attrs.columns, samples_per_pixel=attrs.samples,
-            number_of_frames=1, bits_allocated=attrs.bits_allocated, bits_stored=attrs.bits_stored,
-            pixel_representation=int(attrs.signed), photometric_interpretation=attrs.photometric,
-            planar_configuration=0, pixel_keyword="PixelData")[0]
+        try:  # medpipe's Annex G decoder: a frame that contradicts the format is named, not decoded to wrong values
+            cells = rle_frame(bytes(data), attrs.rows, attrs.columns, attrs.samples, attrs.bits_allocated)
+        except RleError as exc:
+            raise DamagedInput(f"RLE frame: {exc}") from None
+        return values_from_pattern(cells, attrs.bits_stored, attrs.signed)
 
 
 class Deflate(FrameCoder):
@@ -240,10 +238,11 @@ class Deflate(FrameCoder):
     def decode(self, data, attrs):
         kind = np.dtype(("<i" if attrs.signed else "<u") + str(attrs.bits_allocated // 8))
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        native = inflater.decompress(bytes(data), attrs.frame_bytes)  # bounded: never more than one frame
-        if len(native) < attrs.frame_bytes:
-            raise DamagedInput(f"inflates to {len(native)} bytes, a frame is {attrs.frame_bytes}")
-        cells = np.frombuffer(native, kind).astype(kind.newbyteorder("="))
+        native = inflater.decompress(bytes(data), attrs.frame_bytes + 2)  # bounded: one frame (+ a padding byte)
+        if len(native) not in (attrs.frame_bytes, attrs.frame_bytes + 1) or inflater.unconsumed_tail:
+            raise DamagedInput(f"a deflated frame inflates to {'more than ' if inflater.unconsumed_tail else ''}"
+                               f"{len(native)} bytes, Rows x Columns x samples x bytes say {attrs.frame_bytes}")
+        cells = np.frombuffer(native[:attrs.frame_bytes], kind).astype(kind.newbyteorder("="))
         if attrs.samples == 1:
             return cells.reshape(attrs.rows, attrs.columns)
         if attrs.planar:
@@ -251,6 +250,8 @@ class Deflate(FrameCoder):
         return cells.reshape(attrs.rows, attrs.columns, attrs.samples)
 
 
+# families whose codestream header states its size, and their names in messages
+SIZED = {"ljpeg": "JPEG", "jpegls": "JPEG-LS", "j2k": "JPEG 2000", "htj2k": "HTJ2K", "jpegxl": "JPEG XL"}
 CODERS: dict[str, FrameCoder] = {c.family: c() for c in (LosslessJpeg, JpegLS, Jpeg2000, Htj2k, JpegXL,
                                                          JpegRecompression, Rle, Deflate)}
 
@@ -299,7 +300,14 @@ def encode_frame(uid: str, frame: np.ndarray, bits_stored: int, signed: bool, *,
 
 
 def decode_frame(uid: str, data: bytes, attrs: PixelAttrs) -> np.ndarray:
-    """The stored values one codestream in `uid` holds."""
+    """The stored values one codestream in `uid` holds. A JPEG, JPEG-LS, JPEG 2000 or JPEG XL codestream's own size
+    header is checked against Rows and Columns first, so no decoder allocates for a size the header does not say."""
+    row = TABLE.get(str(uid))
+    if attrs.rows and row is not None and row.family in SIZED:
+        info = codestream_info(uid, bytes(data))
+        if (info.get("rows"), info.get("columns")) != (attrs.rows, attrs.columns):
+            raise DamagedInput(f"the {SIZED[row.family]} codestream says {info.get('rows')} x {info.get('columns')}, the "
+                               f"header Rows x Columns {attrs.rows} x {attrs.columns}; refused before decoding")
     return coder(uid).decode(bytes(data), attrs)
 
 

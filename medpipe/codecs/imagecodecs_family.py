@@ -8,6 +8,7 @@ import numpy as np
 from pydicom import uid
 
 from ..syntaxes import JPEGXL, JPEGXLLossless
+from ..dicom.streaminfo import jxl_info
 from ..errors import CodecSkip, DamagedInput
 from .base import Codec, Encoded, NearLossless, Param, WrittenAs
 
@@ -87,11 +88,11 @@ class JpegLS(ImagecodecsCodec, NearLossless):
 
 
 class Jpeg2000(ImagecodecsCodec):
-    """JPEG 2000 through OpenJPEG. Lossless defaults by measurement (``bench/codec_defaults.py`` on the five dev CT
-    series, 16 slices each; ``bench/measured/codec_defaults-2026-12-01``): CR over all volumes by resolution levels
-    3: 4.3290, 4: 4.3937, 5: 4.4011, 6: 4.4008, 7 and 8: 4.4004. 5-8 are within 0.01 % of each other, so OpenJPEG's
-    own 6 (5 decomposition levels) stays. The code-block size (OpenJPEG's 64 x 64, the largest the standard allows),
-    precincts and progression order are not exposed by imagecodecs, and it cannot write tiles."""
+    """JPEG 2000 through OpenJPEG. Lossless default by measurement (``bench/codec_defaults.py`` on the dev CT series;
+    the README's "Codecs and their defaults", numbers in ``bench/measured/codec_defaults-2026-12-01``): resolution
+    levels 5 to 8 code equally, so OpenJPEG's own 6 (5 decomposition levels) stays. The code-block size (OpenJPEG's
+    64 x 64, the largest the standard allows), precincts and progression order are not exposed by imagecodecs, and
+    it cannot write tiles."""
 
     name, lib = "jpeg2000", "jpeg2k"
     description = "JPEG 2000 (OpenJPEG); lossless (reversible 5/3) or lossy at a target PSNR"
@@ -122,11 +123,9 @@ class Jpeg2000(ImagecodecsCodec):
 
 
 class HTJ2K(ImagecodecsCodec):
-    """HTJ2K through OpenJPH, lossless. Default by measurement (dev CT series, as for JPEG 2000): CR over all
-    volumes by resolution levels 3: 3.9124, 4: 4.0212, 5 (OpenJPH's default): 4.0438, 6: 4.0478, 7: 4.0480,
-    8: 4.0476, at the same speed (about 140 MB/s encode, 220 MB/s decode on one core). 6 is 0.1 % above OpenJPH's
-    5; 7 is within 0.01 % of 6, so 6 (JPEG 2000's default too). One tile (256 x 256 tiles cost 0.5 % in a first
-    look); the code-block size is not exposed by imagecodecs."""
+    """HTJ2K through OpenJPH, lossless. Default by measurement (as for JPEG 2000): 6 resolution levels, one more
+    than OpenJPH's default and smaller at the same speed; more levels gain nothing, and 6 is JPEG 2000's default
+    too. One tile (tiles cost compression in a first look); the code-block size is not exposed by imagecodecs."""
 
     name, lib = "htj2k", "htj2k"
     description = "High-Throughput JPEG 2000 (OpenJPH), lossless"
@@ -138,15 +137,11 @@ class HTJ2K(ImagecodecsCodec):
 
 
 class JpegXL(ImagecodecsCodec):
-    """JPEG XL through libjxl, lossless (modular mode). Default effort by measurement (dev CT series, 16 slices per
-    volume; encode / decode MB/s on one core of a shared machine, noisy): effort 1: CR 3.7733 (598 / 222 MB/s),
-    3: 5.0229 (41 / 57), 7 (libjxl's default): 5.1834 (5.3 / 25), 8: 5.1875 (1.2 / 18), 9: 5.2332 (0.75 / 16).
-    Effort 10 on 4 slices per volume: 5.4645 against 5.4471 for effort 9 on the same slices (+0.3 %) at a third of
-    its speed (0.24 MB/s: about 2 s a 512 x 512 slice). Chosen deliberately: effort 9, the strongest effort short
-    of 10. It gains 1.0 % over effort 7 for 4-7 times the encode time (a first run measured 2.8 against 0.79 MB/s)
-    and decodes about a third slower; effort 10's further 0.3 % is not worth tripling the encode time again.
-    ``presets/ladder.yaml`` shows efforts 1, 3, 7 and 9 side by side. imagecodecs exposes no modular predictor or
-    tree options for lossless coding (``decodingspeed`` concerns lossy VarDCT)."""
+    """JPEG XL through libjxl, lossless (modular mode). Default effort by measurement (as for JPEG 2000): effort 9,
+    the strongest short of 10, chosen deliberately: smaller than libjxl's default 7 for several times the encode
+    time, while 10 gains little more again at a fraction of 9's speed. ``presets/ladder.yaml`` shows efforts 1, 3,
+    7 and 9 side by side. imagecodecs exposes no modular predictor or tree options for lossless coding
+    (``decodingspeed`` concerns lossy VarDCT)."""
 
     name, lib = "jpegxl", "jpegxl"
     description = "JPEG XL (libjxl): lossless (modular mode), or lossy (VarDCT) at a Butteraugli distance > 0"
@@ -199,10 +194,15 @@ class ChannelJpegXL(ImagecodecsCodec):
         imagecodecs = _codecs()
         out = np.empty(enc.shape, np.dtype(enc.dtype))
         plan = self.p["channels"] or [1] * enc.shape[0]
-        if len(plan) != len(enc.chunks):
-            raise DamagedInput(f"{len(enc.chunks)} codestreams for {len(plan)} images")
+        if len(plan) != len(enc.chunks) or sum(plan) != enc.shape[0]:
+            raise DamagedInput(f"{len(enc.chunks)} codestreams of {sum(plan)} channels for {len(plan)} images of "
+                               f"{enc.shape[0]} slices")
         at = 0
         for c, chunk in zip(plan, enc.chunks):
+            info = jxl_info(chunk)  # the codestream's own size header, before the decoder allocates
+            if (info["rows"], info["columns"]) != tuple(enc.shape[1:]):
+                raise DamagedInput(f"a JPEG XL codestream says {info['rows']} x {info['columns']}, expected "
+                                   f"{enc.shape[1]} x {enc.shape[2]}; refused before decoding")
             img = imagecodecs.jpegxl_decode(chunk)
             out[at:at + c] = img[None] if c == 1 else np.moveaxis(img, -1, 0)
             at += c
@@ -219,13 +219,10 @@ PNG_PARAMS = {"level": Param(int, 9, "zlib compression level 0-9", range=(0, 9))
 
 
 class Png(ImagecodecsCodec):
-    """PNG through libpng. Defaults by measurement (dev CT series, 16 slices per volume): zlib level 9 with the
-    Z_FILTERED strategy and libpng's adaptive row filters. CR over all volumes, Z_FILTERED: level 1: 2.6294
-    (29 MB/s encode), 3: 2.7700, 6: 2.9304 (5.0 MB/s), 7: 2.9501, 8: 2.9800, 9: 2.9909 (0.93 MB/s);
-    Z_DEFAULT_STRATEGY at level 9: 2.9240, Z_RLE: 2.8373, Z_HUFFMAN_ONLY: 2.7781. Level 9 with Z_FILTERED is the
-    strongest (+2.3 % over zlib's default strategy, +2.1 % over level 6) and the slowest: about 16 s for the 28
-    slices of the shipped CT on one core; ``presets/ladder.yaml`` shows levels 1, 6 and 9. Fixed row filters (Paeth
-    or Up alone) came out below libpng's adaptive choice in a first look, so the filters are not a parameter."""
+    """PNG through libpng. Defaults by measurement (as for JPEG 2000): zlib level 9 with the Z_FILTERED strategy and
+    libpng's adaptive row filters, the strongest combination and the slowest; ``presets/ladder.yaml`` shows levels
+    1, 6 and 9. Fixed row filters (Paeth or Up alone) came out below libpng's adaptive choice in a first look, so
+    the filters are not a parameter."""
 
     name, lib = "png", "png"
     description = "PNG (zlib deflate), 8 or 16 bits"

@@ -1,6 +1,6 @@
 """JPEG XL JPEG Recompression (DICOM .111) as a matrix row: a source stored as baseline JPEG has its own JPEG
 bitstreams re-coded losslessly by libjxl, and decoding gives the same JPEG bytes back, bit for bit (checked on every
-decode). It codes bitstreams, not values: :meth:`Codec.prepare` hands it the source's frames, and a source that is
+decode). It codes bitstreams, not values: :meth:`Codec.take_source` hands it the source's frames, and a source that is
 not baseline JPEG skips the row with the reason. The row's reason carries the ratio against the source's own JPEG
 bytes (the column ``cr`` stays raw / compressed, like every row).
 
@@ -59,7 +59,7 @@ class JpegXLRecompression(Codec):
 
         return f"imagecodecs {imagecodecs.__version__} ({imagecodecs.jpegxl_version()})"
 
-    def prepare(self, volume) -> None:
+    def take_source(self, volume) -> None:
         self.jpeg = source_jpeg_frames(volume)
         self.low = int(volume.pixels.min())
 

@@ -1,6 +1,6 @@
 """Codecs through pydicom's own encoders: DICOM RLE Lossless (PS3.5 Annex G), one RLE frame per slice.
 
-pydicom picks the backend: the fast pylibjpeg-rle plugin when installed, else its pure-Python encoder (about 20x
+pydicom picks the backend: the fast pylibjpeg-rle plugin when installed, else its pure-Python encoder (much
 slower, same bytes). The stream is exactly what DICOM encapsulates, so medpipe.dicom writes it as it is.
 """
 from __future__ import annotations
@@ -60,10 +60,10 @@ class Rle(Codec):
             def one(chunk):
                 return decode_pixel_data(chunk, version=2, rows=h, columns=w, bits_allocated=bits, byteorder="<")
         except ImportError:
-            from pydicom.pixels.decoders.rle import _rle_decode_frame
+            from ..rle import decode_frame
 
-            def one(chunk):  # conformant streams: MSB segment first; output bytes are little endian
-                return _rle_decode_frame(chunk, h, w, 1, bits)
+            def one(chunk):  # PS3.5 Annex G, every segment length checked
+                return decode_frame(chunk, h, w, 1, bits).tobytes()
         for i, chunk in enumerate(enc.chunks):
             out[i] = np.frombuffer(bytes(one(chunk)), dtype.newbyteorder("<")).reshape(h, w)
         return out

@@ -242,21 +242,13 @@ SLICE_GRID = {4: (2, 2), 6: (2, 3), 9: (3, 3), 12: (3, 4), 16: (4, 4), 24: (4, 6
 
 
 class Ffv1(FfmpegCodec):
-    """FFV1 (RFC 9043), lossless. Defaults by measurement (``bench/codec_defaults.py`` on the five dev CT series,
-    whole volumes, 472 slices; ``bench/measured/codec_defaults-2026-12-01``), CR over all volumes:
-
-    - old medpipe ``-g 1 -slices 4 -context 1``: 3.9878; the same with ``-context 0``: 4.1633 (the large context
-      model costs 1.8-5.9 % per volume when every frame starts cold: issue 10's measurement);
-    - ffmpeg's own defaults (``-level 3 -slices 4 -g 12 -context 0``): 4.2715;
-    - one group per volume (``-g`` = number of slices), so each frame's adaptive states continue from the frame
-      before: ``-context 0``: 4.2844 (4 slices), 4.3733 (16); ``-context 1``: 4.3717 (4), 4.4164 (6),
-      4.4196 (9), 4.4384 (12), 4.4333 (16), **4.4483 (24)**, 4.4412 (30); level 1 (one slice): 4.3961;
-    - ``-coder`` 0 and 2 give the same bytes above 8 bits (ffmpeg switches Golomb-Rice to the range coder).
-
-    So: ``-level 3`` (slice CRCs, the archival version), ``-coder 2``, ``-context 1``, ``-slices 24``, ``-g`` =
-    the volume: +11.5 % over the old setting, +4.1 % over ffmpeg's defaults, at about the same speed (53-69 MB/s
-    encode, 32-51 MB/s decode on one shared core in two runs; the old setting 66 and 48). The price: a frame
-    decodes only after the frames before it (medpipe decodes whole volumes); ``g: 1`` gives frames that decode alone, and then ``context: 0`` is the better choice."""
+    """FFV1 (RFC 9043), lossless. Defaults by measurement (``bench/codec_defaults.py`` on whole dev CT volumes; the
+    README's "Codecs and their defaults", numbers in ``bench/measured/codec_defaults-2026-12-01``): ``-level 3``
+    (slice CRCs, the archival version), ``-coder 2``, ``-context 1``, ``-slices 24`` and ``-g`` = the volume, so
+    each frame's adaptive states continue from the frame before (a large context model starting cold on every
+    frame costs more than it gains). ``-coder`` 0 and 2 give the same bytes above 8 bits (ffmpeg switches
+    Golomb-Rice to the range coder). The price: a frame decodes only after the frames before it (medpipe decodes
+    whole volumes); ``g: 1`` gives frames that decode alone, and then ``context: 0`` is the better choice."""
 
     name, encoder = "ffv1", "ffv1"
     description = "FFV1 version 3 (lossless, intra prediction) via ffmpeg, grey up to 16 bits"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pydicom import uid as _u
 
-from ..codecs.frames import strip_jpeg_wrappers
 from ..errors import MedpipeError
 from ..syntaxes import (J2K_FAMILY, JPEG_FAMILY, JXL_FAMILY, WRITTEN, DeflatedImageFrameCompression, JPEGXLLossless,
                         PixelAttrs, attrs_problems, pattern_precision, pixel_module_problems)
@@ -25,7 +24,7 @@ SYNTAXES = WRITTEN  # the lossless syntaxes medpipe writes from stored values
 __all__ = ["DEFLATED_IMAGE_FRAME", "HTJ2K", "HTJ2K_LOSSLESS", "HTJ2K_LOSSLESS_RPCL", "J2K_FAMILY", "JPEG_2000",
            "JPEG_2000_LOSSLESS", "JPEG_FAMILY", "JPEG_LOSSLESS_SV1", "JPEG_LS_LOSSLESS", "JPEG_LS_NEAR",
            "JPEG_XL_LOSSLESS", "JXL_FAMILY", "NotWritable", "PixelAttrs", "RLE_LOSSLESS", "SYNTAXES",
-           "attrs_problems", "pattern_precision", "pixel_module_problems", "strip_jpeg_wrappers"]
+           "attrs_problems", "pattern_precision", "pixel_module_problems"]
 
 
 class NotWritable(MedpipeError):

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codecs.frames import encode_frame
+from ..codecs.frames import encode_frame, strip_jpeg_wrappers
 from ..errors import CodecSkip, DamagedInput, MedpipeError, OutputError
 from ..files import atomic_folder, os_error, safe_component
 from ..options import Option
@@ -45,7 +45,7 @@ from .header import (DROP_TAGS, SOURCE_FOR_PROCESSING, TYPE2_FILL, derive, fit_s
 from .part10 import save
 from .streaminfo import codestream_info, read_items
 from .syntaxes import (DEFLATED_IMAGE_FRAME, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, J2K_FAMILY, JPEG_FAMILY, JXL_FAMILY,
-                       SYNTAXES, NotWritable, PixelAttrs, strip_jpeg_wrappers)
+                       SYNTAXES, NotWritable, PixelAttrs)
 from .validate import check_file, decode_frames, frame_problems
 from .video import VIDEO_TS, write_video
 

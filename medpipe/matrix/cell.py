@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from ..codecs import CodecContext, CodecSpec
 from ..depth import plan_depth
 from ..errors import CodecSkip, CodecUnavailable, MedpipeError
 from ..metrics import compare, fixed_window
-from ..results import COLUMNS
+from ..results import Row
 from ..roundtrip import round_trip
 
 
@@ -42,14 +42,32 @@ def cell_id(content_hash: str, spec: CodecSpec, version: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def base_row(volume, spec: CodecSpec) -> dict:
+def new_row(volume, spec: CodecSpec) -> Row:
+    """The one place a results row starts: what the volume and the configuration say before anything runs."""
     n, h, w = volume.shape
-    row = {c: None for c in COLUMNS}
-    row.update(volume=volume.name, codec=spec.codec.name, setting=spec.codec.setting(), label=spec.label, slices=n,
+    return Row(volume=volume.name, codec=spec.codec.name, setting=spec.codec.setting(), label=spec.label, slices=n,
                rows=h, cols=w, raw_bytes=volume.raw_bytes, bits=volume.signal_bits, modality=volume.modality,
-               body_part=volume.body_part, volume_hash=volume.content_hash[:16], status="ok", reason="",
-               color=volume.color, lossy_source=volume.lossy_source)
-    return row
+               body_part=volume.body_part, volume_hash=volume.content_hash[:16], color=volume.color,
+               lossy_source=volume.lossy_source, source_transcoded=volume.source_transcoded)
+
+
+def base_row(volume, spec: CodecSpec) -> dict:
+    """:func:`new_row` as the plain dict the result store and results files hold."""
+    return new_row(volume, spec).as_dict()
+
+
+@dataclass
+class CellResult:
+    """What one cell gives back: its row; the verified streams and the value mapping (so the client can write
+    them as DICOM without encoding twice); the restored slices the report's heatmaps draw ({index: 2-D array})."""
+
+    row: Row
+    encoded: object = None
+    mapping: object = None
+    kept: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"row": self.row.as_dict(), "encoded": self.encoded, "mapping": self.mapping, "kept": self.kept}
 
 
 def dicom_syntax(spec: CodecSpec, shape, mapping) -> tuple[str | None, str]:
@@ -63,39 +81,43 @@ def dicom_syntax(spec: CodecSpec, shape, mapping) -> tuple[str | None, str]:
 
 def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings, keep: tuple[int, ...] = ()
              ) -> dict:
-    """One cell -> ``{"row", "encoded", "mapping", "kept"}`` (never raises for a codec's own failure).
+    """One cell -> ``{"row", "encoded", "mapping", "kept"}`` (never raises for a codec's own failure): the plain
+    form of :func:`measure_cell` (see :class:`CellResult`), as workers send it back and the result store keeps it."""
+    return measure_cell(volume, spec, ctx, settings, keep).as_dict()
 
-    ``kept`` holds the restored slices at the ``keep`` indices (the report draws heatmaps from them), ``encoded``
-    and ``mapping`` let the client write the verified streams as DICOM without encoding twice.
-    """
+
+def measure_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings, keep: tuple[int, ...] = ()
+                 ) -> CellResult:
+    """One cell: plan the mapping, run the round trip, measure, decide the verdict. ``keep``: slice indices whose
+    restored values the report's heatmaps need."""
     codec = spec.codec
-    row = base_row(volume, spec)
-    out = {"row": row, "encoded": None, "mapping": None, "kept": {}}
+    row = new_row(volume, spec)
+    out = CellResult(row)
     try:
         codec.check(ctx)
-        codec.prepare(volume)  # a codec of the source's own bitstreams takes them, or says why there are none
-        row["version"] = codec.version(ctx)
-        row["cell_id"] = cell_id(volume.content_hash, spec, row["version"])
+        codec.take_source(volume)  # a codec of the source's own bitstreams takes them, or says why there are none
+        row.version = codec.version(ctx)
+        row.cell_id = cell_id(volume.content_hash, spec, row.version)
         fill = settings.fill_depth and codec.fills_depth and not codec.lossless
         mapping = plan_depth(volume.value_range, volume.pixels.dtype, codec.depth(), spec.window, fill=fill)
         lossless = codec.lossless and mapping.exact
         row.update(lossless=lossless, mapping=mapping.describe(),
                    codec_bits=mapping.bits_out if codec.fixed_depth else mapping.coded_bits)
-        row["dicom_ts"] = dicom_syntax(spec, volume.shape, mapping)[0]
+        row.dicom_ts = dicom_syntax(spec, volume.shape, mapping)[0]
         if codec.lossless and not mapping.exact and not codec.reduces_depth_ok:
             raise CodecSkip(f"values span {mapping.bits_in} bits, {codec.name} codes at most {mapping.bits_out}: "
                             "it would not be lossless (narrow the data or use ffv1/jpegls)")
         rt = round_trip(volume.pixels, codec, mapping, ctx, repeat=settings.repeat)
-        row.update(encode_ms=rt.encode_ms, decode_ms=rt.decode_ms, map_ms=rt.map_ms)
+        row.update(encode_ms=rt.encode_ms, decode_ms=rt.decode_ms, map_ms=rt.map_ms, prepare_ms=rt.prepare_ms)
         if rt.encoded.side.get("note"):  # what a codec reports beside the figures (jpegxl-jpeg: the JPEG's CR)
-            row["reason"] = rt.encoded.side["note"]
+            row.reason = rt.encoded.side["note"]
         t0 = time.perf_counter()
         window = fixed_window(volume.modality, volume.rescale_slope, volume.rescale_intercept, volume.bits_stored,
                               volume.signed)
         q = compare(volume.pixels, rt.restored, volume.signal_bits, with_ssim=settings.ssim, padding=volume.padding,
                     window=window, base=volume.signal_range[0])
-        row["metrics_ms"] = (time.perf_counter() - t0) * 1000
-        row.update(q.as_dict(), compressed_bytes=rt.size, cr=volume.raw_bytes / rt.size,
+        row.metrics_ms = (time.perf_counter() - t0) * 1000
+        row.update(**q.as_dict(), compressed_bytes=rt.size, cr=volume.raw_bytes / rt.size,
                    bpv=rt.size * 8 / volume.pixels.size)
         if rt.codec_mismatches:
             row.update(status="failed", reason=f"LOSSLESS CODEC NOT EXACT: {rt.codec_mismatches} samples differ "
@@ -106,10 +128,10 @@ def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings,
             row.update(status="failed", reason=f"error bound {codec.error_bound} exceeded: max error "
                                                f"{q.max_abs_err}")
         elif not mapping.exact:
-            row["reason"] = f"precision lost by mapping: {mapping.describe()}"
-        if row["status"] == "ok":
-            out.update(encoded=rt.encoded, mapping=mapping,
-                       kept={int(k): np.ascontiguousarray(rt.restored[k]) for k in keep if 0 <= k < volume.shape[0]})
+            row.reason = f"precision lost by mapping: {mapping.describe()}"
+        if row.status == "ok":
+            out.encoded, out.mapping = rt.encoded, mapping
+            out.kept = {int(k): np.ascontiguousarray(rt.restored[k]) for k in keep if 0 <= k < volume.shape[0]}
     except (CodecUnavailable, CodecSkip) as exc:
         row.update(status="skipped", reason=str(exc))
     except MedpipeError as exc:

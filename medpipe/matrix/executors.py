@@ -4,6 +4,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import time
 
+from .. import interrupt
 from ..errors import MedpipeError
 from .workers import run_task, worker_init
 
@@ -25,6 +26,7 @@ class InProcess:
             fut.set_result(run_task(task))
         except Exception as exc:  # noqa: BLE001 - reported as the cell's failure
             fut.set_exception(exc)
+        interrupt.check()  # a cell that ended after SIGINT does not count, even if its KeyboardInterrupt was lost
         return fut
 
     def wait(self, pending):
@@ -74,7 +76,9 @@ class LocalPool:
             return self.pool.submit(run_task, task)
 
     def wait(self, pending):
-        return cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        done = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        interrupt.check()  # workers saw Ctrl-C too: their results after it are not filed
+        return done
 
 
 class DaskCluster:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+
+from ..memory import free_memory
 
 
 def default_jobs() -> int:
@@ -40,40 +41,6 @@ CELL_BASE_BYTES = 450 * 2**20
 def cell_memory(volume_bytes: int) -> float:
     """Bytes one cell of a volume of this size may need at its peak (worker and encoder process)."""
     return CELL_VOLUME_FACTOR * volume_bytes + CELL_BASE_BYTES
-
-
-def free_memory() -> int | None:
-    """Bytes free for this run: the machine's available memory, or less when a cgroup (container, batch job)
-    limits this process (its limit minus its usage, page cache included: conservative)."""
-    free = None
-    try:
-        import psutil
-
-        free = psutil.virtual_memory().available
-    except ImportError:
-        pass
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return free
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if controllers == "":  # cgroup v2
-            base = Path("/sys/fs/cgroup") / path.lstrip("/")
-            files = base / "memory.max", base / "memory.current"
-        elif "memory" in controllers.split(","):
-            base = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
-            files = base / "memory.limit_in_bytes", base / "memory.usage_in_bytes"
-        else:
-            continue
-        try:
-            limit = files[0].read_text().strip()
-            if limit != "max" and int(limit) < 2**60:
-                room = max(0, int(limit) - int(files[1].read_text()))
-                free = room if free is None else min(free, room)
-        except (OSError, ValueError):
-            continue
-    return free
 
 
 def peak_rss_mb() -> float | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..codecs import CodecContext, CodecSpec
 from ..errors import MedpipeError, OutputError
-from .cell import CellSettings, base_row, cell_id, run_cell
+from .cell import CellSettings, cell_id, new_row, run_cell
 from .executors import DaskCluster, InProcess, LocalPool
 from .store import ResultStore
 from .workers import CODEC_THREADS, VolumeRef, make_task, shell_of, stage_volume
@@ -66,9 +66,7 @@ def plan_cells(volumes: list, specs, ctx: CodecContext, keep: dict | None = None
 
 def failed_row(cell: Cell, reason: str) -> dict:
     """The row of a cell whose worker died (the codec never reported)."""
-    row = base_row(cell.volume, cell.spec)
-    row.update(cell_id=cell.cid, status="failed", reason=reason)
-    return row
+    return new_row(cell.volume, cell.spec).update(cell_id=cell.cid, status="failed", reason=reason).as_dict()
 
 
 def choose_executor(jobs: int, executor: str, scheduler: str | None, n_cells: int):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import interrupt
 from ..codecs import CodecContext
 from ..errors import InputError
 from ..files import atomic_file, make_dirs
@@ -122,6 +123,7 @@ def worker_init(threads: int = CODEC_THREADS) -> None:
     except ImportError:
         pass
     _exit_with_parent()
+    interrupt.install()
     if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _exit_on_signal)
 

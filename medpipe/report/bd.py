@@ -9,47 +9,12 @@ from ..options import did_you_mean
 from .load import Curve, Results, is_lossless, ok_rows
 
 
-def _pchip_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Shape-preserving cubic Hermite slopes (Fritsch-Carlson, as scipy's PchipInterpolator)."""
-    h = np.diff(x)
-    delta = np.diff(y) / h
-    n = len(x)
-    d = np.zeros(n)
-    if n == 2:
-        return np.array([delta[0], delta[0]])
-    for k in range(1, n - 1):
-        if delta[k - 1] * delta[k] > 0:
-            w1, w2 = 2 * h[k] + h[k - 1], h[k] + 2 * h[k - 1]
-            d[k] = (w1 + w2) / (w1 / delta[k - 1] + w2 / delta[k])
-
-    def edge(h0, h1, m0, m1):
-        s = ((2 * h0 + h1) * m0 - h0 * m1) / (h0 + h1)
-        if np.sign(s) != np.sign(m0):
-            return 0.0
-        if np.sign(m0) != np.sign(m1) and abs(s) > abs(3 * m0):
-            return 3 * m0
-        return s
-
-    d[0] = edge(h[0], h[1], delta[0], delta[1])
-    d[-1] = edge(h[-1], h[-2], delta[-1], delta[-2])
-    return d
-
-
-def _hermite(x, y, d, t):
-    i = np.clip(np.searchsorted(x, t, side="right") - 1, 0, len(x) - 2)
-    h = x[i + 1] - x[i]
-    s = (t - x[i]) / h
-    return ((2 * s**3 - 3 * s**2 + 1) * y[i] + (s**3 - 2 * s**2 + s) * h * d[i]
-            + (-2 * s**3 + 3 * s**2) * y[i + 1] + (s**3 - s**2) * h * d[i + 1])
-
-
 def _integral(x, y, lo, hi) -> float:
-    """Exact integral of the PCHIP interpolant of (x, y) over [lo, hi] (Simpson is exact on each cubic piece)."""
-    d = _pchip_slopes(x, y)
-    knots = np.unique(np.concatenate([[lo, hi], x[(x > lo) & (x < hi)]]))
-    a, b = knots[:-1], knots[1:]
-    m = (a + b) / 2
-    return float(np.sum((b - a) / 6 * (_hermite(x, y, d, a) + 4 * _hermite(x, y, d, m) + _hermite(x, y, d, b))))
+    """Integral over [lo, hi] of the shape-preserving piecewise-cubic (PCHIP, Fritsch-Carlson) interpolant of (x, y)."""
+    # imported here, not at the top: scipy.interpolate is slow to import and every preset load imports the report
+    from scipy.interpolate import PchipInterpolator
+
+    return float(PchipInterpolator(x, y).integrate(lo, hi))
 
 
 MIN_OVERLAP = 0.2  # BD values need the curves to share at least this fraction of the shorter one's range

@@ -25,16 +25,13 @@ class Limits:
 
 def load_limits(path: Path | str | None = None) -> Limits:
     """The thresholds file (default: clinical_limits.yaml beside this module, so it works when installed)."""
-    import yaml
+    from ..yamlsafe import load_file
 
     path = Path(path) if path else LIMITS_FILE
     if not path.is_file():
         raise MedpipeError(f"{path}: clinical limits file not found (report.clinical_limits); copy "
                            f"{LIMITS_FILE} and edit it")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise MedpipeError(f"{path}: not valid YAML ({exc})") from None
+    doc = load_file(path)  # bounded: size, aliases, nesting
     if not isinstance(doc, dict) or not isinstance(doc.get("sources"), dict) or not isinstance(doc.get("rules"), list):
         raise MedpipeError(f"{path}: expected the keys 'sources' (mapping) and 'rules' (list), as in {LIMITS_FILE}")
     sources = doc["sources"]

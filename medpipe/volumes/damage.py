@@ -1,5 +1,9 @@
 """Damaged compressed input never passes as data.
 
+0. the format's own structure first (structure.py): native Pixel Data length against Rows x Columns x frames x
+   bits; each codestream's header against the data set, its markers and tile-part lengths; RLE decoded by
+   medpipe.rle with every segment's length checked (PS3.5 Annex G);
+
 A damaged codestream often decodes without error: pydicom tries its decoding plugins in turn, and when the first
 (e.g. pyjpegls) rejects the stream the next (pylibjpeg's libjpeg) may decode it to noise, silently. Measured on
 a real JPEG-LS CT slice with 64 zeroed bytes: pyjpegls and imagecodecs' CharLS refuse it, libjpeg returns
@@ -22,10 +26,11 @@ import numpy as np
 from pydicom.uid import (HTJ2KLossless, HTJ2KLosslessRPCL, JPEG2000Lossless, JPEGLossless, JPEGLosslessSV1,
                          JPEGLSLossless, JPEGLSNearLossless, RLELossless)
 
-from ..errors import InputError
+from ..errors import DamagedInput, InputError
 from ..syntaxes import TABLE
 from .dicom import (DEFLATED_IMAGE_FRAME, JPEG_XL_SYNTAXES, decode_pixels, is_compressed_syntax, quiet,
                     transfer_syntax)
+from .structure import RLE_LOSSLESS, decode_rle, structure_problems
 
 # Syntaxes whose decoders must agree bit for bit (PS3.5 A.4: lossless processes; JPEG-LS near-lossless decoding
 # is exactly specified too). Lossy JPEG/J2K decoders legitimately differ by rounding.
@@ -96,11 +101,36 @@ def _imagecodecs_frames(ds, names: tuple[str, ...]) -> tuple[str, np.ndarray | N
 OWN_DECODERS = JPEG_XL_SYNTAXES | {DEFLATED_IMAGE_FRAME}  # syntaxes pydicom 3.0 does not know: decoded in dicom.py
 
 
+def _fragments(ds) -> list[bytes]:
+    from pydicom.encaps import generate_frames
+
+    nframes = int(ds.get("NumberOfFrames", 1) or 1)
+    try:
+        return list(generate_frames(ds.PixelData, number_of_frames=nframes))
+    except Exception as exc:  # noqa: BLE001 - pydicom raises several types on a damaged encapsulation
+        raise InputError(f"encapsulated Pixel Data is damaged ({_short(exc)})") from None
+
+
 def decode_checked(ds, path: Path, cross_check: bool = True) -> Decoded:
-    """Decode ``ds`` with pydicom's plugins one at a time (as pydicom would), hearing every rejection, and with
-    ``cross_check`` decode lossless codestreams again with every other installed decoder."""
+    """First what the format's own structure says (structure.py); then decode ``ds`` with pydicom's plugins one at
+    a time (as pydicom would), hearing every rejection, and with ``cross_check`` decode lossless codestreams again
+    with every other installed decoder. RLE is decoded by medpipe.rle, which checks every segment."""
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if "PixelData" in ds and "Rows" in ds and "BitsAllocated" in ds:
+        compressed = is_compressed_syntax(uid)
+        try:
+            fragments = _fragments(ds) if compressed else None
+        except InputError as exc:
+            return Decoded(np.empty(0), "structure", [str(exc)])
+        problems = structure_problems(ds, str(uid), fragments)
+        if problems:
+            return Decoded(np.empty(0), "structure", problems)
+        if str(uid) == RLE_LOSSLESS:
+            try:
+                return Decoded(decode_rle(ds, fragments), "medpipe.rle (PS3.5 Annex G)")
+            except DamagedInput as exc:
+                return Decoded(np.empty(0), "medpipe.rle", [str(exc)])
     if uid is None or str(uid) in OWN_DECODERS or "PixelData" not in ds or not is_compressed_syntax(uid):
         return Decoded(decode_pixels(ds, path))
     from pydicom.pixels import get_decoder

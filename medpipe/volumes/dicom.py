@@ -16,6 +16,7 @@ import numpy as np
 from pydicom.uid import JPEGLSNearLossless
 
 from ..errors import InputError
+from ..memory import TooLarge, check_fits
 from ..syntaxes import JXL_FAMILY, TABLE, DeflatedImageFrameCompression, JPEGXL, PixelAttrs, is_encapsulated, \
     lossy_description
 
@@ -160,12 +161,22 @@ def decode_frames_here(ds, ts: str) -> np.ndarray:
     return frames[0] if nframes == 1 else np.stack(frames)
 
 
+def decoded_bytes(ds) -> int:
+    """Bytes the header's Rows x Columns x frames x samples x BitsAllocated decode to (0 when it does not say)."""
+    try:
+        return (int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1) *
+                int(ds.get("SamplesPerPixel", 1) or 1) * max(1, (int(ds.BitsAllocated) + 7) // 8))
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
 def decode_pixels(ds, path: Path) -> np.ndarray:
     """ds.pixel_array, any decoder failure turned into one line that names the file and what to do."""
     if not is_image(ds):
         raise InputError(f"{path}: has no pixel data (SOP class {ds.get('SOPClassUID', '?')}); not an image")
     ts = transfer_syntax(ds) or "?"
     try:
+        check_fits(2 * decoded_bytes(ds), str(path))  # the decoded array and a working copy
         with quiet():
             if ts in JPEG_XL_SYNTAXES or ts == DEFLATED_IMAGE_FRAME:
                 return decode_frames_here(ds, ts)
@@ -182,6 +193,8 @@ def decode_pixels(ds, path: Path) -> np.ndarray:
         raise InputError(f"{path}: pixel data cannot be decoded ({type(exc).__name__}: {exc}); damaged?")
     except MemoryError:
         raise InputError(f"{path}: pixel data too large for the memory here")
+    except TooLarge as exc:
+        raise InputError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - decoders raise anything on a damaged codestream
         raise InputError(f"{path}: pixel data is damaged or truncated ({type(exc).__name__}: {exc})")
 

@@ -22,6 +22,8 @@ INPUT_OPTIONS: dict[str, Option] = {
     "max_picture_megapixels": Option(float, 256.0, "largest picture (TIFF/SVS level 0, PNG, JPEG) read, in "
                                      "millions of samples; a whole-slide image beyond it is refused with one line",
                                      range=(1.0, None)),
+    "pacs": Option(dict, None, "how PACS addresses among the inputs are read (the preset's 'pacs:' key: aet, port, "
+                   "requests, timeout, retries, insecure, cache)"),
 }
 
 

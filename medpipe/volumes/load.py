@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 
 from ..errors import InputError, MedpipeError
+from ..sources import fetch_address, is_address
+from ..sources.cache import transcoded
+from ..sources.settings import source_settings
 from .discover import READS, discover
 from .input_options import input_settings
 from .source import VolumeSource
@@ -31,6 +34,11 @@ def _say(console, prefix: str, message: str) -> None:
                   style=STYLES.get(prefix, "yellow") or None)
 
 
+def _skip(console, errors: list[str], message: str) -> None:
+    errors.append(message)
+    _say(console, "skipped:", message)
+
+
 def print_events(console, events: list[dict]) -> None:
     """Each event as one line ('split: ...', 'duplicate: ...')."""
     for ev in events:
@@ -47,32 +55,49 @@ def discover_inputs(paths, console=None, options: dict | None = None) -> tuple[l
     taken: set[str] = set()
     if not paths:
         errors.append(f"no input given; {READS}")
-    for path in paths:
-        path = Path(path)
-        try:
-            found = discover(path, options, taken)
+    for item in paths:
+        if not is_address(item):
+            _discover_one(Path(item), options, taken, console, sources, errors)
+            continue
+        try:  # a PACS address: its series are retrieved into the cache, then read exactly as folders
+            pacs = source_settings(input_settings(options)["pacs"], "pacs")
+            folders, failed = fetch_address(str(item), pacs, lambda line: _say(console, "", line))
         except MedpipeError as exc:
-            errors.append(str(exc))
-            _say(console, "skipped:", str(exc))
+            _skip(console, errors, str(exc))
             continue
         except Exception as exc:  # noqa: BLE001 - a medpipe bug must not end the run for the other inputs
-            msg = f"{path}: could not be examined ({type(exc).__name__}: {exc}); this is a medpipe bug, please report"
-            errors.append(msg)
-            _say(console, "skipped:", msg)
+            _skip(console, errors, f"{item}: could not be read ({type(exc).__name__}); this is a medpipe bug, "
+                  "please report")
             continue
-        for msg in found.errors:
-            _say(console, "skipped:", msg)
-        for note in found.notes:
-            _say(console, "note:", note)
-        seen: set[int] = set()  # a series split in three carries its split event three times: say it once
-        for src in found.sources:
-            print_events(console, [ev for ev in src.events if id(ev) not in seen])
-            seen.update(id(ev) for ev in src.events)
-        if found.files or found.sources:
-            _say(console, "", f"{path}: {found.summary()}")
-        sources += found.sources
-        errors += found.errors
+        errors += failed
+        for folder in folders:
+            _discover_one(folder, options, taken, console, sources, errors)
     return sources, errors
+
+
+def _discover_one(path: Path, options, taken: set[str], console, sources: list, errors: list) -> None:
+    """One input path -> its volume sources (appended), its messages said and appended."""
+    try:
+        found = discover(path, options, taken)
+    except MedpipeError as exc:
+        _skip(console, errors, str(exc))
+        return
+    except Exception as exc:  # noqa: BLE001 - a medpipe bug must not end the run for the other inputs
+        _skip(console, errors, f"{path}: could not be examined ({type(exc).__name__}: {exc}); this is a medpipe "
+              "bug, please report")
+        return
+    for msg in found.errors:
+        _say(console, "skipped:", msg)
+    for note in found.notes:
+        _say(console, "note:", note)
+    seen: set[int] = set()  # a series split in three carries its split event three times: say it once
+    for src in found.sources:
+        print_events(console, [ev for ev in src.events if id(ev) not in seen])
+        seen.update(id(ev) for ev in src.events)
+    if found.files or found.sources:
+        _say(console, "", f"{path}: {found.summary()}")
+    sources += found.sources
+    errors += found.errors
 
 
 def load_source(src: VolumeSource, console=None, errors: list[str] | None = None) -> Volume:
@@ -96,6 +121,9 @@ def load_source(src: VolumeSource, console=None, errors: list[str] | None = None
         _say(console, "colour:", f"{vol.name}: {vol.color}")
     if vol.lossy_source:
         _say(console, "lossy source:", f"{vol.name}: {vol.lossy_source}")
+    vol.source_transcoded = transcoded(vol.files) if vol.files else ""
+    if vol.source_transcoded:
+        _say(console, "transcoded source:", f"{vol.name}: {vol.source_transcoded} (every CR is relative to it)")
     vol.notes.append(f"load_ms={(time.perf_counter() - t0) * 1000:.0f}")
     return vol
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..syntaxes import NATIVE, TABLE
 from .dicom import orientation, slice_position, transfer_syntax
+from .structure import rows_held
 
 SPLIT_ATTRIBUTES = ("AcquisitionNumber", "TemporalPositionIdentifier", "EchoNumbers", "TriggerTime")
 ORIENTATION_TOLERANCE = 1e-3  # direction cosines closer than this are one orientation
@@ -173,7 +174,8 @@ def merge_copies(members: list[Member], label: str) -> tuple[list[Member], dict[
 
 def _geometry(m: Member) -> tuple:
     ds = m.ds
-    return (int_or_none(ds.get("Rows")), int_or_none(ds.get("Columns")), int_or_none(ds.get("SamplesPerPixel")) or 1,
+    held = rows_held(ds)  # a Rows that contradicts the Pixel Data: grouped by what the data holds, named damaged
+    return (held or int_or_none(ds.get("Rows")), int_or_none(ds.get("Columns")), int_or_none(ds.get("SamplesPerPixel")) or 1,
             int_or_none(ds.get("BitsAllocated")), int_or_none(ds.get("PixelRepresentation")) or 0)
 
 

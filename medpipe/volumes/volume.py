@@ -79,6 +79,7 @@ class Volume:
     events: list[dict] = field(default_factory=list)  # what series assembly did: {"kind": ..., "message": ...}
     spacing: tuple[float, float, float] | None = None  # (slice, row, col) in mm when known
     origin: Any = field(default=None, repr=False)  # the VolumeSource this volume was loaded from (re-readable)
+    source_transcoded: str = ""  # "" or how a PACS sent other bytes than it stores (medpipe/sources)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -157,5 +158,6 @@ class Volume:
             "body_part": self.body_part, "description": self.description, "rescale_slope": self.rescale_slope,
             "rescale_intercept": self.rescale_intercept, "patient_hash": self.patient_hash,
             "spacing_mm": list(self.spacing) if self.spacing else None, "lossy_source": self.lossy_source,
+            "source_transcoded": self.source_transcoded,
             "color": self.color, "events": list(self.events), "notes": self.notes,
         }

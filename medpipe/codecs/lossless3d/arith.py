@@ -1,9 +1,11 @@
-"""The binary arithmetic coder and its adaptive counters (numba, integer only): lpaq's logistic squash/stretch
-tables, a carry-less 32-bit coder, counters that pack probability and count in one word. The model (model.py)
+"""The binary arithmetic coder and its adaptive counters (numba, integer only): the logistic squash/stretch
+tables (computed from their formula), a carry-less 32-bit coder (the design of Matt Mahoney's lpaq1), counters that pack probability and count in one word. The model (model.py)
 decides what each bit means; this module only codes bits. State lives in the model's one array ``st``: the coder's
 five words (low, high, code, position, overrun) at ``st[AC:AC + 5]``.
 """
 from __future__ import annotations
+
+import decimal
 
 import numpy as np
 from numba import njit
@@ -12,13 +14,15 @@ AC = 0  # offset of the arithmetic coder's state in st
 
 
 def _squash_table() -> np.ndarray:
-    """lpaq's integer logistic 4096 / (1 + e^-d/256) for d in -2047..2047 (integer only: same everywhere)."""
-    t = [1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994, 3348, 3607,
-         3785, 3901, 3975, 4022, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094]
+    """The logistic squash(d) = 4096 / (1 + e^(-d / 256)) for d in -2047..2047, rounded, within 1..4095.
+
+    Computed from the formula with :mod:`decimal` (software arithmetic, correctly rounded at the precision set
+    here), not the platform's libm: the table, and so every stream, is the same on every machine."""
+    ctx = decimal.Context(prec=40)
     out = np.empty(4095, np.int32)
     for d in range(-2047, 2048):
-        w, k = d & 127, (d >> 7) + 16
-        out[d + 2047] = (t[k] * (128 - w) + t[k + 1] * w + 64) >> 7
+        v = ctx.divide(4096, ctx.add(1, ctx.exp(decimal.Decimal(-d) / 256)))
+        out[d + 2047] = min(4095, max(1, int(v.to_integral_value(rounding=decimal.ROUND_HALF_EVEN))))
     return out
 
 

@@ -1,19 +1,46 @@
 """encode_volume / decode_volume: the stream format around the numba coder of :mod:`.model`."""
 from __future__ import annotations
 
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-from . import model
-from .stream import (MODE_CODED, MODE_CONSTANT, MODE_STORED, StreamError, check_volume, pack, unpack,
-                     values_crc)
+from . import values
+from .stream import (MODE_CODED, MODE_CONSTANT, MODE_STORED, StreamError, auto_slabs, check_volume, pack,
+                     read_slab_table, slab_bounds, slab_table, unpack, values_crc)
+
+
+def _import_model():
+    """The numba model, compiled functions cached on disk (``cache=True``). numba caches next to the source, else
+    (read-only site-packages) in the user's cache folder, or where NUMBA_CACHE_DIR says; where none of these is
+    writable it refuses to decorate at import, so fall back to a private temporary folder: the coder then
+    compiles once per process instead of failing."""
+    try:
+        from . import model
+    except RuntimeError as exc:
+        if "cannot cache" not in str(exc):
+            raise
+        import numba
+
+        numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="medpipe-numba-")  # private (0700): no shared pickles
+        from . import model
+    return model
+
+
+model = _import_model()
 
 ERRORS = {model.ERR_OVERRUN: "truncated or damaged (the coder ran past its end)",
           model.ERR_RANGE: "damaged (a decoded value is out of range)"}
 
 
-def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = model.DEFAULT_FLAGS) -> bytes:
+def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = model.DEFAULT_FLAGS,
+                  slabs: int | None = None, threads: int = 1) -> bytes:
     """Code a (slices, rows, cols) uint8/uint16/int8/int16 volume losslessly; ``bits`` declares the sample
-    depth (default: the fewest that hold the values). ``flags`` selects model features (for measurements)."""
+    depth (default: the fewest that hold the values). ``slabs``: independent runs of slices (default
+    :func:`.stream.auto_slabs`), which ``threads`` code, and a decoder may decode, in parallel. ``flags``
+    selects model features (for measurements)."""
     volume, bits = check_volume(volume, bits)
     if flags & ~model.ALL_FLAGS:
         raise ValueError(f"unknown lossless3d flags {flags:#x}")
@@ -25,19 +52,83 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
     work = volume.astype(np.int32)
     work -= lo
     raw = volume.astype(volume.dtype.newbyteorder("<"), copy=False).tobytes()
-    # room for the raw size and one row's worst case: a coding that would pass the raw size is stored instead
-    buf = np.empty(len(raw) + 64 * volume.shape[2] + 64, np.uint8)
-    code, used = model.run(False, work, buf, hi - lo, flags)
-    if code == model.OK and used < len(raw):
-        return pack(volume, bits, flags, MODE_CODED, lo, hi - lo, buf[:used].tobytes())
-    if code not in (model.OK, model.ERR_OVERFLOW):
-        raise RuntimeError(f"lossless3d encoder failed with code {code}")  # a bug, not a user error
+    bounds = slab_bounds(volume.shape[0], auto_slabs(volume.shape[0]) if slabs is None else slabs)
+    work, coded_max, table, whole = choose_values(work, hi - lo, flags)
+    if whole is not None and len(bounds) == 2:
+        parts = [whole]  # the trial coded the whole volume already
+    else:
+        parts = in_threads(lambda k: code_slab(work[bounds[k]:bounds[k + 1]], coded_max, flags), len(bounds) - 1,
+                           threads)
+    if all(p is not None for p in parts):
+        payload = slab_table(parts, table) + b"".join(parts)
+        if len(payload) < len(raw):
+            return pack(volume, bits, flags, MODE_CODED, lo, hi - lo, payload)
     return pack(volume, bits, flags, MODE_STORED, lo, hi - lo, raw)
 
 
-def decode_volume(data) -> np.ndarray:
-    """The volume a stream holds, same dtype, shape and values; StreamError if the stream is not whole."""
-    head = unpack(data)
+def code_slab(part: np.ndarray, maxval: int, flags: int) -> bytes | None:
+    """One slab's code, or None when it would not be smaller than raw 16-bit samples."""
+    # room for the raw size and one row's worst case: a coding that would pass the raw size is stored instead
+    buf = np.empty(part.size * 2 + 64 * part.shape[2] + 64, np.uint8)
+    status, used = model.run(False, part, buf, maxval, flags)
+    if status not in (model.OK, model.ERR_OVERFLOW):
+        raise RuntimeError(f"lossless3d encoder failed with code {status}")  # a bug, not a user error
+    return buf[:used].tobytes() if status == model.OK else None
+
+
+def choose_values(work: np.ndarray, maxval: int, flags: int):
+    """(what to code, its maximum, the value table or None, the chosen code when the trial covered the whole
+    volume, else None): ranks into the used values when a trial on the middle slices finds them smaller, table
+    included (values.py)."""
+    used = values.used_values(work, maxval)
+    if not values.worth_trying(used, maxval):
+        return work, maxval, None, None
+    table = values.pack_table(used)
+    sample = np.ascontiguousarray(values.trial_slices(work))
+    whole = len(sample) == len(work)
+    plain = code_slab(sample, maxval, flags)
+    ranked = code_slab(values.to_ranks(sample, used), len(used) - 1, flags)
+    if ranked is None or (plain is not None and len(ranked) + len(table) >= len(plain)):
+        return work, maxval, None, plain if whole else None
+    return values.to_ranks(work, used), len(used) - 1, table, ranked if whole else None
+
+
+def in_threads(fn, n: int, threads: int, seconds: list | None = None) -> list:
+    """[fn(0), ..., fn(n - 1)], on up to ``threads`` threads (the numba coder releases the GIL). ``seconds``, if
+    given, receives each call's CPU time on its own thread (a busy shared machine makes wall time meaningless)."""
+    def timed(k):
+        t0 = time.thread_time()
+        out = fn(k)
+        if seconds is not None:
+            seconds.append(time.thread_time() - t0)
+        return out
+
+    if threads <= 1 or n <= 1:
+        return [timed(k) for k in range(n)]
+    with ThreadPoolExecutor(min(threads, n)) as pool:
+        return list(pool.map(timed, range(n)))
+
+
+def warm_up() -> float:
+    """Compile the coder (or load it from numba's cache) now, so that no timed call pays for it; the seconds this
+    took, 0.0 when it was already done in this process."""
+    if model.run.signatures:
+        return 0.0
+    t0 = time.perf_counter()
+    ramp = (np.arange(2 * 6 * 7, dtype=np.uint16).reshape(2, 6, 7) * 37) % 1000
+    data = encode_volume(ramp)
+    if not np.array_equal(decode_volume(data), ramp):
+        raise RuntimeError("lossless3d warm-up did not reproduce its input")  # a bug, not a user error
+    return time.perf_counter() - t0
+
+
+def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int = 1,
+                  slab_seconds: list | None = None) -> np.ndarray:
+    """The volume a stream holds, same dtype, shape and values; StreamError if the stream is not whole, or its
+    header disagrees with ``expected_shape`` / ``expected_dtype`` (checked before anything is allocated), or,
+    with no expected shape, it would not fit in the memory available. ``threads`` decode slabs in parallel;
+    ``slab_seconds`` (a list) receives each slab's decode CPU time (bench/lossless3d.py: the 2-core speed-up)."""
+    head = unpack(data, expected_shape, expected_dtype)
     dtype, shape, mode = head["dtype"], head["shape"], head["mode"]
     if mode == MODE_STORED:
         out = np.frombuffer(head["payload"], dtype).reshape(shape).astype(dtype.newbyteorder("="))
@@ -47,10 +138,21 @@ def decode_volume(data) -> np.ndarray:
         raise StreamError(f"lossless3d stream uses model features {head['flags']:#x} this decoder lacks; upgrade medpipe")
     else:
         work = np.empty(shape, np.int32)
-        buf = np.frombuffer(bytearray(head["payload"]), np.uint8)
-        code, _ = model.run(True, work, buf, head["maxval"], head["flags"])
-        if code != model.OK:
-            raise StreamError(f"lossless3d stream {ERRORS.get(code, f'damaged (code {code})')}")
+        bounds, spans, table = read_slab_table(head["payload"], shape)
+        used = None if table is None else values.unpack_table(table, head["maxval"])
+        coded_max = head["maxval"] if used is None else len(used) - 1
+        payload = bytearray(head["payload"])
+
+        def decode(k):
+            buf = np.frombuffer(payload, np.uint8, spans[k + 1] - spans[k], spans[k])
+            status, _ = model.run(True, work[bounds[k]:bounds[k + 1]], buf, coded_max, head["flags"])
+            return status
+
+        for status in in_threads(decode, len(bounds) - 1, threads, slab_seconds):
+            if status != model.OK:
+                raise StreamError(f"lossless3d stream {ERRORS.get(status, f'damaged (code {status})')}")
+        if used is not None:
+            work = used[work]
         work += head["lo"]
         out = work.astype(dtype.newbyteorder("="))
     if values_crc(out) != head["crc_values"]:

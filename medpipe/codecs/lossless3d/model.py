@@ -132,7 +132,7 @@ MW = CP + CTX_TOTAL + LOW_TOTAL  # mixer weights (N_IN + 1 per set)
 STATE_SIZE = MW + N_WSEL * (N_IN + 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: slabs decode in parallel threads
 def run(decode, vol, buf, maxval, flags):
     """Encode vol (slices x rows x cols, int32 values in 0..maxval) into buf, or decode buf into vol.
 

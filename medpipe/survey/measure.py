@@ -1,0 +1,120 @@
+"""Measuring one sampled series: every codec by the matrix's cell (the one round trip, checked bit-exact), then
+the verified streams written as DICOM by the DICOM writer into a scratch folder, whose file sizes are the bytes a
+PACS would store (every file's header + encapsulated pixel data). A codec with no DICOM transfer syntax
+(lossless3d) is sized as its codestream plus the series' headers as stored (what medpipe's archive keeps besides
+the streams). A series a codec cannot code losslessly stays as stored for that codec (its bytes count unchanged).
+
+A series is one task: in this process, a worker process, or a Dask worker (then the files must be visible to the
+worker at the same path).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from ..archive.headers import read_header
+from ..codecs import CodecContext
+from ..dicom.writer import DicomSink
+from ..errors import MedpipeError, OutputError
+from ..matrix import CellSettings, run_cell
+from ..volumes import VolumeSource
+from ..volumes.dicom import read_dicom
+from ..volumes.series import Member, assemble
+
+SETTINGS = CellSettings(repeat=1, ssim=False, fill_depth=False, codec_threads=1)
+
+
+# The readers' damage heuristic (values far outside the neighbours' range) is for telling a decoder's garbage from
+# an image; the survey measures what the archive stores, and every codec's round trip is checked bit-exact against
+# what was decoded, so a legitimate odd slice (a phantom's insert) must not take its series out of the survey.
+READ_OPTIONS = {"damage_check": False}
+
+
+def series_volumes(paths: list[Path], name: str) -> list:
+    """The files of one series as the volumes the readers make of them (a series may hold several)."""
+    groups = assemble([Member(p, read_dicom(p, defer_size=4096)) for p in paths], 0.1)
+    out = []
+    for k, group in enumerate(groups):
+        src = VolumeSource("dicom", group.paths, f"{name}-{k + 1}" if len(groups) > 1 else name, READ_OPTIONS,
+                           label=group.label, source=paths[0].parent, events=group.events,
+                           alternates=group.alternates)
+        out.append(src.load([]))
+    return out
+
+
+def header_bytes(files: list[Path]) -> int:
+    """Bytes of the files besides their Pixel Data value."""
+    total = 0
+    for f in files:
+        _, pixel, _ = read_header(Path(f))
+        total += Path(f).stat().st_size - len(pixel)
+    return total
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def code_volume(vol, spec, ctx, scratch: Path) -> dict:
+    """One (volume, codec): bytes as DICOM (or codestream + headers), codestream bytes, times, verdict."""
+    out = run_cell(vol, spec, ctx, SETTINGS)
+    row = out["row"]
+    result = {"status": row["status"], "reason": row.get("reason") or "", "codestream_bytes": row["compressed_bytes"],
+              "encode_s": (row.get("encode_ms") or 0) / 1000, "decode_s": (row.get("decode_ms") or 0) / 1000,
+              "raw_bytes": vol.raw_bytes, "dicom_ts": None}
+    if row["status"] != "ok":
+        return result
+    if not (row.get("lossless") and row.get("exact")):
+        return {**result, "status": "lossy", "reason": "not bit-exact: only lossless rows are surveyed"}
+    if row.get("dicom_ts"):
+        DicomSink(scratch, ctx, verify=True)(vol, spec, out["mapping"], out["encoded"], row)
+        if row.get("dicom_dir") and row.get("dicom_bytes"):
+            result.update(bytes=folder_bytes(Path(row["dicom_dir"])), dicom_ts=row["dicom_ts"], sized="DICOM files")
+            shutil.rmtree(row["dicom_dir"], ignore_errors=True)
+            return result
+        if row["status"] != "ok":
+            return {**result, "status": "failed", "reason": row.get("reason") or "DICOM not written"}
+    result.update(bytes=header_bytes(vol.files) + row["compressed_bytes"], sized="codestream + stored headers")
+    return result
+
+
+def add(total: dict | None, part: dict) -> dict:
+    """Sum a series' volumes for one codec: ok only when every volume is."""
+    if total is None:
+        return dict(part)
+    out = dict(total)
+    for key in ("codestream_bytes", "encode_s", "decode_s", "raw_bytes", "bytes"):
+        out[key] = (total.get(key) or 0) + (part.get(key) or 0)
+    if part["status"] != "ok" and out["status"] == "ok":
+        out.update(status=part["status"], reason=part["reason"])
+    return out
+
+
+def measure_series(task: dict) -> dict:
+    """One sampled series -> its measurement record (never raises for a series' own problem)."""
+    t0 = time.perf_counter()
+    paths = [Path(p) for p in task["paths"]]
+    record = {"series_uid": task["series_uid"], "stored_bytes": sum(p.stat().st_size for p in paths),
+              "files": len(paths), "codecs": {}, "status": "ok", "reason": ""}
+    ctx = CodecContext(task.get("ffmpeg"), threads=1)
+    scratch = Path(tempfile.mkdtemp(prefix=".measure-", dir=task.get("scratch")))
+    try:
+        vols = series_volumes(paths, "series")
+        record["raw_bytes"] = sum(v.raw_bytes for v in vols)
+        for spec in task["specs"]:
+            total = None
+            for vol in vols:
+                total = add(total, code_volume(vol, spec, ctx, scratch))
+            record["codecs"][spec.label] = total
+    except OutputError:
+        raise  # disk full or read-only scratch: the survey stops with one line (measured series are kept)
+    except MedpipeError as exc:
+        record.update(status="unreadable", reason=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one odd series must not end the survey: it is recorded
+        record.update(status="unreadable", reason=f"{type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    record["seconds"] = round(time.perf_counter() - t0, 3)
+    return record
