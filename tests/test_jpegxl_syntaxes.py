@@ -101,6 +101,18 @@ def test_the_matrix_row_and_its_dicom_output(tmp_path, jpeg_volume, ctx):
         assert check_file(path, JPEGXLJPEGRecompression, [jpeg_volume.pixels[k]]) == []
 
 
+def test_the_survey_offers_it_for_a_jpeg_stored_series(jpeg_volume):
+    """A survey measures the row on a series stored as baseline JPEG: .111 DICOM files, smaller than stored."""
+    from medpipe.codecs import parse_codec
+    from medpipe.survey.measure import measure_series
+
+    spec = parse_codec({"codec": "jpegxl-jpeg", "label": "JPEG XL JPEG Recompression"}, "test")
+    record = measure_series({"paths": [str(p) for p in jpeg_volume.files], "series_uid": "x", "specs": [spec]})
+    got = record["codecs"]["JPEG XL JPEG Recompression"]
+    assert got["status"] == "ok" and got["dicom_ts"] == JPEGXLJPEGRecompression, got
+    assert got["bytes"] < record["stored_bytes"]
+
+
 def test_a_source_that_is_not_jpeg_skips_the_row(sample_volume, ctx):
     row = row_of(sample_volume, {"codec": "jpegxl-jpeg"}, ctx)
     assert row["status"] == "skipped" and "not baseline JPEG" in row["reason"]
