@@ -25,14 +25,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pydicom.uid import JPEGLSLossless as JPEG_LS  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from medpipe.archive import build_archive, parse_settings  # noqa: E402
-from medpipe.archive.baseline import JPEG_LS, JPEG_XL, series_bytes  # noqa: E402
+from medpipe.archive.baseline import series_bytes  # noqa: E402
 from medpipe.codecs import CodecContext  # noqa: E402
 from medpipe.files import atomic_write_text  # noqa: E402
 from medpipe.results import library_versions, write_csv  # noqa: E402
+from medpipe.syntaxes import JPEGXLLossless as JPEG_XL  # noqa: E402
 from medpipe.volumes import load_volume  # noqa: E402
 
 # ../shared/data beside the checkout (a worktree under /work/wt/<name> finds the one two levels up)

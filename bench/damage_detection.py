@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from medpipe.dicom.codestreams import encode_frame  # noqa: E402
+from medpipe.codecs.frames import encode_frame  # noqa: E402
 from medpipe.errors import InputError  # noqa: E402
 from medpipe.volumes.damage import decode_checked, header_range_problem, series_outliers  # noqa: E402
 from medpipe.volumes.dicom import read_dicom  # noqa: E402
@@ -73,7 +73,7 @@ def as_syntax(ds, values: np.ndarray, uid: str):
         values = np.clip((values.astype(np.float64) - lo) * 255 / max(hi - lo, 1), 0, 255).astype(np.uint8)
         out.BitsAllocated, out.BitsStored, out.HighBit, out.PixelRepresentation = 8, 8, 7, 0
         stream = bytes(imagecodecs.jpeg8_encode(values, level=90))
-        from medpipe.dicom.syntaxes import strip_jpeg_wrappers
+        from medpipe.codecs.frames import strip_jpeg_wrappers
 
         stream = strip_jpeg_wrappers(stream)
     elif uid != EXPLICIT_LE:

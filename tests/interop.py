@@ -21,7 +21,9 @@ from pydicom.uid import generate_uid
 import zlib
 
 from medpipe.depth import values_from_pattern
+from medpipe.codecs import frames
 from medpipe.dicom import codestreams, streaminfo
+from medpipe.dicom.part10 import write_part10
 from medpipe.dicom import syntaxes as sx
 
 TIMEOUT = 120
@@ -201,7 +203,7 @@ def write_in_syntax(source: Path, uid: str, out: Path, effort: int | None = 1) -
     """`source` re-encoded in transfer syntax `uid`: same attributes, same UIDs, stored values bit-identical."""
     ds = pydicom.dcmread(source)
     signed = ds.PixelRepresentation == 1
-    streams = [codestreams.encode_frame(uid, f, ds.BitsStored, signed, bits_allocated=ds.BitsAllocated,
+    streams = [frames.encode_frame(uid, f, ds.BitsStored, signed, bits_allocated=ds.BitsAllocated,
                                         photometric=ds.PhotometricInterpretation,
                                         planar_configuration=int(ds.get("PlanarConfiguration", 0)), effort=effort)
                for f in frames_of(ds)]
@@ -209,8 +211,9 @@ def write_in_syntax(source: Path, uid: str, out: Path, effort: int | None = 1) -
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
     ds.file_meta.TransferSyntaxUID = uid
-    with sx.known_transfer_syntaxes():
-        ds.save_as(out, enforce_file_format=True)
+    ds.preamble = b"\x00" * 128
+    with open(out, "wb") as fh:
+        write_part10(fh, ds)
     return out
 
 

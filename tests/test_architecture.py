@@ -2,10 +2,13 @@
 
 Floors, bottom to top (a module may import its own floor and the floors below, never above):
 
-0. foundations: errors, files, options, ffmpeg (the only module that starts ffmpeg), depth, metrics, results
+0. foundations: errors, files, options, ffmpeg (the only module that starts ffmpeg), depth, metrics, results, and
+   the one table of transfer syntaxes (syntaxes)
 1. sources (a PACS address -> instance metadata and local files; below the readers, importing none of them), codecs
-   (one interface, a codec's knowledge as data) and the readers of volumes (which import no codec); the codestream
-   header readers (dicom.streaminfo, dicom.syntaxes), which the readers use to check a codestream before decoding
+   (one interface, a codec's knowledge as data) and the readers of volumes (which import no codec; they decode
+   JPEG XL and Deflated Image Frame through the frame coders, codecs.frames, which reach no other codec); the
+   codestream header readers (dicom.streaminfo, dicom.syntaxes), which the readers use to check a codestream before
+   decoding
 2. the round trip; DICOM output
 3. the matrix, the archive, the report (which reads result files and imports no codec)
 4. the preset and the run of a preset
@@ -22,7 +25,7 @@ PKG = Path(__file__).resolve().parents[1] / "medpipe"
 
 FLOORS = [  # (module name prefix, floor); the longest matching prefix wins
     ("medpipe", 0), ("medpipe.errors", 0), ("medpipe.files", 0), ("medpipe.options", 0), ("medpipe.ffmpeg", 0),
-    ("medpipe.depth", 0), ("medpipe.metrics", 0), ("medpipe.results", 0),
+    ("medpipe.depth", 0), ("medpipe.metrics", 0), ("medpipe.results", 0), ("medpipe.syntaxes", 0),
     ("medpipe.sources", 1), ("medpipe.codecs", 1), ("medpipe.volumes", 1),
     ("medpipe.roundtrip", 2), ("medpipe.dicom", 2),
     # what a codestream says about itself (reading headers, decoding nothing): the readers check it too
@@ -32,6 +35,7 @@ FLOORS = [  # (module name prefix, floor); the longest matching prefix wins
     ("medpipe.cli", 5), ("medpipe.__main__", 5),
 ]
 MAX_LINES = 500
+FRAME_CODERS = "medpipe.codecs.frames"
 
 
 def modules() -> dict[str, Path]:
@@ -120,9 +124,11 @@ def closure(graph, start: str) -> set[str]:
 @pytest.mark.parametrize("part", ["medpipe.report", "medpipe.volumes", "medpipe.metrics", "medpipe.depth",
                                   "medpipe.results"])
 def test_part_reaches_no_codec(graph, part):
-    """The report reads result files; readers of volumes, metrics and depth mappings know no codec."""
+    """The report reads result files; readers of volumes, metrics and depth mappings know no codec (the readers
+    decode frames through the frame coders, which reach no codec class themselves)."""
     reached = closure(graph, part)
-    bad = sorted(m for m in reached if m.startswith(("medpipe.codecs", "medpipe.roundtrip", "medpipe.matrix")))
+    bad = sorted(m for m in reached if m.startswith(("medpipe.codecs", "medpipe.roundtrip", "medpipe.matrix"))
+                 and m != FRAME_CODERS)
     assert not bad, f"{part} reaches {bad}"
 
 
@@ -163,3 +169,9 @@ def test_the_floor_test_sees_function_level_imports(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("def g():\n    from .runner import run_preset\n")
     assert imports("medpipe.metrics", f, {"medpipe.runner": None, "medpipe.metrics": None}) == {"medpipe.runner"}
+
+
+def test_the_frame_coders_reach_no_other_codec(graph):
+    """The readers may use them because they reach no codec class, nothing above floor 1 and no reader."""
+    reached = closure(graph, FRAME_CODERS) - {FRAME_CODERS}
+    assert not [m for m in reached if floor(m) > 1 or m.startswith(("medpipe.codecs", "medpipe.volumes"))], reached

@@ -304,6 +304,8 @@ def test_every_candidate_is_tried_and_the_smallest_kept(vols, tmp_path, capsys):
     g = index["groups"][0]
     rows = {r["candidate"]: r for r in g["candidates"]}
     assert list(rows) == list(CANDIDATE_NAMES)
+    jpeg = rows.pop("jpegxl-jpeg")  # the chest CT is not stored as baseline JPEG: skipped, and why
+    assert jpeg["status"] == "skipped" and "not baseline JPEG" in jpeg["reason"]
     assert all(r["status"] == "ok" and r["bytes"] > 0 for r in rows.values()), rows
     assert g["compressed_bytes"] == min(r["bytes"] for r in rows.values()) == rows[g["candidate"]]["bytes"]
     for name in CANDIDATE_NAMES:
@@ -422,7 +424,10 @@ DEV_GROUPS = {"phantom": ["ct_head/philips_phantom_stereotaxis_a", "ct_head/phil
 def test_archive_is_never_bigger_than_the_best_per_slice_standard_codec(tmp_path):
     """On every dev group (small real copies), the archive's bytes (streams + headers) are at most those of the
     same slices as per-slice JPEG XL e7 or JPEG-LS DICOM files, and its streams at most the JPEG XL codestreams."""
-    from medpipe.archive.baseline import JPEG_LS, JPEG_XL, series_bytes
+    from pydicom.uid import JPEGLSLossless as JPEG_LS
+
+    from medpipe.archive.baseline import series_bytes
+    from medpipe.syntaxes import JPEGXLLossless as JPEG_XL
 
     inputs = [small_copy(shared(rel), tmp_path / "in" / rel.replace("/", "_")) for g in DEV_GROUPS.values()
               for rel in g]

@@ -19,7 +19,7 @@ from conftest import ROOT, SAMPLE, shared
 from helpers import row_of
 from medpipe.codecs import parse_codec
 from medpipe.dicom import syntaxes as sx
-from medpipe.dicom.codestreams import encode_frame
+from medpipe.codecs.frames import encode_frame, strip_jpeg_wrappers
 from medpipe.dicom.deliver import send_node, with_send_defaults
 from medpipe.dicom.streaminfo import codestream_info
 from medpipe.dicom.validate import decode_frames, encapsulation_problems, frame_problems
@@ -383,7 +383,7 @@ def test_frame_rules_find_what_a_codestream_and_header_disagree_on(crop):
     import imagecodecs
 
     p16 = imagecodecs.jpegls_encode(u12)  # CharLS codes uint16 at 16 bits: not Bits Stored 12 for unsigned data
-    assert any("precision 16" in p for p in frame_problems(sx.JPEG_LS_LOSSLESS, sx.strip_jpeg_wrappers(p16),
+    assert any("precision 16" in p for p in frame_problems(sx.JPEG_LS_LOSSLESS, strip_jpeg_wrappers(p16),
                                                            attrs(False, 12)))
     plain = encode_frame(sx.HTJ2K_LOSSLESS, crop, 16, True)
     assert any("TLM" in p for p in frame_problems(sx.HTJ2K_LOSSLESS_RPCL, plain, attrs()))

@@ -2,7 +2,7 @@
 
 For each original file: its header (every element but the pixel data, headers.py) plus its frames encapsulated
 in a lossless transfer syntax, each frame coded from the STORED values as PS3.5 specifies
-(medpipe.dicom.codestreams.encode_frame): the bytes of a DICOM series in that syntax, as a PACS would store it.
+(medpipe.codecs.frames.encode_frame): the bytes of a DICOM series in that syntax, as a PACS would store it.
 """
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from .dicomfile import encapsulated_file
 from .headers import read_header
 from .index import DTYPES
 
-JPEG_XL, JPEG_LS = "1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.80"
-
 
 def series_bytes(vol, uid: str, effort: int | None = None) -> dict:
     """{"files": bytes of the whole series as DICOM files in ``uid``, "codestreams": their pixel part}."""
@@ -28,7 +26,7 @@ def series_bytes(vol, uid: str, effort: int | None = None) -> dict:
     for path, ds in zip(vol.files, vol.headers):
         n = int(ds.get("NumberOfFrames", 1) or 1)
         record, _, _ = read_header(Path(path))
-        codestreams = [dicom_codestream(uid, f, scan, effort if uid == JPEG_XL else None) for f in stored[at:at + n]]
+        codestreams = [dicom_codestream(uid, f, scan, effort) for f in stored[at:at + n]]  # effort: JPEG XL only
         total += len(encapsulated_file(record, uid, codestreams))
         streams += sum(len(c) for c in codestreams)
         at += n

@@ -6,7 +6,7 @@ bit-exact fails loudly), and keeps the smallest. The list is data: a new codec i
 
 Layouts -- how a group's slices become codec input:
 
-- ``dicom``: each slice's JPEG XL codestream of the STORED values as PS3.5 8.2.15 (medpipe.dicom.codestreams)
+- ``dicom``: each slice's JPEG XL codestream of the STORED values as PS3.5 8.2.15 (medpipe.codecs.frames)
   writes it: extract to JPEG XL (.110) copies these codestreams, without a second encode.
 - ``images``: JPEG XL images of the group's mapped values, one slice per image (``single``), or several slices as
   the channels of one image, so JPEG XL's channel transforms and context model see them together: ``neighbours``
@@ -21,15 +21,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..codecs import Codec, Encoded, codec_class, parse_codec
-from ..codecs.base import Param
-from ..depth import Mapping, plan_group_mapping, values_from_pattern
-from ..dicom.streaminfo import codestream_info, jxl_info
+from ..codecs.frames import decode_frame, encode_frame
+from ..codecs.imagecodecs_family import ChannelJpegXL
+from ..depth import Mapping, plan_group_mapping
 from ..errors import CodecSkip, CodecUnavailable, DamagedInput, MedpipeError, PresetError
 from ..options import did_you_mean
 from ..roundtrip import round_trip, timed
+from ..syntaxes import JPEGXLLossless, PixelAttrs
 from .plan import scan_frames, stream_order
 
-JPEG_XL = "1.2.840.10008.1.2.4.110"
+JPEG_XL = JPEGXLLossless  # the syntax of the jpegxl-dicom layout (extract and verify name it so)
 LAYOUTS = ("dicom", "images", "stream", "volumes")
 
 
@@ -51,6 +52,8 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("ffv1", {"codec": "ffv1", "bits": 16}, "volumes"),
     Candidate("x265", {"codec": "x265", "lossless": True, "bits": 12, "preset": "medium"}, "stream"),
     Candidate("lossless3d", {"codec": "lossless3d"}, "volumes"),  # medpipe's 3-D coder (codecs/lossless3d/)
+    # a series stored as baseline JPEG: its own JPEG frames as JPEG XL JPEG Recompression (.111), bytes kept
+    Candidate("jpegxl-jpeg", {"codec": "jpegxl-jpeg"}, "volumes"),
 )
 CANDIDATE_NAMES = tuple(c.name for c in CANDIDATES)
 
@@ -72,69 +75,9 @@ def user_candidate(entry: dict) -> Candidate:
     return Candidate(entry.get("label") or str(entry["codec"]), dict(entry), "stream")
 
 
-# ---------------------------------------------------------------- JPEG XL with slices as channels
-
-class ChannelJpegXL(Codec):
-    """JPEG XL lossless images of 1-4 frames each (grey, grey + alpha, RGB, RGBA; imagecodecs codes L, LA, RGB
-    and RGBA in contiguous mode), so the encoder's reversible colour transforms and context tree see neighbouring
-    frames together. ``channels`` lists the frames of each image, in stream order."""
-
-    name = "jpegxl-channels"
-    family = "imagecodecs"
-    description = "JPEG XL lossless, consecutive frames as the channels of one image"
-    requires = ("imagecodecs",)
-    params = {"effort": Param(int, 7, "encoder effort 1-10", range=(1, 10)),
-              "channels": Param(list, None, "frames per image, in stream order", item=int)}
-    per_slice = False
-    cost = 9.0
-
-    def version(self, ctx) -> str:
-        import imagecodecs
-
-        return f"imagecodecs {imagecodecs.__version__} ({imagecodecs.jpegxl_version()})"
-
-    def encode(self, frames: np.ndarray, ctx) -> Encoded:
-        import imagecodecs
-
-        plan = self.p["channels"] or [1] * len(frames)
-        if sum(plan) != len(frames) or not all(1 <= c <= 4 for c in plan):
-            raise CodecSkip(f"channel plan {plan[:8]}... does not cover {len(frames)} frames with 1-4 per image")
-        chunks, at = [], 0
-        for c in plan:
-            part = frames[at] if c == 1 else np.ascontiguousarray(np.moveaxis(frames[at:at + c], 0, -1))
-            bits = max(9, int(part.max()).bit_length()) if part.dtype == np.uint16 else None
-            chunks.append(bytes(imagecodecs.jpegxl_encode(part, lossless=True, effort=self.p["effort"],
-                                                          bitspersample=bits)))
-            at += c
-        return Encoded(chunks, frames.shape, frames.dtype.str)
-
-    def decode(self, enc: Encoded, ctx) -> np.ndarray:
-        import imagecodecs
-
-        out = np.empty(enc.shape, np.dtype(enc.dtype))
-        plan = self.p["channels"] or [1] * enc.shape[0]
-        if len(plan) != len(enc.chunks) or sum(plan) != enc.shape[0]:
-            raise DamagedInput(f"{len(enc.chunks)} codestreams of {sum(plan)} channels for {len(plan)} images of "
-                               f"{enc.shape[0]} slices")
-        at = 0
-        for c, chunk in zip(plan, enc.chunks):
-            info = jxl_info(chunk)  # the codestream's own size header, before the decoder allocates
-            if (info["rows"], info["columns"]) != tuple(enc.shape[1:]):
-                raise DamagedInput(f"a JPEG XL codestream says {info['rows']} x {info['columns']}, expected "
-                                   f"{enc.shape[1]} x {enc.shape[2]}; refused before decoding")
-            img = imagecodecs.jpegxl_decode(chunk)
-            out[at:at + c] = img[None] if c == 1 else np.moveaxis(img, -1, 0)
-            at += c
-        return out
-
-
 def make_codec(entry: dict, where: str = "archive.codec") -> tuple[Codec, str]:
-    """A codec (and its label) from an entry; the archive's own ChannelJpegXL is known by its name too."""
-    entry = dict(entry)
-    if entry.get("codec") == ChannelJpegXL.name:
-        entry.pop("codec")
-        return ChannelJpegXL(where, **entry), ChannelJpegXL.name
-    spec = parse_codec(entry, where)
+    """A codec (and its label) from an entry."""
+    spec = parse_codec(dict(entry), where)
     if spec.window is not None:
         raise PresetError(f"{where}: 'window' clips values and is not offered for archives")
     return spec.codec, spec.label
@@ -144,8 +87,7 @@ def codec_from_record(entry: dict) -> Codec:
     """The codec a group was coded with, from its canonical entry in the index."""
     entry = dict(entry)
     name = entry.pop("codec")
-    cls = ChannelJpegXL if name == ChannelJpegXL.name else codec_class(name)
-    return cls(f"index codec {name}", **entry)
+    return codec_class(name)(f"index codec {name}", **entry)
 
 
 def image_plan(arrange: str, width: int, counts: list[int]) -> tuple[list[tuple[int, int]], list[int]]:
@@ -181,25 +123,17 @@ def image_plan(arrange: str, width: int, counts: list[int]) -> tuple[list[tuple[
 # ---------------------------------------------------------------- PS3.5 codestreams of the stored values
 
 def dicom_codestream(uid: str, frame: np.ndarray, scan: dict, effort: int | None = None) -> bytes:
-    """One frame's PS3.5 codestream (the DICOM colleague's encode_frame), refusals as CodecSkip."""
-    from ..dicom.codestreams import encode_frame
-
-    extra = {"effort": effort} if effort is not None else {}
+    """One frame's PS3.5 codestream (the frame coders of medpipe.codecs.frames), refusals as CodecSkip."""
     return encode_frame(uid, frame, scan["bits_stored"], scan["signed"], bits_allocated=scan["bits_allocated"],
-                        **extra)
+                        effort=effort)
 
 
 def decode_codestream(uid: str, data: bytes, scan: dict) -> np.ndarray:
-    """Stored values of a JPEG XL / JPEG-LS / HTJ2K codestream, decoded by imagecodecs."""
-    import imagecodecs
-
-    decoder = {JPEG_XL: imagecodecs.jpegxl_decode, "1.2.840.10008.1.2.4.80": imagecodecs.jpegls_decode,
-               "1.2.840.10008.1.2.4.201": imagecodecs.htj2k_decode}[uid]
-    info = codestream_info(uid, data)  # its own header, before anything is allocated
-    if (info.get("rows"), info.get("columns")) != tuple(scan["shape"][1:]):
-        raise DamagedInput(f"the {uid} codestream says {info.get('rows')} x {info.get('columns')}, the scan "
-                           f"{scan['shape'][1]} x {scan['shape'][2]}; refused before decoding")
-    return values_from_pattern(decoder(data), scan["bits_stored"], scan["signed"])
+    """Stored values of one frame's codestream (the frame coders of medpipe.codecs.frames)."""
+    rows, cols = (scan.get("shape") or (0, 0, 0))[1:]
+    attrs = PixelAttrs(rows, cols, 1, "MONOCHROME2", scan["signed"], scan["bits_allocated"], scan["bits_stored"],
+                       scan["bits_stored"] - 1)
+    return decode_frame(uid, data, attrs)
 
 
 # ---------------------------------------------------------------- trials
@@ -245,7 +179,7 @@ def try_candidate(cand: Candidate, vols: list, values: list[np.ndarray], scans: 
         if cand.layout == "dicom":
             _dicom_trial(trial, vols, scans, settings)
         else:
-            _codec_trial(trial, values, scans, settings, ctx, keep_restored, "jpegxl-dicom" in tried)
+            _codec_trial(trial, values, scans, settings, ctx, keep_restored, "jpegxl-dicom" in tried, vols)
     except (CodecSkip, CodecUnavailable, DamagedInput) as exc:
         trial.status, trial.reason, trial.parts = "skipped", str(exc), []
     except MedpipeError as exc:
@@ -275,7 +209,7 @@ def _dicom_trial(trial: Trial, vols: list, scans: list[dict], settings) -> None:
 
 
 def _codec_trial(trial: Trial, values: list[np.ndarray], scans: list[dict], settings, ctx,
-                 keep_restored: bool, dicom_tried: bool) -> None:
+                 keep_restored: bool, dicom_tried: bool, vols: list) -> None:
     cand = trial.candidate
     counts = [v.shape[0] for v in values]
     entry = dict(cand.codec)
@@ -296,6 +230,8 @@ def _codec_trial(trial: Trial, values: list[np.ndarray], scans: list[dict], sett
         order = (stream_order(counts, settings.order if len(values) > 1 else "sequential")
                  if cand.layout == "stream" else [(i, k) for i, n in enumerate(counts) for k in range(n)])
     codec.check(ctx)
+    for vol in vols:  # a codec of the source's own bitstreams says now when a scan has none (values-only: no-op)
+        codec.take_source(vol)
     vmap = plan_group_mapping(values, codec.depth(), codec.lossless, settings.value_table, codec.name)
     # the coded values are the stored values (stored + value offset - mapping offset): jpegxl-dicom codes the same
     stored = vmap.kind == "depth" and vmap.shift == 0 and not vmap.clipped and all(
@@ -308,6 +244,8 @@ def _codec_trial(trial: Trial, values: list[np.ndarray], scans: list[dict], sett
         batches = [order]
     restored = []
     for batch in batches:
+        if cand.layout == "volumes":
+            codec.take_source(vols[batch[0][0]])
         stack = np.stack([values[i][k] for i, k in batch])
         rt = round_trip(stack, codec, vmap, ctx, restore_dtype=np.int32)
         del stack

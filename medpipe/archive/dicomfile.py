@@ -6,6 +6,8 @@
   byte-identical, Pixel Data as native little-endian cells of Bits Allocated (PS3.5 8.1.1, A.2).
 - an encapsulated syntax (JPEG XL .110, JPEG-LS .80, HTJ2K .201): the same, Pixel Data encapsulated (PS3.5 A.4:
   Basic Offset Table, one fragment per frame, sequence delimiter) from codestreams of the stored values.
+- a series stored as baseline JPEG and archived by the jpegxl-jpeg candidate (.111 streams of its own JPEG
+  frames): with ``native``, the original files, byte for byte, when the rebuild matches their SHA-256.
 - lossy archives: a derived instance by the lossy-compression rules (dicom.header.mark_lossy), through pydicom.
 
 Extended Offset Table elements (7FE0,0001/0002) describe the original's fragments and are left out when the pixel
@@ -18,12 +20,13 @@ import io
 import struct
 
 import numpy as np
+from pydicom.uid import HTJ2KLossless, JPEGLSLossless
 
+from ..syntaxes import BASELINE_JPEG, JPEGXLLossless
 from .headers import AUX, DATA, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, META, NATIVE, PIXEL, PREAMBLE, TAIL, \
     Record, header_bytes, record_syntax, residual, xor
 
-OUTPUT_SYNTAXES = {"native": None, "jpegxl": "1.2.840.10008.1.2.4.110", "jpegls": "1.2.840.10008.1.2.4.80",
-                   "htj2k": "1.2.840.10008.1.2.4.201"}
+OUTPUT_SYNTAXES = {"native": None, "jpegxl": JPEGXLLossless, "jpegls": JPEGLSLossless, "htj2k": HTJ2KLossless}
 EXTENDED_OFFSET_TABLE = (b"\xe0\x7f\x01\x00", b"\xe0\x7f\x02\x00")
 PIXEL_TAG = b"\xe0\x7f\x10\x00"
 
@@ -102,6 +105,21 @@ def encapsulated_file(record: Record, uid: str, codestreams: list[bytes]) -> byt
     parts.append(pixel)
     parts += [c for k, c in record if k == TAIL]
     return b"".join(parts)
+
+
+def jpeg_original(record: Record, f: dict, slices, jpeg: dict | None) -> bytes | None:
+    """A file the source stored as baseline JPEG, rebuilt from the archive's JPEG XL JPEG Recompression streams
+    (slice -> stream; the jpegxl-jpeg candidate): its JPEG frames back bit for bit in their encapsulation. The
+    original file when the rebuild matches its SHA-256 (one fragment per frame, Basic Offset Table as medpipe
+    writes it), else None (the file then comes back native, as every compressed original does)."""
+    import hashlib
+
+    from ..codecs.frames import original_jpeg
+
+    if jpeg is None or f["transfer_syntax"] not in BASELINE_JPEG:
+        return None
+    data = encapsulated_file(record, f["transfer_syntax"], [original_jpeg(jpeg[int(k)]) for k in slices])
+    return data if hashlib.sha256(data).hexdigest() == f["source_sha256"] else None
 
 
 def dataset(record: Record):

@@ -17,7 +17,7 @@ from ..codecs import codec_class
 from ..errors import CodecSkip, DamagedInput
 from ..files import clean_stale, inside, make_dirs, os_error, part_name
 from .candidates import JPEG_XL, decode_codestream, dicom_codestream
-from .dicomfile import OUTPUT_SYNTAXES, encapsulated_file, lossy_file, native_file
+from .dicomfile import OUTPUT_SYNTAXES, encapsulated_file, jpeg_original, lossy_file, native_file
 from .index import ArchiveError, select_scans, series_folder, sha256
 from .verify import load_headers, open_checked, restore_group, stream_chunks, stored_frames
 
@@ -60,6 +60,14 @@ def _reusable(folder: Path, g: dict, sid: str, uid: str | None) -> dict | None:
     if uid != JPEG_XL or g["layout"] != "dicom":
         return None
     chunks = stream_chunks(folder, g)[0]
+    return {k: chunks[p] for p, (s, k) in enumerate(g["order"]) if s == sid}
+
+
+def _jpeg_streams(folder: Path, g: dict, sid: str) -> dict | None:
+    """slice -> the group's JPEG XL JPEG Recompression stream of it (jpegxl-jpeg groups), else None."""
+    if g["codec"].get("codec") != "jpegxl-jpeg":
+        return None
+    chunks = [c for part in stream_chunks(folder, g) for c in part]
     return {k: chunks[p] for p, (s, k) in enumerate(g["order"]) if s == sid}
 
 
@@ -119,13 +127,14 @@ def _write_series(folder: Path, dest: Path, s: dict, g: dict, vol: np.ndarray, u
     records = load_headers(folder, s)  # each header checked by SHA-256 and against the index
     series_uid = None if g["lossless"] else generate_uid()  # a lossy copy is a new series
     reuse = _reusable(folder, g, s["id"], uid)
+    jpeg = _jpeg_streams(folder, g, s["id"]) if uid is None else None
     for record, (f, frames, slices) in zip(records, stored_frames(s, vol)):
         if not g["lossless"]:
             method = codec_class(g["codec"]["codec"]).lossy_method if g["codec"].get("codec") else None
             data = lossy_file(record, frames, s, method, g["cr"], series_uid, g["label"])
         elif uid is None:
-            data = native_file(record, frames, s)
-            if sha256(data) != f["restored_sha256"]:
+            data = jpeg_original(record, f, slices, jpeg) or native_file(record, frames, s)
+            if sha256(data) not in (f["restored_sha256"], f["source_sha256"]):
                 raise ArchiveError(f"{folder / s['headers']}: {f['name']} does not restore as recorded at build "
                                    "time; nothing was written")
         else:

@@ -27,7 +27,11 @@ import hashlib
 import lzma
 import struct
 
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian, \
+    ImplicitVRLittleEndian
+
 from ..errors import InputError
+from ..syntaxes import DeflatedImageFrameCompression
 
 MAGIC = b"MPHDR\x01"
 PREAMBLE, META, DATA, PIXEL, TAIL, RESIDUAL, NAME = "P", "M", "D", "X", "T", "R", "N"  # the kinds of chunk
@@ -38,8 +42,8 @@ ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
 # PS3.5 7.1.2: explicit VRs with a 2-byte reserved field and a 4-byte length
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"
-DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")  # deflated data set; .8.1 deflates frames only
+IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE = ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian
+DEFLATED = (DeflatedExplicitVRLittleEndian, DeflatedImageFrameCompression)  # data set deflated; .8.1: frames only
 NATIVE = (IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE)
 
 Record = list  # [(kind, bytes), ...] of one file
@@ -119,7 +123,7 @@ def split_file(data: bytes) -> tuple[Record, bytes]:
             syntax = _syntax_value(data[pos:end])
         pos = end
     if syntax in DEFLATED[:1]:
-        raise HeaderError("the data set is deflated (1.2.840.10008.1.2.1.99); not archived")
+        raise HeaderError(f"the data set is deflated ({DeflatedExplicitVRLittleEndian}); not archived")
     if syntax:
         explicit, little = syntax != IMPLICIT_LE, syntax != EXPLICIT_BE
     else:  # no File Meta: PS3.5 7.1 -- an explicit VR has two upper-case letters where implicit has a length

@@ -12,11 +12,12 @@ from typing import Any
 
 from ..errors import PresetError
 from ..options import check_value, did_you_mean
-from . import glymur_family, imagecodecs_family, opencv_family, pillow_jpls, pydicom_family, video
-from .base import COMMON_PARAMS, Codec, CodecContext, Encoded, Param, Syntax
+from . import glymur_family, imagecodecs_family, jpeg_recompression, opencv_family, pillow_jpls, pydicom_family, video
+from .base import COMMON_PARAMS, Codec, CodecContext, Encoded, Param, WrittenAs
 from .lossless3d import codec as lossless3d_family
 
-FAMILIES = [imagecodecs_family, pillow_jpls, opencv_family, glymur_family, video, pydicom_family, lossless3d_family]
+FAMILIES = [imagecodecs_family, jpeg_recompression, pillow_jpls, opencv_family, glymur_family, video, pydicom_family,
+            lossless3d_family]
 REGISTRY: dict[str, type[Codec]] = {cls.name: cls for fam in FAMILIES for cls in fam.CODECS}
 
 
@@ -69,5 +70,5 @@ def parse_codec(entry: Any, where: str) -> CodecSpec:
     return CodecSpec(label=label, codec=codec, window=tuple(window) if window else None)
 
 
-__all__ = ["COMMON_PARAMS", "Codec", "CodecContext", "CodecSpec", "Encoded", "Param", "REGISTRY", "Syntax",
+__all__ = ["COMMON_PARAMS", "Codec", "CodecContext", "CodecSpec", "Encoded", "Param", "REGISTRY", "WrittenAs",
            "codec_class", "parse_codec"]

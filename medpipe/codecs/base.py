@@ -15,7 +15,8 @@ What a codec class declares (in the manner of pydicom's encoder capability table
   depth (narrower data is shifted up so one crf means one quantiser on every input);
 - ``lossless`` / ``error_bound``: what it guarantees, which the round trip checks and tests use as tolerance;
 - ``cost``: relative cost per voxel (scheduling hint only: the longest cells start first);
-- ``dicom``: the DICOM transfer syntaxes it can be written as (:class:`Syntax`) and under which conditions;
+- ``dicom``: the DICOM transfer syntaxes (rows of :mod:`medpipe.syntaxes`) it can be written as, and under which
+  conditions (:class:`WrittenAs`);
   ``lossy_method``: the Lossy Image Compression Method defined term (PS3.3 C.7.6.1.1.5.1);
 - ``min_size``: the smallest frame the encoder opens (smaller frames are edge-padded and cropped back).
 """
@@ -30,6 +31,7 @@ import numpy as np
 from ..errors import CodecUnavailable, PresetError
 from ..ffmpeg import Ffmpeg
 from ..options import Option, check_value, did_you_mean
+from ..syntaxes import TABLE
 
 Param = Option  # a codec parameter is an option like any other
 
@@ -49,17 +51,20 @@ class Encoded:
 
 
 @dataclass(frozen=True)
-class Syntax:
-    """A DICOM transfer syntax a configuration can be written as: ``when`` maps parameter names to the values they
-    must have (a tuple: any of them); ``max_pixels`` bounds rows x cols (video levels); ``even_size`` asks for even
-    rows and columns (4:2:0 video)."""
+class WrittenAs:
+    """A codec's configurations that can be written in transfer syntax ``uid`` (a row of the table): ``when`` maps
+    parameter names to the values they must have (a tuple: any of them); ``max_pixels`` bounds rows x cols (video
+    levels); ``even_size`` asks for even rows and columns (4:2:0 video)."""
 
     uid: str
-    name: str
     when: dict = field(default_factory=dict)
     max_pixels: int | None = None
     even_size: bool = False
     needs: str = ""  # what the syntax is, in words, for the row's reason
+
+    @property
+    def name(self) -> str:
+        return TABLE[self.uid].short
 
     def refusal(self, params: dict) -> str | None:
         for key, want in self.when.items():
@@ -122,7 +127,7 @@ class Codec:
     fills_depth: ClassVar[bool] = False
     fixed_depth: ClassVar[bool] = False  # the stream is coded at depth() whatever the data span (video pixel formats)
     cost: ClassVar[float] = 2.0
-    dicom: ClassVar[tuple[Syntax, ...]] = ()
+    dicom: ClassVar[tuple[WrittenAs, ...]] = ()
     lossy_method: ClassVar[str | None] = None
     min_size: ClassVar[tuple[int, int]] = (1, 1)
 
@@ -218,6 +223,10 @@ class Codec:
 
     def version(self, ctx: CodecContext) -> str:
         return self.family
+
+    def take_source(self, volume) -> None:
+        """Before a cell: a codec that codes the source's own bitstreams, not values (``jpegxl-jpeg``), takes them
+        from the volume here, or raises CodecSkip saying why there are none. Values-only codecs need nothing."""
 
     def prepare(self, ctx: CodecContext) -> float:
         """Do now what the first call would otherwise pay for inside the timing (a JIT compile, a cache load):

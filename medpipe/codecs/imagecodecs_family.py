@@ -5,16 +5,22 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import Codec, NearLossless, Param, Syntax
+from pydicom import uid
 
-# DICOM transfer syntaxes these codestreams are (PS3.5 Table A-1, 10.x)
-LJPEG_SV1 = Syntax("1.2.840.10008.1.2.4.70", "JPEG Lossless SV1")
-JPEGLS_LOSSLESS = Syntax("1.2.840.10008.1.2.4.80", "JPEG-LS Lossless", {"near": 0})
-JPEGLS_NEAR = Syntax("1.2.840.10008.1.2.4.81", "JPEG-LS Near-Lossless", {"near": tuple(range(1, 256))})
-J2K_LOSSLESS = Syntax("1.2.840.10008.1.2.4.90", "JPEG 2000 Lossless", {"lossless": True})
-J2K = Syntax("1.2.840.10008.1.2.4.91", "JPEG 2000", {"lossless": False})
-HTJ2K_LOSSLESS = Syntax("1.2.840.10008.1.2.4.201", "HTJ2K Lossless")
-JPEGXL_LOSSLESS = Syntax("1.2.840.10008.1.2.4.110", "JPEG XL Lossless")
+from ..syntaxes import JPEGXL, JPEGXLLossless
+from ..dicom.streaminfo import jxl_info
+from ..errors import CodecSkip, DamagedInput
+from .base import Codec, Encoded, NearLossless, Param, WrittenAs
+
+# DICOM transfer syntaxes these codestreams are (rows of medpipe.syntaxes)
+LJPEG_SV1 = WrittenAs(uid.JPEGLosslessSV1)
+JPEGLS_LOSSLESS = WrittenAs(uid.JPEGLSLossless, {"near": 0})
+JPEGLS_NEAR = WrittenAs(uid.JPEGLSNearLossless, {"near": tuple(range(1, 256))})
+J2K_LOSSLESS = WrittenAs(uid.JPEG2000Lossless, {"lossless": True})
+J2K = WrittenAs(uid.JPEG2000, {"lossless": False})
+HTJ2K_LOSSLESS = WrittenAs(uid.HTJ2KLossless)
+JPEGXL_LOSSLESS = WrittenAs(JPEGXLLossless, {"distance": (None, 0, 0.0)})
+JPEGXL_LOSSY = WrittenAs(JPEGXL)  # any distance > 0 (the lossless case is taken by .110 first)
 
 
 def _codecs():
@@ -64,7 +70,7 @@ class JpegLosslessSV1(ImagecodecsCodec):
     """Lossless JPEG process 14, selection value 1: DICOM's default lossless transfer syntax, up to 16 bits."""
 
     name, lib = "ljpeg", "jpeg8"
-    description = "lossless JPEG process 14 SV1 (DICOM 1.2.840.10008.1.2.4.70), 2-16 bits"
+    description = "lossless JPEG process 14 SV1 (DICOM .70), 2-16 bits"
     dicom = (LJPEG_SV1,)
 
     def encode_slice(self, sl):
@@ -138,14 +144,69 @@ class JpegXL(ImagecodecsCodec):
     (``decodingspeed`` concerns lossy VarDCT)."""
 
     name, lib = "jpegxl", "jpegxl"
-    description = "JPEG XL (libjxl) lossless (modular mode)"
-    params = {"effort": Param(int, 9, "encoder effort 1-10 (libjxl's own default is 7)", range=(1, 10))}
+    description = "JPEG XL (libjxl): lossless (modular mode), or lossy (VarDCT) at a Butteraugli distance > 0"
+    params = {"effort": Param(int, 9, "encoder effort 1-10 (libjxl's own default is 7)", range=(1, 10)),
+              "distance": Param((int, float), None, "lossy: Butteraugli distance (0 or unset: lossless; 1 is "
+                                "libjxl's 'visually lossless')", range=(0, 25), knob=True)}
     cost = 9.0
-    dicom = (JPEGXL_LOSSLESS,)
+    dicom = (JPEGXL_LOSSLESS, JPEGXL_LOSSY)  # .110 lossless, .112 lossy (PS3.5 8.2.15)
+    lossy_method = "ISO_18181_1"  # PS3.3 C.7.6.1.1.5.1
+
+    @property
+    def lossless(self):
+        return not self.p["distance"]
 
     def encode_slice(self, sl):
         bits = max(int(sl.max()).bit_length(), 9) if sl.dtype == np.uint16 else None  # 8 + uint16 is refused
+        if not self.lossless:
+            return _codecs().jpegxl_encode(sl, effort=self.p["effort"], distance=float(self.p["distance"]),
+                                           bitspersample=bits)
         return _codecs().jpegxl_encode(sl, lossless=True, effort=self.p["effort"], bitspersample=bits)
+
+
+class ChannelJpegXL(ImagecodecsCodec):
+    """JPEG XL lossless images of 1-4 frames each (grey, grey + alpha, RGB, RGBA; imagecodecs codes L, LA, RGB
+    and RGBA in contiguous mode), so the encoder's reversible colour transforms and context tree see neighbouring
+    frames together. ``channels`` lists the frames of each image, in stream order."""
+
+    name, lib = "jpegxl-channels", "jpegxl"
+    description = "JPEG XL lossless, consecutive frames as the channels of one image (the archive's layouts)"
+    params = {"effort": Param(int, 7, "encoder effort 1-10", range=(1, 10)),
+              "channels": Param(list, None, "frames per image, in stream order", item=int)}
+    per_slice = False
+    cost = 9.0
+
+    def encode(self, frames: np.ndarray, ctx) -> Encoded:
+        imagecodecs = _codecs()
+        plan = self.p["channels"] or [1] * len(frames)
+        if sum(plan) != len(frames) or not all(1 <= c <= 4 for c in plan):
+            raise CodecSkip(f"channel plan {plan[:8]}... does not cover {len(frames)} frames with 1-4 per image")
+        chunks, at = [], 0
+        for c in plan:
+            part = frames[at] if c == 1 else np.ascontiguousarray(np.moveaxis(frames[at:at + c], 0, -1))
+            bits = max(9, int(part.max()).bit_length()) if part.dtype == np.uint16 else None
+            chunks.append(bytes(imagecodecs.jpegxl_encode(part, lossless=True, effort=self.p["effort"],
+                                                          bitspersample=bits)))
+            at += c
+        return Encoded(chunks, frames.shape, frames.dtype.str)
+
+    def decode(self, enc: Encoded, ctx) -> np.ndarray:
+        imagecodecs = _codecs()
+        out = np.empty(enc.shape, np.dtype(enc.dtype))
+        plan = self.p["channels"] or [1] * enc.shape[0]
+        if len(plan) != len(enc.chunks) or sum(plan) != enc.shape[0]:
+            raise DamagedInput(f"{len(enc.chunks)} codestreams of {sum(plan)} channels for {len(plan)} images of "
+                               f"{enc.shape[0]} slices")
+        at = 0
+        for c, chunk in zip(plan, enc.chunks):
+            info = jxl_info(chunk)  # the codestream's own size header, before the decoder allocates
+            if (info["rows"], info["columns"]) != tuple(enc.shape[1:]):
+                raise DamagedInput(f"a JPEG XL codestream says {info['rows']} x {info['columns']}, expected "
+                                   f"{enc.shape[1]} x {enc.shape[2]}; refused before decoding")
+            img = imagecodecs.jpegxl_decode(chunk)
+            out[at:at + c] = img[None] if c == 1 else np.moveaxis(img, -1, 0)
+            at += c
+        return out
 
 
 # zlib strategies (zlib.h Z_FILTERED etc.), as imagecodecs' PNG.STRATEGY and OpenCV's IMWRITE_PNG_STRATEGY number them
@@ -172,4 +233,4 @@ class Png(ImagecodecsCodec):
         return _codecs().png_encode(sl, level=self.p["level"], strategy=PNG_STRATEGIES[self.p["strategy"]])
 
 
-CODECS = [JpegLossless8, JpegLosslessSV1, JpegLS, Jpeg2000, HTJ2K, JpegXL, Png]
+CODECS = [JpegLossless8, JpegLosslessSV1, JpegLS, Jpeg2000, HTJ2K, JpegXL, ChannelJpegXL, Png]

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Codec, Encoded, Syntax
+from pydicom.uid import RLELossless
+
+from .base import Codec, Encoded, WrittenAs
 
 
 def _plugin() -> str:
@@ -23,7 +25,7 @@ class Rle(Codec):
     description = "DICOM RLE Lossless (PackBits per byte plane) via pydicom, 8 or 16 bits"
     requires = ("pydicom", "numpy")
     install_hint = "pydicom (pip install pydicom; pylibjpeg-rle makes it ~20x faster)"
-    dicom = (Syntax("1.2.840.10008.1.2.5", "RLE Lossless"),)
+    dicom = (WrittenAs(RLELossless),)
 
     def version(self, ctx) -> str:
         import pydicom

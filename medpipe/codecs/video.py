@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from pydicom.uid import HEVCM10P51, HEVCMP51, MPEG4HP41
 
 from ..errors import PresetError
 from ..files import temp_dir
-from .base import Codec, Encoded, Param, Syntax
+
+from .base import Codec, Encoded, Param, WrittenAs
 
 CHROMA_FORMATS = {"gray": "gray{b}le", "420": "yuv420p{b}le", "444": "yuv444p{b}le"}
 
@@ -199,9 +201,8 @@ class X264(_HybridVideo):
     params = {**_COMMON_HYBRID, "bits": Param(int, 10, "coded depth: 8 or 10 (x264's maximum)", (8, 10))}
     lossy_method = "ISO_14496_10"
     # PS3.5 8.2.7/8.2.8: H.264 High Profile / Level 4.1 is 8-bit 4:2:0 (YBR_PARTIAL_420), frames up to 1920x1080
-    dicom = (Syntax("1.2.840.10008.1.2.4.102", "MPEG-4 AVC/H.264 High Profile / Level 4.1",
-                    {"chroma": "420", "bits": 8, "qp": (None,) + tuple(range(1, 52))}, max_pixels=1920 * 1088,
-                    even_size=True, needs="8-bit 4:2:0 colour (YBR_PARTIAL_420), lossy"),)
+    dicom = (WrittenAs(MPEG4HP41, {"chroma": "420", "bits": 8, "qp": (None,) + tuple(range(1, 52))},
+                       max_pixels=1920 * 1088, even_size=True, needs="8-bit 4:2:0 colour (YBR_PARTIAL_420), lossy"),)
 
     @property
     def lossless(self):
@@ -220,12 +221,10 @@ class X265(_HybridVideo):
     min_size = (16, 16)  # libx265 refuses smaller pictures ("Image size is too small")
     lossy_method = "ISO_23008_2"
     # PS3.5 8.2.9-8.2.10: HEVC Main / Main 10 Profile / Level 5.1, 4:2:0 (YBR_PARTIAL_420), lossy only
-    dicom = (Syntax("1.2.840.10008.1.2.4.107", "HEVC/H.265 Main Profile / Level 5.1",
-                    {"chroma": "420", "bits": 8, "lossless": False}, max_pixels=4096 * 2304, even_size=True,
-                    needs="8-bit 4:2:0 colour (YBR_PARTIAL_420), lossy"),
-             Syntax("1.2.840.10008.1.2.4.108", "HEVC/H.265 Main 10 Profile / Level 5.1",
-                    {"chroma": "420", "bits": 10, "lossless": False}, max_pixels=4096 * 2304, even_size=True,
-                    needs="10-bit 4:2:0 colour (YBR_PARTIAL_420), lossy"))
+    dicom = (WrittenAs(HEVCMP51, {"chroma": "420", "bits": 8, "lossless": False}, max_pixels=4096 * 2304,
+                       even_size=True, needs="8-bit 4:2:0 colour (YBR_PARTIAL_420), lossy"),
+             WrittenAs(HEVCM10P51, {"chroma": "420", "bits": 10, "lossless": False}, max_pixels=4096 * 2304,
+                       even_size=True, needs="10-bit 4:2:0 colour (YBR_PARTIAL_420), lossy"))
 
     def lib_extra(self, threads: int = 0):
         extra = ["log-level=error"]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from ..files import atomic_file
 from .codestreams import encapsulate_frames
-from .syntaxes import known_transfer_syntaxes
 
 ELEMENT_HEADER = 12  # explicit VR little endian, OB / OV: tag 4, VR 2, reserved 2, length 4
 DELIMITER = 8  # (FFFE,E0DD) with length 0
@@ -26,6 +25,7 @@ def save(ds, uid: str, frames: list[bytes], path: Path, offset_table: str = "bas
 
     value, table, lengths = encapsulate_frames(frames, offset_table)
     meta = FileMetaDataset()
+    meta.FileMetaInformationGroupLength = 0  # pydicom writes the true length
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = UID(uid)
@@ -38,6 +38,20 @@ def save(ds, uid: str, frames: list[bytes], path: Path, offset_table: str = "bas
     ds.PixelData = value
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
-    with known_transfer_syntaxes(), atomic_file(path) as fh:
-        ds.save_as(fh, enforce_file_format=True)
+    with atomic_file(path) as fh:
+        write_part10(fh, ds)
     return size
+
+
+def write_part10(fh, ds) -> None:
+    """``ds`` (its ``file_meta`` and ``preamble`` set) as a Part 10 file, explicit VR little endian (PS3.10 7.1).
+
+    pydicom 3.0 does not know JPEG XL or Deflated Image Frame, so it cannot derive the encoding from their UIDs;
+    the encoding is named outright (``force_encoding``, pydicom's public switch, which excludes
+    ``enforce_file_format``), and the File Meta is completed by pydicom's public ``validate_file_meta`` (version,
+    Implementation Class UID) and its group length updated by pydicom on writing. No private pydicom API."""
+    from pydicom.dataset import validate_file_meta
+    from pydicom.filewriter import dcmwrite
+
+    validate_file_meta(ds.file_meta, enforce_standard=True)
+    dcmwrite(fh, ds, implicit_vr=False, little_endian=True, force_encoding=True)

@@ -18,19 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medpipe.errors import PresetError
+from medpipe.syntaxes import row
 
 MAX_CONTEXTS = 128
-SHORT_NAMES = {
-    "1.2.840.10008.1.2": "Implicit VR Little Endian", "1.2.840.10008.1.2.1": "Explicit VR Little Endian",
-    "1.2.840.10008.1.2.4.50": "JPEG Baseline", "1.2.840.10008.1.2.4.51": "JPEG Extended",
-    "1.2.840.10008.1.2.4.57": "JPEG Lossless", "1.2.840.10008.1.2.4.70": "JPEG Lossless SV1",
-    "1.2.840.10008.1.2.4.80": "JPEG-LS Lossless", "1.2.840.10008.1.2.4.81": "JPEG-LS Near-Lossless",
-    "1.2.840.10008.1.2.4.90": "JPEG 2000 Lossless", "1.2.840.10008.1.2.4.91": "JPEG 2000",
-    "1.2.840.10008.1.2.4.201": "HTJ2K Lossless", "1.2.840.10008.1.2.4.202": "HTJ2K Lossless RPCL",
-    "1.2.840.10008.1.2.4.203": "HTJ2K", "1.2.840.10008.1.2.4.110": "JPEG XL Lossless",
-    "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression", "1.2.840.10008.1.2.4.112": "JPEG XL",
-    "1.2.840.10008.1.2.5": "RLE Lossless", "1.2.840.10008.1.2.8.1": "Deflated Image Frame",
-}
 # PS3.8 Table 9-18: presentation context results
 CONTEXT_RESULTS = {1: "user rejection", 2: "no reason", 3: "abstract syntax not supported",
                    4: "transfer syntaxes not supported"}
@@ -123,7 +113,8 @@ class SendReport:
 
 
 def syntax_name(uid: str) -> str:
-    return SHORT_NAMES.get(uid) or _uid_name(uid)
+    r = row(uid)
+    return r.short if r else _uid_name(uid)
 
 
 def sop_name(uid: str) -> str:
@@ -156,9 +147,9 @@ def _read_meta(path: Path) -> FileResult:
 def send_files(paths: Iterable[Path], node: Node, calling_aet: str = "MEDPIPE", timeout: float = 30
                ) -> SendReport:
     """C-STORE every file to `node` in its own transfer syntax; a report with one outcome per file."""
+    # pynetdicom 3.0 registers JPEG XL and Deflated Image Frame with pydicom on import (its own __init__), so
+    # presentation contexts for them need nothing from medpipe.
     from pynetdicom import _config
-
-    from .syntaxes import known_transfer_syntaxes
 
     report = SendReport(node, [_read_meta(p) for p in paths])
     pending = [r for r in report.results if r.outcome != "unreadable"]
@@ -166,12 +157,11 @@ def send_files(paths: Iterable[Path], node: Node, calling_aet: str = "MEDPIPE", 
     chunked = _config.STORE_SEND_CHUNKED_DATASET
     _config.STORE_SEND_CHUNKED_DATASET = True  # send the dataset bytes from the file, never re-encoded
     try:
-        with known_transfer_syntaxes():
-            for start in range(0, len(pairs), MAX_CONTEXTS):
-                batch = set(pairs[start:start + MAX_CONTEXTS])
-                _send_batch([r for r in pending if (r.sop_class, r.transfer_syntax) in batch], sorted(batch),
-                            node, calling_aet, timeout)
-                report.associations += 1
+        for start in range(0, len(pairs), MAX_CONTEXTS):
+            batch = set(pairs[start:start + MAX_CONTEXTS])
+            _send_batch([r for r in pending if (r.sop_class, r.transfer_syntax) in batch], sorted(batch),
+                        node, calling_aet, timeout)
+            report.associations += 1
     finally:
         _config.STORE_SEND_CHUNKED_DATASET = chunked
     return report

@@ -6,9 +6,11 @@ the Pixel Data encoding ... shall contain Values that are consistent with the ch
 data stream" (8.2.1-8.2.16). :func:`encapsulation_problems` checks PS3.5 A.4 (offset tables, one fragment per
 frame, even items). :func:`decode_frames` gives back the stored values with a decoder that exists here: pydicom's
 plugins where pydicom has one for the syntax (asked of pydicom itself, so a UID pydicom merely *knows* -- pynetdicom
-registers JPEG XL on import -- is not taken as decodable), else imagecodecs (libjxl for JPEG XL; libjpeg-turbo,
-CharLS, OpenJPEG where pydicom's plugins are not installed) or zlib (Deflated Image Frame). The tests decode the
+registers JPEG XL on import -- is not taken as decodable). The tests decode the
 same files with DCMTK, GDCM, OpenJPEG and djxl besides.
+
+Where pydicom has no decoder plugin for a syntax (JPEG XL, Deflated Image Frame, or plugins not installed), the
+frame coders of :mod:`medpipe.codecs.frames` decode it.
 """
 from __future__ import annotations
 
@@ -18,20 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..depth import values_from_pattern
+from ..codecs.frames import decode_frame
 from ..errors import CodecSkip, DamagedInput
 from .streaminfo import codestream_info, read_items
-from .syntaxes import (DEFLATED_IMAGE_FRAME, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, J2K_FAMILY, JPEG_2000,
-                       JPEG_2000_LOSSLESS, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS, JPEG_LS_NEAR, JPEG_XL_LOSSLESS,
-                       RLE_LOSSLESS, SYNTAXES, PixelAttrs, attrs_problems, pattern_precision)
+from .syntaxes import (DEFLATED_IMAGE_FRAME, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, J2K_FAMILY, JPEG_LOSSLESS_SV1,
+                       JPEG_LS_LOSSLESS, JPEG_XL_LOSSLESS, RLE_LOSSLESS, SYNTAXES, PixelAttrs, attrs_problems,
+                       pattern_precision)
 
-# Where pydicom has no decoder plugin here: imagecodecs (a requirement) decodes the frames; the samples are the
-# stored values' bit pattern (unsigned-only codings) or the values themselves (JPEG 2000), either way re-read
-# through Bits Stored and Pixel Representation.
-IMAGECODECS = {JPEG_LOSSLESS_SV1: "jpeg8_decode", JPEG_LS_LOSSLESS: "jpegls_decode",
-               JPEG_2000_LOSSLESS: "jpeg2k_decode", HTJ2K_LOSSLESS: "jpeg2k_decode",
-               HTJ2K_LOSSLESS_RPCL: "jpeg2k_decode", JPEG_XL_LOSSLESS: "jpegxl_decode",
-               JPEG_LS_NEAR: "jpegls_decode", JPEG_2000: "jpeg2k_decode"}
 UNREADABLE = (DamagedInput, CodecSkip, struct.error, IndexError, KeyError, ValueError, zlib.error)
 
 
@@ -165,24 +160,10 @@ def decode_frames(ds, uid: str, fragments: list[bytes]) -> list[np.ndarray] | No
     if pydicom_can:
         pixels = np.asarray(ds.pixel_array)
         return list(pixels) if int(ds.get("NumberOfFrames", 1) or 1) > 1 else [pixels]
-    if uid in IMAGECODECS:
-        import imagecodecs
-
-        decode = getattr(imagecodecs, IMAGECODECS[uid])
-        return [values_from_pattern(decode(f), attrs.bits_stored, attrs.signed) for f in fragments]
-    if uid == DEFLATED_IMAGE_FRAME:
-        kind = np.dtype(("<i" if attrs.signed else "<u") + str(attrs.bits_allocated // 8))
-        out = []
-        for f in fragments:
-            cells = np.frombuffer(zlib.decompress(f, -zlib.MAX_WBITS)[:attrs.frame_bytes], kind)
-            if attrs.samples == 1:
-                out.append(cells.reshape(attrs.rows, attrs.columns))
-            elif attrs.planar:
-                out.append(np.moveaxis(cells.reshape(attrs.samples, attrs.rows, attrs.columns), 0, 2))
-            else:
-                out.append(cells.reshape(attrs.rows, attrs.columns, attrs.samples))
-        return out
-    return None
+    try:
+        return [decode_frame(uid, f, attrs) for f in fragments]
+    except CodecSkip:  # no frame coder for this syntax here
+        return None
 
 
 def check_file(path: Path, uid: str, expected: list[np.ndarray] | None = None) -> list[str]:

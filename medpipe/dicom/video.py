@@ -10,14 +10,14 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from pydicom.uid import HEVCM10P51, HEVCMP51, MPEG4HP41
+
 from ..files import temp_dir
 from .header import MF_TRUE_COLOR_SC, PAIRED_BODY_PARTS, mark_lossy
 from .part10 import save
 from .syntaxes import NotWritable
 
-UID_H264_HP41 = "1.2.840.10008.1.2.4.102"  # MPEG-4 AVC/H.264 High Profile / Level 4.1
-UID_HEVC_MAIN = "1.2.840.10008.1.2.4.107"  # HEVC/H.265 Main Profile / Level 5.1
-UID_HEVC_MAIN10 = "1.2.840.10008.1.2.4.108"  # HEVC/H.265 Main 10 Profile / Level 5.1
+UID_H264_HP41, UID_HEVC_MAIN, UID_HEVC_MAIN10 = MPEG4HP41, HEVCMP51, HEVCM10P51  # the video syntaxes medpipe writes
 VIDEO_TS = {UID_H264_HP41, UID_HEVC_MAIN, UID_HEVC_MAIN10}
 PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
                  "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription",

@@ -5,7 +5,7 @@ What a row writes (``<run>/<folder>/<volume>/<label>/``, one file per source fil
 - **Lossless** (a lossless codec on an exact mapping): the *same instance*. Every attribute of the source stays,
   every UID and every Image Pixel module attribute included; only the transfer syntax and the encapsulation
   change. The frames hold the source's stored values, coded as PS3.5 says for that syntax
-  (:mod:`.codestreams` cites the sections; signed data stays signed). The benchmark coded the mapped values
+  (:mod:`medpipe.codecs.frames` cites the sections; signed data stays signed). The benchmark coded the mapped values
   (signed CT offset by its minimum), so such frames are coded again from the stored values. The benchmark's own
   stream is reused, frame by frame, only when the mapping is the identity and the stream passes the syntax's
   checks for the source's attributes (:func:`.validate.frame_problems`) -- in practice RLE of unsigned data, and
@@ -35,16 +35,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codecs.frames import encode_frame, strip_jpeg_wrappers
 from ..errors import CodecSkip, DamagedInput, MedpipeError, OutputError
 from ..files import atomic_folder, os_error, safe_component
 from ..options import Option
-from .codestreams import encode_frame
+from ..syntaxes import TABLE, JPEGXLJPEGRecompression
 from .header import (DROP_TAGS, SOURCE_FOR_PROCESSING, TYPE2_FILL, derive, fit_stored_values, grey_pixel_module,
                      mark_lossy, mark_offset_copy)
 from .part10 import save
 from .streaminfo import codestream_info, read_items
-from .syntaxes import (DEFLATED_IMAGE_FRAME, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, J2K_FAMILY, JPEG_FAMILY, SYNTAXES,
-                       NotWritable, PixelAttrs, strip_jpeg_wrappers)
+from .syntaxes import (DEFLATED_IMAGE_FRAME, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, J2K_FAMILY, JPEG_FAMILY, JXL_FAMILY,
+                       SYNTAXES, NotWritable, PixelAttrs)
 from .validate import check_file, decode_frames, frame_problems
 from .video import VIDEO_TS, write_video
 
@@ -78,8 +79,9 @@ def choose_syntax(volume, spec, row: dict, htj2k: str = "rpcl") -> str:
     return HTJ2K_LOSSLESS_RPCL if uid == HTJ2K_LOSSLESS and htj2k == "rpcl" else uid
 
 
-def kind_of(volume, codec, dmap) -> str:
-    if not (codec.lossless and dmap.exact):
+def kind_of(volume, codec, dmap, uid: str) -> str:
+    """Same instance only where the values are unchanged and the table says the syntax may keep it."""
+    if not (codec.lossless and dmap.exact) or not TABLE[uid].keeps_instance:
         return LOSSY
     return GREY if any(n.startswith("colour") for n in volume.notes) else SAME
 
@@ -131,7 +133,7 @@ class DicomSink:
         final = self.root / safe_component(volume.name) / safe_component(spec.label)
         try:
             uid = choose_syntax(volume, spec, row, self.htj2k)
-            kind = kind_of(volume, spec.codec, dmap)
+            kind = kind_of(volume, spec.codec, dmap, uid)
             if uid in VIDEO_TS:
                 size = self.write(final, lambda tmp: write_video(self.ctx, volume, spec, dmap, enc, uid, tmp)[1])
             else:
@@ -209,11 +211,12 @@ class DicomSink:
 
         if kind == LOSSY and uid in SYNTAXES:
             raise NotWritable(f"no DICOM written: {SYNTAXES[uid].name} is lossless, the values are not")
-        if kind != LOSSY and uid not in SYNTAXES:
+        recompressed = uid == JPEGXLJPEGRecompression  # the row's .111 streams: the source's JPEG, re-coded
+        if kind != LOSSY and uid not in SYNTAXES and not recompressed:
             raise NotWritable(f"no DICOM written: {uid} is not a lossless syntax medpipe writes")
         n = volume.shape[0]
         chunks = enc.chunks if enc is not None and len(enc.chunks) == n else None
-        if kind == LOSSY and chunks is None:
+        if (kind == LOSSY or recompressed) and chunks is None:
             raise NotWritable(f"no DICOM written: {len(enc.chunks)} codestreams for {n} slices")
         reuse = kind == OFFSET or (kind in (SAME, GREY) and getattr(dmap, "identity", False))
         lossy_bits = self.lossy_bits(dmap, enc, uid) if kind == LOSSY else None
@@ -244,8 +247,9 @@ class DicomSink:
                     mark_offset_copy(ds, dmap.offset, series_uid, label)
                 attrs = PixelAttrs.of(ds)
                 expected = [dmap.forward(volume.pixels[i]) if kind == OFFSET else volume.pixels[i] for i in idx]
-                frames = [self.frame(uid, values, attrs, chunks[i] if reuse and chunks else None, effort)
-                          for values, i in zip(expected, idx)]
+                frames = [chunks[i] for i in idx] if recompressed else [
+                    self.frame(uid, values, attrs, chunks[i] if reuse and chunks else None, effort)
+                    for values, i in zip(expected, idx)]
             name = safe_component(volume.files[k].name) if k < len(volume.files) else f"{k + 1:04d}.dcm"
             path = folder / name
             total += save(ds, uid, frames, path, self.offset_table if len(idx) > 1 else "basic")
@@ -254,7 +258,7 @@ class DicomSink:
 
     def frame(self, uid: str, values: np.ndarray, attrs: PixelAttrs, candidate: bytes | None, effort) -> bytes:
         """The benchmark's codestream when it already is what PS3.5 wants for these attributes, else the values
-        coded anew (:func:`.codestreams.encode_frame`)."""
+        coded anew (:func:`medpipe.codecs.frames.encode_frame`)."""
         if candidate is not None:
             stream = strip_jpeg_wrappers(bytes(candidate))
             if not frame_problems(uid, stream, attrs):
@@ -271,7 +275,7 @@ class DicomSink:
         """(Bits Stored, Bits Allocated) describing a lossy series' coded values: the codestreams' precision where
         they say it (it must agree with Bits Stored, PS3.5 8.2), else the mapped values' width."""
         precision = 0
-        if uid in J2K_FAMILY or uid in JPEG_FAMILY:
+        if uid in J2K_FAMILY or uid in JPEG_FAMILY or uid in JXL_FAMILY:
             precision = max(codestream_info(uid, strip_jpeg_wrappers(c)).get("precision") or 0 for c in enc.chunks)
         allocated = 8 if np.dtype(enc.dtype).itemsize == 1 else 16
         needed = dmap.bits_out if dmap.shift else max(1, int(dmap.hi - dmap.offset).bit_length())

@@ -95,6 +95,7 @@ def measure_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSetti
     out = CellResult(row)
     try:
         codec.check(ctx)
+        codec.take_source(volume)  # a codec of the source's own bitstreams takes them, or says why there are none
         row.version = codec.version(ctx)
         row.cell_id = cell_id(volume.content_hash, spec, row.version)
         fill = settings.fill_depth and codec.fills_depth and not codec.lossless
@@ -108,6 +109,8 @@ def measure_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSetti
                             "it would not be lossless (narrow the data or use ffv1/jpegls)")
         rt = round_trip(volume.pixels, codec, mapping, ctx, repeat=settings.repeat)
         row.update(encode_ms=rt.encode_ms, decode_ms=rt.decode_ms, map_ms=rt.map_ms, prepare_ms=rt.prepare_ms)
+        if rt.encoded.side.get("note"):  # what a codec reports beside the figures (jpegxl-jpeg: the JPEG's CR)
+            row.reason = rt.encoded.side["note"]
         t0 = time.perf_counter()
         window = fixed_window(volume.modality, volume.rescale_slope, volume.rescale_intercept, volume.bits_stored,
                               volume.signed)

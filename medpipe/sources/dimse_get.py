@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from pydicom import uid
+
+from ..syntaxes import JPEGXL, DeflatedImageFrameCompression, JPEGXLJPEGRecompression, JPEGXLLossless
 from . import InstanceInfo, SourceError
 from .cache import SeriesCache
 
 MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are the odd numbers 1-255
 # Every transfer syntax a stored instance may be in (PS3.6 Table A-1 image syntaxes, video ones aside): each is
 # proposed in its own context, so the peer never has to transcode to a syntax it was offered instead
-SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99",
-            "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
-            "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-            "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
-            "1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112", "1.2.840.10008.1.2.5",
-            "1.2.840.10008.1.2.8.1")
+SYNTAXES = (uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.ExplicitVRBigEndian,
+            uid.DeflatedExplicitVRLittleEndian, uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLossless,
+            uid.JPEGLosslessSV1, uid.JPEGLSLossless, uid.JPEGLSNearLossless, uid.JPEG2000Lossless, uid.JPEG2000,
+            uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL, uid.HTJ2K, JPEGXLLossless, JPEGXLJPEGRecompression, JPEGXL,
+            uid.RLELossless, DeflatedImageFrameCompression)
 GET = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Query/Retrieve Information Model - GET
 MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 CLASSES_PER_ASSOCIATION = (MAX_CONTEXTS - 1) // len(SYNTAXES)  # one context is the C-GET model's own

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
+from pydicom import uid as uids
+
 from ..dicom.syntaxes import SYNTAXES
 from ..files import atomic_write_text
 from ..report.figures import Figures, codec_color, pyplot
 from .table import COLUMNS, gb, pct, unit_for
 
-SYNTAX_NAMES = {"1.2.840.10008.1.2": "Implicit VR LE", "1.2.840.10008.1.2.1": "Explicit VR LE",
-                "1.2.840.10008.1.2.2": "Explicit VR BE", "1.2.840.10008.1.2.4.50": "JPEG Baseline",
-                "1.2.840.10008.1.2.4.51": "JPEG Extended", "1.2.840.10008.1.2.4.91": "JPEG 2000",
-                "1.2.840.10008.1.2.4.81": "JPEG-LS near-lossless"}
+SYNTAX_NAMES = {uids.ImplicitVRLittleEndian: "Implicit VR LE", uids.ExplicitVRLittleEndian: "Explicit VR LE",
+                uids.ExplicitVRBigEndian: "Explicit VR BE", uids.JPEGBaseline8Bit: "JPEG Baseline",
+                uids.JPEGExtended12Bit: "JPEG Extended", uids.JPEG2000: "JPEG 2000",
+                uids.JPEGLSNearLossless: "JPEG-LS near-lossless"}
 
 
 def syntax_name(uid: str) -> str:

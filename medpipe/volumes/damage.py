@@ -23,26 +23,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydicom.uid import (HTJ2KLossless, HTJ2KLosslessRPCL, JPEG2000Lossless, JPEGLossless, JPEGLosslessSV1,
+                         JPEGLSLossless, JPEGLSNearLossless, RLELossless)
 
 from ..errors import DamagedInput, InputError
+from ..syntaxes import TABLE
 from .dicom import (DEFLATED_IMAGE_FRAME, JPEG_XL_SYNTAXES, decode_pixels, is_compressed_syntax, quiet,
                     transfer_syntax)
 from .structure import RLE_LOSSLESS, decode_rle, structure_problems
 
 # Syntaxes whose decoders must agree bit for bit (PS3.5 A.4: lossless processes; JPEG-LS near-lossless decoding
 # is exactly specified too). Lossy JPEG/J2K decoders legitimately differ by rounding.
-EXACT_SYNTAXES = {
-    "1.2.840.10008.1.2.4.57": "JPEG Lossless", "1.2.840.10008.1.2.4.70": "JPEG Lossless SV1",
-    "1.2.840.10008.1.2.4.80": "JPEG-LS Lossless", "1.2.840.10008.1.2.4.81": "JPEG-LS Near-Lossless",
-    "1.2.840.10008.1.2.4.90": "JPEG 2000 Lossless", "1.2.840.10008.1.2.4.201": "HTJ2K Lossless",
-    "1.2.840.10008.1.2.4.202": "HTJ2K Lossless RPCL", "1.2.840.10008.1.2.5": "RLE Lossless",
-}
+EXACT_SYNTAXES = {u: TABLE[u].short for u in (JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless,
+                                               JPEG2000Lossless, HTJ2KLossless, HTJ2KLosslessRPCL, RLELossless)}
 # imagecodecs functions used as the second decoder where pydicom has one plugin only (monochrome frames)
 IMAGECODECS_DECODERS = {
-    "1.2.840.10008.1.2.4.57": ("jpeg8_decode", "ljpeg_decode"),
-    "1.2.840.10008.1.2.4.70": ("jpeg8_decode", "ljpeg_decode"),
-    "1.2.840.10008.1.2.4.201": ("htj2k_decode",), "1.2.840.10008.1.2.4.202": ("htj2k_decode",),
-    "1.2.840.10008.1.2.4.80": ("jpegls_decode",), "1.2.840.10008.1.2.4.81": ("jpegls_decode",),
+    JPEGLossless: ("jpeg8_decode", "ljpeg_decode"), JPEGLosslessSV1: ("jpeg8_decode", "ljpeg_decode"),
+    HTJ2KLossless: ("htj2k_decode",), HTJ2KLosslessRPCL: ("htj2k_decode",),
+    JPEGLSLossless: ("jpegls_decode",), JPEGLSNearLossless: ("jpegls_decode",),
 }
 # A decoder that lacks a feature is not evidence of damage
 FEATURE_GAP = ("not support", "unsupported", "exceeds limit", "decompression bomb", "not implemented",

@@ -13,35 +13,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..depth import values_from_pattern
-from ..dicom.streaminfo import jxl_info
-from ..errors import DamagedInput, InputError
+from pydicom.uid import JPEGLSNearLossless
+
+from ..errors import InputError
 from ..memory import TooLarge, check_fits
+from ..syntaxes import JXL_FAMILY, TABLE, DeflatedImageFrameCompression, JPEGXL, PixelAttrs, is_encapsulated, \
+    lossy_description
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
-# Transfer syntaxes whose codestreams are lossy, or may be (PS3.5 Section 8 and Annex A.4). "may" syntaxes are
-# left unflagged only when both the header (LossyImageCompression "00") and the codestream say lossless.
-LOSSY_SYNTAXES = {
-    "1.2.840.10008.1.2.4.50": "JPEG Baseline (process 1), always lossy",
-    "1.2.840.10008.1.2.4.51": "JPEG Extended (processes 2 & 4), always lossy",
-    **{f"1.2.840.10008.1.2.4.{n}": "a retired lossy JPEG process" for n in (52, 53, 54, 55, 56, 58, 59, 60, 61, 62,
-                                                                           63, 64)},
-    "1.2.840.10008.1.2.4.81": "JPEG-LS Lossy (Near-Lossless)",
-    "1.2.840.10008.1.2.4.91": "JPEG 2000 Image Compression, a syntax that allows lossy coding",
-    "1.2.840.10008.1.2.4.93": "JPEG 2000 Part 2 Multi-component Image Compression, a syntax that allows lossy coding",
-    "1.2.840.10008.1.2.4.203": "HTJ2K, a syntax that allows lossy coding",
-    "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression (the recompressed image was a lossy JPEG)",
-    "1.2.840.10008.1.2.4.112": "JPEG XL, a syntax that allows lossy coding",
-    **{f"1.2.840.10008.1.2.4.{n}": "MPEG/H.264/HEVC video, always lossy"
-       for n in ("100", "100.1", "101", "101.1", "102", "102.1", "103", "103.1", "104", "104.1", "105", "105.1",
-                 "106", "106.1", "107", "108")},
-}
-MAYBE_LOSSY = {"1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.203",
-               "1.2.840.10008.1.2.4.112"}
-JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
-J2K_LIKE = {"1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.203"}
+# Transfer syntaxes whose codestreams are lossy, or may be (PS3.5 Section 8 and Annex A.4; the table says which).
+# "may" syntaxes are left unflagged only when both the header (LossyImageCompression "00") and the codestream say
+# lossless.
+MAYBE_LOSSY = {u for u, r in TABLE.items() if r.lossless is None}
+JPEG_LS_NEAR_LOSSLESS = JPEGLSNearLossless
+J2K_LIKE = MAYBE_LOSSY - {JPEGXL}
 
 
 @contextlib.contextmanager
@@ -139,16 +126,17 @@ def sop_class_name(ds) -> str:
     return name.replace(" Storage", "") if name else "unknown SOP class"
 
 
-# Syntaxes pydicom 3.0 has no decoder for, decoded here (PS3.5 8.2.15 JPEG XL, 8.2.16 Deflated Image Frame).
-JPEG_XL_SYNTAXES = {"1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112"}
-DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
+# Syntaxes pydicom 3.0 has no decoder for, decoded by the frame coders (PS3.5 8.2.15 JPEG XL, 8.2.16 Deflated
+# Image Frame).
+JPEG_XL_SYNTAXES = set(JXL_FAMILY)
+DEFLATED_IMAGE_FRAME = DeflatedImageFrameCompression
 
 
 def is_compressed_syntax(uid) -> bool:
     """True for an encapsulated (compressed) transfer syntax, also those pydicom 3.0 does not know."""
     if uid is None:
         return False
-    if str(uid) in JPEG_XL_SYNTAXES or str(uid) == DEFLATED_IMAGE_FRAME:
+    if is_encapsulated(uid):
         return True
     try:
         return bool(uid.is_compressed)
@@ -157,41 +145,19 @@ def is_compressed_syntax(uid) -> bool:
 
 
 def decode_frames_here(ds, ts: str) -> np.ndarray:
-    """Pixel data in JPEG XL or Deflated Image Frame Compression, as pydicom's pixel_array would give it.
-
-    JPEG XL has no signed samples: medpipe (and DCMTK, dcm4che for the JPEG family) code signed stored values as
-    their two's complement bit pattern; masking to Bits Stored and sign-extending gives the values back whatever
-    precision the codestream was written at. Deflated Image Frame: each fragment is one frame's native bytes,
-    raw deflate (RFC 1951)."""
-    import zlib
-
+    """Pixel data in JPEG XL or Deflated Image Frame Compression, as pydicom's pixel_array would give it, decoded by
+    the frame coders (:mod:`medpipe.codecs.frames`: JPEG XL's bit pattern read back through Bits Stored and Pixel
+    Representation, Deflated Image Frame's native cells)."""
     from pydicom.encaps import generate_frames
 
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    spp, nframes = int(ds.get("SamplesPerPixel", 1)), int(ds.get("NumberOfFrames", 1) or 1)
-    allocated, stored = int(ds.BitsAllocated), int(ds.get("BitsStored", ds.BitsAllocated))
-    signed = bool(int(ds.get("PixelRepresentation", 0)))
-    dtype = np.dtype(f"<{'i' if signed else 'u'}{max(1, allocated // 8)}")
-    shape = (rows, cols, spp) if spp > 1 else (rows, cols)
-    frame_bytes = rows * cols * spp * dtype.itemsize
-    frames = []
-    for data in generate_frames(ds.PixelData, number_of_frames=nframes):
-        if ts == DEFLATED_IMAGE_FRAME:  # inflate no more than the header's frame (+ a padding byte) allows
-            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            native = inflater.decompress(data, frame_bytes + 2)
-            if len(native) not in (frame_bytes, frame_bytes + 1) or inflater.unconsumed_tail:
-                raise DamagedInput(f"a deflated frame inflates to {'more than ' if inflater.unconsumed_tail else ''}"
-                                   f"{len(native)} bytes, Rows x Columns x samples x bytes say {frame_bytes}")
-            frames.append(np.frombuffer(native[:frame_bytes], dtype).reshape(shape))
-            continue
-        import imagecodecs
+    from ..codecs.frames import decode_frame  # here: loading the codec package only when such a file is read
 
-        info = jxl_info(data)  # the codestream's size header, before the decoder allocates
-        if (info["rows"], info["columns"]) != (rows, cols):
-            raise DamagedInput(f"the JPEG XL codestream says {info['rows']} x {info['columns']}, the header "
-                               f"Rows x Columns {rows} x {cols}")
-        pattern = np.asarray(imagecodecs.jpegxl_decode(data)).reshape(shape)
-        frames.append(values_from_pattern(pattern, stored, signed).astype(dtype.newbyteorder("=")))
+    nframes = int(ds.get("NumberOfFrames", 1) or 1)
+    attrs = PixelAttrs.of(ds)
+    dtype = np.dtype(f"{'i' if attrs.signed else 'u'}{max(1, attrs.bits_allocated // 8)}")
+    shape = (attrs.rows, attrs.columns, attrs.samples) if attrs.samples > 1 else (attrs.rows, attrs.columns)
+    frames = [decode_frame(ts, data, attrs).reshape(shape).astype(dtype, copy=False)
+              for data in generate_frames(ds.PixelData, number_of_frames=nframes)]
     return frames[0] if nframes == 1 else np.stack(frames)
 
 
@@ -276,9 +242,9 @@ def lossy_source_of(ds) -> str:
         detail = ", ".join(p for p in parts if p)
         return f"LossyImageCompression 01 (lossy compressed earlier{'; ' + detail if detail else ''})"
     ts = transfer_syntax(ds)
-    if ts not in LOSSY_SYNTAXES:
+    if not lossy_description(ts):
         return ""
-    why = f"transfer syntax {ts}: {LOSSY_SYNTAXES[ts]}"
+    why = f"transfer syntax {ts}: {lossy_description(ts)}"
     stream = first_fragment(ds) if ts == JPEG_LS_NEAR_LOSSLESS or ts in J2K_LIKE else None
     if ts == JPEG_LS_NEAR_LOSSLESS and stream:
         near = jpeg_ls_near(stream)

@@ -26,16 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..syntaxes import NATIVE, TABLE
 from .dicom import orientation, slice_position, transfer_syntax
 from .structure import rows_held
 
 SPLIT_ATTRIBUTES = ("AcquisitionNumber", "TemporalPositionIdentifier", "EchoNumbers", "TriggerTime")
 ORIENTATION_TOLERANCE = 1e-3  # direction cosines closer than this are one orientation
 MIN_POSITION_STEP = 1e-4  # mm: positions closer than this are equal whatever the tolerance
-NATIVE_FIRST = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")
-LOSSLESS_COMPRESSED = ("1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
-                       "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.201",
-                       "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.110")
+NATIVE_FIRST = NATIVE
+LOSSLESS_COMPRESSED = tuple(u for u, r in TABLE.items() if r.encapsulated and r.lossless is True)
 
 
 def natural_key(name: str):
