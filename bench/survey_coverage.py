@@ -2,7 +2,8 @@
 survey projects it, compared with the full figure.
 
     python bench/survey_coverage.py --survey results/dev-<stamp>   (a survey run with --sample 1)
-    python bench/survey_coverage.py --run [DATA]                     (runs that survey first; default: the dev data)
+    python bench/survey_coverage.py --run [DATA]                     (runs that survey first, JPEG-LS + HTJ2K;
+                                                                     default: the dev data)
         [--seeds 400] [--out bench/measured/survey_coverage-<date>]
 
 Every series is measured once (the full survey's measurements); each seed then draws a sample exactly as
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -35,8 +37,16 @@ from medpipe.survey.sample import draw, strata  # noqa: E402
 
 DESIGNS = [("fraction 0.3", 0.3, None), ("fraction 0.5", 0.5, None), ("2 per stratum", None, 2)]
 STRATA = [("modality,syntax,bits", ("modality", "syntax", "bits")), ("modality", ("modality",))]
+CODECS = "jpegls;htj2k"  # the fast lossless pair: the intervals' behaviour, not the codecs, is measured here
 COLUMNS = ["design", "strata", "seeds", "projected_figures", "coverage_bytes", "coverage_saving",
            "coverage_all_rows", "median_error_pct", "p90_error_pct", "median_halfwidth_pct", "median_sampled_pct"]
+
+
+def dev_data() -> Path:
+    if os.environ.get("MEDPIPE_DEV_DATA"):
+        return Path(os.environ["MEDPIPE_DEV_DATA"])
+    return next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+                ROOT.parent / "shared" / "data")
 
 
 def load_survey(folder: Path) -> tuple[list[SeriesInfo], dict, list[str]]:
@@ -54,7 +64,7 @@ def load_survey(folder: Path) -> tuple[list[SeriesInfo], dict, list[str]]:
 def run_full(data: Path, out: Path) -> Path:
     name = "coverage-full"
     cmd = [sys.executable, str(ROOT / "run.py"), "survey", str(data), "--sample", "1", "--out", str(out),
-           "--name", name]
+           "--name", name, "--codecs", CODECS]
     subprocess.run(cmd, check=True, cwd=ROOT)
     return max(p for p in out.iterdir() if p.name.startswith(name))
 
@@ -95,8 +105,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--survey", type=Path, help="a survey folder measured with --sample 1")
-    src.add_argument("--run", nargs="?", const=Path("/work/shared/data"), type=Path, metavar="DATA",
-                     help="run the full survey of DATA first (default: the dev data)")
+    src.add_argument("--run", nargs="?", const=dev_data(), type=Path, metavar="DATA",
+                     help="run the full survey of DATA first (default: the dev data, $MEDPIPE_DEV_DATA or "
+                     "../shared/data)")
     ap.add_argument("--seeds", type=int, default=400)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "measured" / f"survey_coverage-{date.today()}")
     args = ap.parse_args()

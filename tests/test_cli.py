@@ -144,3 +144,20 @@ def test_a_folder_given_as_the_preset_and_an_empty_input_say_what_to_do(tmp_path
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "no input could be loaded" in out and str(empty) in out.replace("\n", "")
     assert "Traceback" not in out
+
+
+def test_one_parser_with_a_subparser_per_command(capsys):
+    """argparse subparsers: 'medpipe -h' lists every command; 'medpipe PRESET' is 'medpipe run PRESET'."""
+    import pytest as _pytest
+
+    from medpipe.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    with _pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    listed = capsys.readouterr().out
+    assert all(f"    {c} " in listed for c in COMMANDS), listed
+    assert parser.parse_args(["run", "presets/quick.yaml", "--jobs", "1"]).preset.name == "quick.yaml"
+    args = parser.parse_args(["archive", "verify", "A", "--require-signature"])
+    assert (args.command, args.cmd, args.require_signature) == ("archive", "verify", True)
+    assert parser.parse_args(["survey", "x", "--sample", "0.5"]).sample == 0.5

@@ -3,7 +3,6 @@ gets the shape from the header and refuses a codestream that disagrees before al
 memory than is free is refused with one line."""
 from __future__ import annotations
 
-import resource
 import zlib
 
 import numpy as np
@@ -32,6 +31,7 @@ def _with_frame(tmp_path, uid: str, fragment: bytes, **header) -> tuple:
 
 
 def _peak_mib() -> float:
+    resource = pytest.importorskip("resource", reason="peak memory via getrusage (POSIX)")
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

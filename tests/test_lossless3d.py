@@ -308,6 +308,18 @@ def test_codec_is_registered_for_the_matrix():
     np.testing.assert_array_equal(codec.decode(enc, None), vol)
 
 
+@pytest.mark.parametrize("name", ["full", "lean", "fast"])
+def test_model_settings_round_trip_and_are_recorded_in_the_stream(name):
+    from medpipe.codecs import CodecContext, codec_class
+    from medpipe.codecs.lossless3d.coder import MODELS
+
+    vol = smooth((4, 24, 31), 0, 3000, np.uint16)
+    codec = codec_class("lossless3d")(model=name, slabs=2)
+    enc = codec.encode(vol, CodecContext(threads=2))
+    assert stream.unpack(enc.chunks[0])["flags"] == MODELS[name]
+    np.testing.assert_array_equal(codec.decode(enc, CodecContext(threads=2)), vol)
+
+
 def test_module_docstring_records_the_design():
     import medpipe.codecs.lossless3d as pkg
 

@@ -258,3 +258,11 @@ def test_a_series_that_cannot_be_read_is_counted_as_stored_and_tried_again(tmp_p
     assert row["bytes_projected"] == row["bytes_now"] == len(data) // 2  # kept as stored
     code, out = run_cli([*args, "--resume"], capsys)
     assert code == 0 and "measured 1/1" in out  # tried again
+
+
+def test_nothing_to_survey_is_one_line_and_leaves_no_folder(tmp_path, capsys):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("not DICOM")
+    code, out = run_cli([tmp_path / "src", "--out", tmp_path / "out"], capsys)
+    assert code == 2 and "nothing to survey" in out
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -22,7 +22,10 @@ def loaded(tmp_path_factory):
     root = small_archive(tmp_path_factory.mktemp("src"), CT12[:4], slices=2)
     dx = root / "xray" / "dx.dcm"
     dx.write_bytes(shared("xray/canon_dx_chest_pa.dcm").read_bytes())
-    with pacs.orthanc(tmp_path_factory.mktemp("pacs"), plugins=("dicomweb",)) as server:
+    extra = {"DicomModalities": {"medpipe": {"AET": "MEDPIPE", "Host": "127.0.0.1", "Port": pacs.free_port(),
+                                             "AllowGet": True, "AllowFind": True, "AllowMove": True,
+                                             "AllowStore": False, "AllowEcho": True}}}
+    with pacs.orthanc(tmp_path_factory.mktemp("pacs"), ("dicomweb",), extra) as server:
         for f in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "notes.txt"):
             server.upload(f.read_bytes())
         stored = sum(int(server.request("GET", f"/instances/{i}/attachments/dicom/size"))
@@ -55,3 +58,15 @@ def test_survey_of_orthanc_over_dicomweb(loaded, tmp_path, capsys):
     assert "retrieved" in doc["inventory"]["sources"][0]["sizes"] or \
         doc["inventory"]["sources"][0]["sizes"] == "file sizes"
     assert sorted(server.instances()) == before  # read-only: the PACS holds the same instances
+
+
+def test_survey_of_orthanc_over_dimse(loaded, tmp_path, capsys):
+    """C-FIND at image level, C-GET of the stored instances: the same bytes as the PACS stores."""
+    server, stored = loaded
+    before = sorted(server.instances())
+    address = f"dicom://{server.node.aet}@127.0.0.1:{server.node.port}"
+    code, out = run_cli([address, "--codecs", "jpegls", "--sample", "1", "--out", tmp_path / "out"], capsys)
+    assert code == 0, out
+    (row,) = [r for r in read_rows(survey_folder(tmp_path / "out") / "survey.csv") if r["modality"] == "ALL"]
+    assert abs(row["bytes_now"] / stored - 1) < 0.005 and abs(row["bytes_projected"] / stored - 1) < 0.05
+    assert sorted(server.instances()) == before

@@ -1,6 +1,7 @@
-"""Command line (the top floor): every subcommand's CLI lives in this package, one module each.
+"""Command line (the top floor): one argparse parser with a subparser per command; each command's arguments and
+work live in this package, one module each.
 
-    medpipe PRESET [options]          (python run.py PRESET, python -m medpipe PRESET): run a preset
+    medpipe [run] PRESET [options]    (python run.py PRESET, python -m medpipe PRESET): run a preset
     medpipe codecs                    (or --list-codecs): what is available here, what to install otherwise
     medpipe archive build|list|extract|verify ...
     medpipe report RESULTS_DIR ...
@@ -57,23 +58,33 @@ def _interrupted(console) -> int:
     return 130
 
 
+COMMANDS = ("run", "archive", "report", "survey", "codecs")
+
+
+def build_parser():
+    """One argparse parser, a subparser per command (each module adds its own arguments)."""
+    import argparse
+
+    from . import archive, report, run, survey
+
+    p = argparse.ArgumentParser(prog="medpipe", description=run.DESCRIPTION,
+                                epilog="'medpipe PRESET' is 'medpipe run PRESET'; 'medpipe COMMAND -h' for each")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in (("run", run), ("archive", archive), ("report", report), ("survey", survey)):
+        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION))
+    c = sub.add_parser("codecs", help="which codecs are available here, and what to install otherwise")
+    c.add_argument("ffmpeg", nargs="?", help="ffmpeg binary to check (default: as a run finds it)")
+    return p
+
+
 def _dispatch(argv: list[str], console) -> int:
-    if argv and argv[0] == "archive":
-        from .archive import main as archive_main
-
-        return archive_main(argv[1:], console)
-    if argv and argv[0] == "report":
-        from .report import main as report_main
-
-        return report_main(argv[1:], console)
-    if argv and argv[0] == "survey":
-        from .survey import main as survey_main
-
-        return survey_main(argv[1:], console)
-    if argv and argv[0] == "codecs":
+    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+        argv = ["run", *argv]  # the default command: medpipe PRESET [options]
+    args = build_parser().parse_args(argv)
+    if args.command == "codecs":
         from .run import list_codecs
 
-        return list_codecs(console, argv[1] if len(argv) > 1 else None)
-    from .run import main as run_main
+        return list_codecs(console, args.ffmpeg)
+    from importlib import import_module
 
-    return run_main(argv, console)
+    return import_module(f".{args.command}", __name__).main(args, console)

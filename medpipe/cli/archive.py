@@ -12,40 +12,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
 from ..archive.candidates import CANDIDATE_NAMES
 from ..archive.dicomfile import OUTPUT_SYNTAXES
 from ..archive.settings import GROUP_KEYS, ORDERS, SETTING_HELP, parse_settings
 from ..codecs import CodecContext
 from ..depth import mapping_from_dict
-from ..errors import MedpipeError, PresetError
-from ..yamlsafe import load_text
-from .common import add_pacs_arguments, input_arg, pacs_options
+from ..errors import MedpipeError
+from .common import add_pacs_arguments, input_arg, pacs_options, parse_codec_arg
 
 
-def parse_codec_arg(text: str) -> dict:
-    """``NAME[:key=value,...]`` (values parsed as YAML scalars: true, 22, slow) or a YAML flow mapping."""
-    text = text.strip()
-    if text.startswith("{"):
-        entry = load_text(text, f"--codec {text!r}")
-        if not isinstance(entry, dict) or "codec" not in entry:
-            raise PresetError(f"--codec {text!r}: a mapping needs a 'codec' key, e.g. {{codec: x265, crf: 22}}")
-        return entry
-    name, _, rest = text.partition(":")
-    entry: dict = {"codec": name}
-    for item in filter(None, rest.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise PresetError(f"--codec {text!r}: '{item}' is not key=value (e.g. x265:lossless=true,preset=slow)")
-        entry[key.strip()] = yaml.safe_load(value)
-    return entry
+HELP = "build, list, verify or extract a sealed lossless archive"
+DESCRIPTION = ("Sealed lossless archives of a collection of scans: each group coded by the smallest of several "
+               "candidates, headers stored once plus differences, every file restored bit-exact as DICOM.")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run.py archive", description="Sealed lossless archives of a collection of "
-                                "scans: each group coded by the smallest of several candidates, headers stored "
-                                "once plus differences, every file restored bit-exact as DICOM.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="survey, group and code DICOM series into a sealed archive folder")
     b.add_argument("inputs", nargs="+", help="DICOM series folders, multi-frame files, a PACS export folder "
@@ -87,7 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--key", type=Path, metavar="PUBLIC", help="check the archive's signature with this "
                          "Ed25519 public key (PEM); refused if it is unsigned or signed otherwise")
         cmd.add_argument("--require-signature", action="store_true", help="refuse an unsigned archive")
-    return p
 
 
 def settings_from_args(args) -> dict:
@@ -191,8 +171,7 @@ def cmd_verify(args, console) -> int:
     return 0
 
 
-def main(argv: list[str], console) -> int:
-    args = build_parser().parse_args(argv)
+def main(args: argparse.Namespace, console) -> int:
     return {"build": cmd_build, "list": cmd_list, "extract": cmd_extract, "verify": cmd_verify,
             "keygen": cmd_keygen}[args.cmd](
         args, console)

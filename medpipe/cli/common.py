@@ -1,8 +1,14 @@
-"""What several subcommands share: how a PACS address is given and read (run, archive build, survey)."""
+"""What several subcommands share: how a PACS address is given and read (run, archive build, survey), and how a
+codec entry is written on the command line (archive build --codec, survey --codecs)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+import yaml
+
+from ..errors import PresetError
+from ..yamlsafe import load_text
 
 
 def add_pacs_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,3 +39,21 @@ def input_arg(text: str | None):
     from ..sources import is_address
 
     return None if text is None else text.strip() if is_address(text) else Path(text)
+
+
+def parse_codec_arg(text: str) -> dict:
+    """``NAME[:key=value,...]`` (values parsed as YAML scalars: true, 22, slow) or a YAML flow mapping."""
+    text = text.strip()
+    if text.startswith("{"):
+        entry = load_text(text, f"--codec {text!r}")
+        if not isinstance(entry, dict) or "codec" not in entry:
+            raise PresetError(f"--codec {text!r}: a mapping needs a 'codec' key, e.g. {{codec: x265, crf: 22}}")
+        return entry
+    name, _, rest = text.partition(":")
+    entry: dict = {"codec": name}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise PresetError(f"--codec {text!r}: '{item}' is not key=value (e.g. x265:lossless=true,preset=slow)")
+        entry[key.strip()] = yaml.safe_load(value)
+    return entry

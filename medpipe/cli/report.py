@@ -8,15 +8,20 @@ from ..report import build_report, check_options
 from ..report.load import load_results
 
 
-def main(argv: list[str], console) -> int:
-    p = argparse.ArgumentParser(prog="medpipe report", description="Figures, rate-distortion curves, BD-rates, "
-                                "heatmaps and clinical flags for a results folder (written to RESULTS_DIR/report).")
+HELP = "the report of a results folder, again, from the files alone"
+DESCRIPTION = ("Figures, rate-distortion curves, BD-rates, heatmaps and clinical flags for a results folder (written "
+               "to RESULTS_DIR/report).")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", type=Path, help="results folder of a run (holds results.json / results.csv)")
     p.add_argument("--reference", help="BD-rate reference: row label, curve name or codec name")
     p.add_argument("--no-heatmaps", action="store_true", help="skip heatmaps")
     p.add_argument("--limits", help="clinical limits YAML (default: medpipe/report/clinical_limits.yaml)")
     p.add_argument("--rate", choices=["bpv", "cr"], help="rate axis of RD figures")
-    args = p.parse_args(argv)
+
+
+def main(args: argparse.Namespace, console) -> int:
     results = load_results(args.results)
     as_run = (((results.provenance or {}).get("preset") or {}).get("as_run") or {}).get("report")
     options = dict(as_run) if isinstance(as_run, dict) else {}

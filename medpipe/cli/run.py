@@ -10,11 +10,11 @@ from ..errors import MedpipeError
 from .common import add_pacs_arguments, input_arg, pacs_options
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="medpipe", description="medpipe: compress medical volumes with every codec "
-                                "an archive could use, and measure what each saves and loses.",
-                                epilog="subcommands: 'medpipe archive -h', 'medpipe report -h', 'medpipe survey -h', "
-                                "'medpipe codecs'")
+HELP = "run a preset (the default: 'medpipe PRESET' is 'medpipe run PRESET')"
+DESCRIPTION = "Compress medical volumes with every codec an archive could use, and measure what each saves and loses."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("preset", nargs="?", type=Path, help="YAML preset (see presets/)")
     p.add_argument("--input", help="input to use instead of the preset's inputs: a path, or a PACS address "
                    "(http(s)://HOST:PORT/ROOT[/studies/UID[/series/UID]][?Key=value], "
@@ -29,7 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "to this DICOM node by C-STORE (turns DICOM output on; default: the preset's dicom_out.send)")
     add_pacs_arguments(p)
     p.add_argument("--list-codecs", action="store_true", help="show which codecs are available here")
-    return p
 
 
 def list_codecs(console, ffmpeg: str | None) -> int:
@@ -50,12 +49,10 @@ def list_codecs(console, ffmpeg: str | None) -> int:
     return 0
 
 
-def main(argv: list[str], console) -> int:
-    args = build_parser().parse_args(argv)
+def main(args: argparse.Namespace, console) -> int:
     if args.list_codecs:
         return list_codecs(console, args.ffmpeg)
     if args.preset is None:
-        build_parser().print_usage()
         console.print("error: give a preset, e.g. medpipe presets/headct.yaml (or python run.py ...)")
         return 2
     from ..preset import load_preset
@@ -66,7 +63,7 @@ def main(argv: list[str], console) -> int:
         from .survey import run_preset_survey
 
         return run_preset_survey(preset, console, out=args.out, jobs=args.jobs, resume=args.resume,
-                                 scheduler=args.scheduler, ffmpeg=args.ffmpeg)
+                                 scheduler=args.scheduler, ffmpeg=args.ffmpeg, args=args)
     pacs = pacs_options(args, preset.input_options.get("pacs"), args.out or preset.output)
     preset = dataclasses.replace(preset, input_options={**preset.input_options, "pacs": pacs})
     return run_preset(preset, console, input_override=input_arg(args.input), out=args.out, ffmpeg=args.ffmpeg,

@@ -8,13 +8,16 @@ from pathlib import Path
 
 from ..codecs import parse_codec
 from ..errors import PresetError
-from .archive import parse_codec_arg
+from .common import add_pacs_arguments, pacs_options, parse_codec_arg
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="medpipe survey", description="Inventory an archive (metadata only), measure "
-                                "a seeded sample of its series with every codec (bit-exact, as DICOM files), and "
-                                "project what re-encoding everything would save, with 95 %% intervals.")
+HELP = "what re-encoding an archive would save, projected from a sample with 95 %% intervals"
+DESCRIPTION = ("Inventory an archive (metadata only), measure a seeded sample of its series with every codec "
+               "(bit-exact, as DICOM files), and project what re-encoding everything would save, with 95 %% "
+               "intervals.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sources", nargs="+", help="folder trees (a PACS export), DICOMweb URLs or DIMSE addresses")
     p.add_argument("--codecs", help="semicolon-separated codec entries as presets name them, e.g. "
                    "'jpegls;htj2k;jpegxl:effort=9' (default: JPEG-LS, HTJ2K, JPEG XL, lossless3d)")
@@ -24,14 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--out", type=Path, default=Path("results"), help="folder for the survey folder")
     p.add_argument("--name", default="survey", help="name of the survey folder (default survey)")
-    p.add_argument("--jobs", type=int, default=1, help="series measured in parallel (default 1)")
+    p.add_argument("--jobs", type=int, help="series measured in parallel (default: every core, as memory allows)")
     p.add_argument("--scheduler", help="measure series on this Dask scheduler (address)")
     p.add_argument("--resume", action="store_true", help="continue the newest survey of this name; measured "
                    "series are kept")
     p.add_argument("--strata", default="modality,syntax,bits", help="what makes a stratum (default "
                    "modality,syntax,bits)")
     p.add_argument("--ffmpeg", help="ffmpeg binary (video codecs only)")
-    return p
+    add_pacs_arguments(p)
 
 
 def _say(console):
@@ -59,22 +62,29 @@ def strata_keys(value) -> tuple:
     return keys
 
 
-def main(argv: list[str], console) -> int:
+def main(args: argparse.Namespace, console) -> int:
     from ..survey import open_sources
     from ..survey.run import SurveyPlan, run_survey
 
-    args = build_parser().parse_args(argv)
     entries = [parse_codec_arg(t) for t in args.codecs.split(";") if t.strip()] if args.codecs else None
     fraction = args.sample if args.sample is not None or args.per_stratum is not None else 0.1
     plan = SurveyPlan(specs=make_specs(entries), fraction=fraction, per_stratum=args.per_stratum, seed=args.seed,
                       out=args.out, name=args.name, jobs=args.jobs, scheduler=args.scheduler, resume=args.resume,
                       ffmpeg=args.ffmpeg, strata_keys=strata_keys(args.strata))
-    run_survey(open_sources(args.sources, say=_say(console)), plan, console)
+    run_survey(open_sources(args.sources, pacs_settings(args, None, plan.out), say=_say(console)), plan, console)
     return 0
 
 
+def pacs_settings(args, given: dict | None, out: Path):
+    """How PACS sources are read: the preset's pacs: section with --aet/--port/--insecure/--pacs-requests on top."""
+    from ..sources.settings import source_settings
+
+    return source_settings(pacs_options(args, given, out) if args is not None else given, "pacs",
+                           default_cache=Path(out) / ".medpipe-cache")
+
+
 def run_preset_survey(preset, console, out: Path | None = None, jobs: int | None = None, resume: bool = False,
-                      scheduler: str | None = None, ffmpeg: str | None = None) -> int:
+                      scheduler: str | None = None, ffmpeg: str | None = None, args=None) -> int:
     """A preset's ``survey:`` section (sources relative to the preset file; codecs: the preset's, else the
     default lossless set)."""
     from ..survey import open_sources
@@ -83,8 +93,9 @@ def run_preset_survey(preset, console, out: Path | None = None, jobs: int | None
     sv = preset.survey
     fraction = sv["sample"] if sv["sample"] is not None or sv["per_stratum"] is not None else 0.1
     plan = SurveyPlan(specs=preset.codecs or make_specs(None), fraction=fraction, per_stratum=sv["per_stratum"],
-                      seed=sv["seed"], out=out or preset.output, name=preset.name, jobs=jobs or 1,
+                      seed=sv["seed"], out=out or preset.output, name=preset.name, jobs=jobs,
                       scheduler=scheduler, resume=resume, ffmpeg=ffmpeg or preset.ffmpeg,
                       strata_keys=strata_keys(sv["strata"]))
-    run_survey(open_sources(list(sv["sources"]), say=_say(console)), plan, console)
+    settings = pacs_settings(args, preset.input_options.get("pacs"), plan.out)
+    run_survey(open_sources(list(sv["sources"]), settings, say=_say(console)), plan, console)
     return 0

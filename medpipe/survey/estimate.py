@@ -68,13 +68,14 @@ class Term:
     n: int
     N: int
     typical: float = 0.0  # R x the mean auxiliary of the measured series: a typical series' value
+    prior_cv: float = PRIOR_CV  # the prior spread of a series about R a_i, relative (pooled_cv)
 
     def spread(self, resid: np.ndarray | None = None) -> tuple[float, float]:
         """(s^2, its degrees of freedom): the residual variance, or the one shrunk towards the prior spread when
         that is larger (module docstring)."""
         e = self.resid if resid is None else resid
         ss = float(np.sum((e - e.mean()) ** 2)) if self.n > 1 else 0.0
-        shrunk = (PRIOR_DF * (PRIOR_CV * self.typical) ** 2 + ss) / (PRIOR_DF + self.n - 1)
+        shrunk = (PRIOR_DF * (self.prior_cv * self.typical) ** 2 + ss) / (PRIOR_DF + self.n - 1)
         if self.n > 1 and ss / (self.n - 1) >= shrunk:
             return ss / (self.n - 1), self.n - 1
         return shrunk, PRIOR_DF + self.n - 1
@@ -87,7 +88,7 @@ class Term:
         return self.N ** 2 * (1 - self.n / self.N) * s2 / self.n, df
 
 
-def project(st: Stratum, values: dict[str, float]) -> Term:
+def project(st: Stratum, values: dict[str, float], prior_cv: float = PRIOR_CV) -> Term:
     """Ratio-estimated total of ``values`` (measured series only) over the stratum."""
     uids = [u for u in st.measured if u in values]
     v = np.array([values[u] for u in uids], dtype=float)
@@ -95,14 +96,38 @@ def project(st: Stratum, values: dict[str, float]) -> Term:
     if not uids or a.sum() <= 0:
         return Term(math.nan, math.nan, np.zeros(0), 0, st.total)
     r = float(v.sum() / a.sum())
-    return Term(st.aux_total * r, r, v - r * a, len(uids), st.total, r * float(a.mean()))
+    return Term(st.aux_total * r, r, v - r * a, len(uids), st.total, r * float(a.mean()), prior_cv)
 
 
-def bytes_now(st: Stratum) -> Term:
+def pooled_cv(strata: list[Stratum], values_of) -> float:
+    """How far series differ from their stratum's ratio in this survey: the pooled relative spread of v_i / (R a_i)
+    over every stratum with two or more measured series (those measured whole included), never below PRIOR_CV.
+    The prior of a stratum where few series were measured (module docstring)."""
+    ss, df = 0.0, 0
+    for st in strata:
+        values = values_of(st)
+        uids = [u for u in st.measured if u in values and st.aux[u] > 0]
+        if len(uids) < 2:
+            continue
+        v = np.array([values[u] for u in uids], dtype=float)
+        a = np.array([st.aux[u] for u in uids], dtype=float)
+        if v.sum() <= 0:
+            continue
+        rel = v / (a * v.sum() / a.sum()) - 1
+        ss += float(np.sum((rel - rel.mean()) ** 2))
+        df += len(uids) - 1
+    return max(PRIOR_CV, math.sqrt(ss / df)) if df else PRIOR_CV
+
+
+def bytes_now(st: Stratum, prior_cv: float = PRIOR_CV) -> Term:
     if st.bytes_known:
         n = len(st.measured)
         return Term(float(sum(st.stored.values())), 1.0, np.zeros(n), st.total, st.total)  # exact: no variance
-    return project(st, {u: m["stored_bytes"] for u, m in st.measured.items()})
+    return project(st, stored_values(st), prior_cv)
+
+
+def stored_values(st: Stratum) -> dict[str, float]:
+    return {u: m["stored_bytes"] for u, m in st.measured.items()}
 
 
 def codec_values(st: Stratum, label: str, key: str) -> dict[str, float]:
@@ -131,11 +156,13 @@ def interval(total: float, var: float, df: float) -> tuple[float, float]:
     return total - half, total + half
 
 
-def combine(strata: list[Stratum], label: str, studies: dict[str, float]) -> dict:
+def combine(strata: list[Stratum], label: str, studies: dict[str, float], priors: tuple[float, float] = (PRIOR_CV,
+            PRIOR_CV)) -> dict:
     """The figures of one (group of strata, codec) row. ``studies``: study UID -> its raw pixel bytes in these
     strata; the typical study is the median one, its decode time the projected decode total in proportion."""
     y_parts, x_parts, d_parts, enc, dec = [], [], [], [], []
-    terms = [(st, project(st, codec_values(st, label, "bytes")), bytes_now(st)) for st in strata]
+    terms = [(st, project(st, codec_values(st, label, "bytes"), priors[0]), bytes_now(st, priors[1]))
+             for st in strata]
     Y = sum(t.total for _, t, _ in terms if not math.isnan(t.total))
     X = sum(x.total for _, _, x in terms if not math.isnan(x.total))
     Q = Y / X if X else math.nan

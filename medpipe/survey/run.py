@@ -6,16 +6,16 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import MedpipeError
 from ..files import make_dirs, safe_component
-from ..matrix import ResultStore, find_resume_folder
+from ..matrix import ResultStore, cap_jobs_for_memory, default_jobs, find_resume_folder
 from ..matrix.executors import DaskCluster, LocalPool
 from ..results import run_folder
-from .estimate import Stratum, combine
+from .estimate import Stratum, codec_values, combine, pooled_cv, stored_values
 from .inventory import SeriesInfo, summary, take_inventory
 from .measure import measure_series
 from .sample import STRATA_KEYS, draw, strata
@@ -29,7 +29,7 @@ class SurveyPlan:
     seed: int = 0
     out: Path = Path("results")
     name: str = "survey"
-    jobs: int = 1
+    jobs: int | None = None  # None: every core (as the matrix), capped by memory
     scheduler: str | None = None
     resume: bool = False
     ffmpeg: str | None = None
@@ -50,7 +50,7 @@ def survey_folder(plan: SurveyPlan, started: datetime) -> Path:
         if found is None:
             raise MedpipeError(f"--resume: no earlier survey '{plan.name}' with measured series under {plan.out}")
         return found
-    return make_dirs(run_folder(plan.out, plan.name, started))
+    return run_folder(plan.out, plan.name, started)  # created once the inventory found something
 
 
 class Executor:
@@ -68,10 +68,16 @@ class Executor:
             self.local = LocalPool(self.jobs).__enter__()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        procs = list(getattr(self.local.pool, "_processes", {}).values()) if self.local and self.local.pool else []
         for ex in (self.dask, self.local):
             if ex is not None:
-                ex.__exit__(*exc)
+                ex.__exit__(exc_type, *exc)
+        if exc_type is not None:  # interrupted: a worker inside one long codec call does not see SIGTERM
+            for proc in procs:
+                proc.join(timeout=3)
+                if proc.is_alive():
+                    proc.kill()
         return False
 
     @property
@@ -82,7 +88,12 @@ class Executor:
         if self.dask is not None:
             return self.dask.client.submit(measure_series, task, pure=False)
         if self.local is not None:
-            return self.local.pool.submit(measure_series, task)
+            try:
+                return self.local.pool.submit(measure_series, task)
+            except cf.process.BrokenProcessPool:  # a worker died (killed, out of memory): a fresh pool
+                self.local.close(now=True)
+                self.local._start()
+                return self.local.pool.submit(measure_series, task)
         fut: cf.Future = cf.Future()
         fut.set_result(measure_series(task))
         return fut
@@ -93,9 +104,30 @@ class Executor:
         return cf.wait(pending, return_when=cf.FIRST_COMPLETED)
 
 
+def outcome(fut, task: dict) -> dict:
+    """The task's record; a worker that died or a task the executor lost is a series not measured (tried again
+    on --resume), not the end of the survey."""
+    try:
+        return fut.result()
+    except Exception as exc:  # noqa: BLE001 - BrokenProcessPool, a Dask worker lost, ...: said in the record
+        paths = [Path(p) for p in task["paths"]]
+        return {"series_uid": task["series_uid"], "stored_bytes": sum(p.stat().st_size for p in paths if p.exists()),
+                "files": len(paths), "codecs": {}, "status": "unreadable", "seconds": 0.0,
+                "reason": f"not measured: the worker failed ({type(exc).__name__}: {exc})"}
+
+
 def measure_all(todo: list[tuple], plan: SurveyPlan, folder: Path, store: ResultStore, console) -> None:
     """Measure every (source, series) of ``todo``; each finished one goes to the store at once."""
     fetch_root = folder / ".fetch"
+    try:
+        _measure_loop(todo, plan, folder, store, console, fetch_root)
+    finally:  # also on Ctrl-C: no scratch DICOM and no retrieved copy stays behind
+        shutil.rmtree(folder / ".scratch", ignore_errors=True)
+        shutil.rmtree(fetch_root, ignore_errors=True)
+
+
+def _measure_loop(todo: list[tuple], plan: SurveyPlan, folder: Path, store: ResultStore, console,
+                  fetch_root: Path) -> None:
     with Executor(plan.jobs, plan.scheduler) as ex:
         pending: dict = {}
         queue = list(todo)
@@ -107,11 +139,11 @@ def measure_all(todo: list[tuple], plan: SurveyPlan, folder: Path, store: Result
                 paths = source.fetch_series(s.study_uid, s.series_uid, dest)
                 task = {"series_uid": s.series_uid, "paths": [str(p) for p in paths], "specs": list(plan.specs),
                         "ffmpeg": plan.ffmpeg, "scratch": str(make_dirs(folder / ".scratch"))}
-                pending[ex.submit(task)] = (s, dest)
+                pending[ex.submit(task)] = (s, dest, task)
             finished, _ = ex.wait(set(pending))
             for fut in finished:
-                s, dest = pending.pop(fut)
-                record = fut.result()
+                s, dest, task = pending.pop(fut)
+                record = outcome(fut, task)
                 store.append({"cell_id": series_key(s.series_uid), "series_uid": s.series_uid,
                               "settings": store.settings,
                               "row": {"status": "ok" if record["status"] == "ok" else "failed", "measurement": record}})
@@ -120,8 +152,6 @@ def measure_all(todo: list[tuple], plan: SurveyPlan, folder: Path, store: Result
                 console.print(f"measured {done_count}/{len(todo)}: {s.modality} series ...{s.series_uid[-12:]} "
                               f"({record['files']} files, {record['seconds']:.1f} s) {record['status']}",
                               highlight=False, markup=False)
-    shutil.rmtree(folder / ".scratch", ignore_errors=True)
-    shutil.rmtree(fetch_root, ignore_errors=True)
 
 
 def last_records(store: ResultStore, wanted: set) -> dict[str, dict]:
@@ -148,6 +178,9 @@ def make_strata(groups: dict[str, list[SeriesInfo]], measured: dict[str, dict]) 
 def survey_rows(series: list[SeriesInfo], groups: dict, measured: dict[str, dict], labels: list[str]) -> list[dict]:
     """One row per (modality, codec) and per (ALL, codec)."""
     all_strata = make_strata(groups, measured)
+    x_prior = pooled_cv([st for st in all_strata if not st.bytes_known], stored_values)
+    priors = {label: (pooled_cv(all_strata, lambda st, lab=label: codec_values(st, lab, "bytes")), x_prior)
+              for label in labels}
     modalities = sorted({st.modality for st in all_strata})
     rows = []
     for modality in modalities + ["ALL"]:
@@ -158,7 +191,7 @@ def survey_rows(series: list[SeriesInfo], groups: dict, measured: dict[str, dict
             if s.series_uid in uids:
                 studies[s.study_uid] = studies.get(s.study_uid, 0.0) + float(s.raw_bytes or s.frames)
         for label in labels:
-            rows.append({"modality": modality, "codec": label, **combine(chosen, label, studies)})
+            rows.append({"modality": modality, "codec": label, **combine(chosen, label, studies, priors[label])})
     return rows
 
 
@@ -184,6 +217,7 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
         raise MedpipeError("the sources hold no DICOM image instances: nothing to survey")
     groups = strata(series, plan.strata_keys)
     picks = draw(groups, plan.seed, plan.fraction, plan.per_stratum)
+    make_dirs(folder)
     store = ResultStore(folder, plan.settings())
     done = {rec.get("series_uid") for rec in store.done().values()}  # an unreadable series is tried again
     by_uid = {s.series_uid: s for s in series}
@@ -192,8 +226,11 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
     console.print(f"sample: {len(wanted)} of {len(series)} series in {len(groups)} strata"
                   + (f"; {len(wanted) - len(todo)} measured before (--resume)" if len(todo) < len(wanted) else ""),
                   highlight=False)
+    jobs = plan.jobs or default_jobs()
+    if not plan.scheduler:  # a series in a worker needs a few times its pixels: as many as memory allows
+        jobs = cap_jobs_for_memory(jobs, [s.raw_bytes or 0 for _, s in todo], console)
     t0 = datetime.now(timezone.utc)
-    measure_all(todo, plan, folder, store, console)
+    measure_all(todo, replace(plan, jobs=jobs), folder, store, console)
     measure_s = (datetime.now(timezone.utc) - t0).total_seconds()
     measured = last_records(store, set(wanted))
     rows = survey_rows(series, groups, measured, [s.label for s in plan.specs])
@@ -202,6 +239,7 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
                        "sampled": picks[n]} for n in groups],
            "series": [s.as_dict() for s in series], "measured": measured,
            "seed": plan.seed, "fraction": plan.fraction, "per_stratum": plan.per_stratum,
-           "strata_keys": list(plan.strata_keys), "started": started.isoformat(), "measure_s": round(measure_s, 1)}
+           "strata_keys": list(plan.strata_keys), "started": started.isoformat(), "measure_s": round(measure_s, 1),
+           "jobs": jobs}
     write_outputs(folder, doc, plan, console)
     return folder, doc

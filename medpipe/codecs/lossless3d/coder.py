@@ -31,6 +31,8 @@ def _import_model():
 
 model = _import_model()
 
+# the codec's "model" parameter: feature sets (bench/measured/lossless3d-2026-12-05/models.txt)
+MODELS = {"full": model.DEFAULT_FLAGS, "lean": model.DEFAULT_FLAGS & ~model.F_MIX, "fast": 0}
 ERRORS = {model.ERR_OVERRUN: "truncated or damaged (the coder ran past its end)",
           model.ERR_RANGE: "damaged (a decoded value is out of range)"}
 
