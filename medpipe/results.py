@@ -30,8 +30,8 @@ TIMING_NOTE = ("encode_ms/decode_ms: wall time (time.perf_counter) of the codec 
 COLUMNS = ["volume", "codec", "setting", "label", "lossless", "bits", "peak", "codec_bits", "mapping", "slices",
            "rows", "cols", "raw_bytes", "compressed_bytes", "cr", "bpv", "mse", "psnr_db", "ssim", "max_abs_err",
            "padding_voxels", "window", "psnr_window_db", "ssim_window", "encode_ms", "decode_ms", "map_ms",
-           "prepare_ms", "metrics_ms", "exact", "status", "reason", "color", "lossy_source", "dicom_ts", "dicom_dir", "dicom_bytes",
-           "dicom_cr", "version", "modality", "body_part", "volume_hash", "cell_id"]
+           "prepare_ms", "metrics_ms", "exact", "status", "reason", "color", "lossy_source", "dicom_ts", "dicom_dir",
+           "dicom_bytes", "dicom_cr", "version", "modality", "body_part", "volume_hash", "cell_id"]
 
 LIBRARIES = ["medpipe", "numpy", "pydicom", "imagecodecs", "imageio-ffmpeg", "opencv-python-headless",
              "opencv-python", "pillow", "pillow-jpls", "pyjpegls", "pylibjpeg", "pylibjpeg-libjpeg",
