@@ -121,6 +121,17 @@ def with_lossy(g: Guideline, measured: dict[str, dict], labels: list[str]) -> tu
     return out, choices
 
 
+def held_to(g: Guideline, ladder: tuple, measured: dict[str, dict], console) -> tuple[dict[str, dict], dict]:
+    """(records with the choice as a codec, survey.json's ``lossy`` section); what the guideline leaves as stored
+    is said once."""
+    estimated, choices = with_lossy(g, measured, [s.label for s in ladder])
+    for line in notes(g, measured, choices):
+        console.print(line, highlight=False, markup=False)
+    return estimated, {"guideline": g.source, "name": g.limits.sources[g.source].get("name", g.source),
+                       "limits_file": str(g.limits.path), "ladder": [s.describe() for s in ladder],
+                       "choices": choices}
+
+
 def guideline_of(g: Guideline, choices: dict[str, dict], uids: set) -> str:
     """The rules applied to these series, e.g. 'DRG ct_head 1:5; DRG ct_other 1:8' (what the row's flag says)."""
     texts = sorted({c["guideline"] for u, c in choices.items() if u in uids and c.get("guideline")})

@@ -17,7 +17,7 @@ from ..matrix.executors import DaskCluster, LocalPool
 from ..results import run_folder
 from .estimate import Stratum, codec_values, combine, pooled_cv, stored_values
 from .inventory import SeriesInfo, summary, take_inventory
-from .lossy import Guideline, guideline_of, notes, with_lossy
+from .lossy import Guideline, guideline_of, held_to
 from .measure import measure_series
 from .sample import STRATA_KEYS, draw, strata
 
@@ -247,18 +247,13 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
     measure_all(todo, replace(plan, jobs=jobs), folder, store, console)
     measure_s = (datetime.now(timezone.utc) - t0).total_seconds()
     measured = last_records(store, set(wanted))
-    labels, lossy_doc, estimated = [s.label for s in plan.specs], None, measured
-    if plan.guideline is not None:
-        g = plan.guideline
-        estimated, choices = with_lossy(g, measured, [s.label for s in plan.lossy_specs])
-        labels.append(g.label)
-        for line in notes(g, measured, choices):
-            console.print(line, highlight=False, markup=False)
-        lossy_doc = {"guideline": g.source, "name": g.limits.sources[g.source].get("name", g.source),
-                     "limits_file": str(g.limits.path), "ladder": [s.describe() for s in plan.lossy_specs],
-                     "choices": choices}
-    rows = survey_rows(series, groups, estimated, labels, (plan.guideline, lossy_doc["choices"])
-                       if lossy_doc else None)
+    labels = [s.label for s in plan.specs]
+    if plan.guideline is None:
+        rows, lossy_doc = survey_rows(series, groups, measured, labels), None
+    else:  # --lossy: the guideline's choice per series, one more "codec" of copied records
+        estimated, lossy_doc = held_to(plan.guideline, plan.lossy_specs, measured, console)
+        rows = survey_rows(series, groups, estimated, labels + [plan.guideline.label],
+                           (plan.guideline, lossy_doc["choices"]))
     doc = {"rows": rows, "inventory": {"sources": facts, "by_modality_syntax": summary(series)},
            "strata": [{"name": n, "series_total": len(groups[n]), "series_sampled": len(picks[n]),
                        "sampled": picks[n]} for n in groups],
