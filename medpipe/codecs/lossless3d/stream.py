@@ -201,8 +201,7 @@ def decode_bytes(dtype, shape: tuple) -> int:
 
 
 def available_memory() -> int | None:
-    try:
-        import psutil
-    except ImportError:  # a declared dependency; without it only the format's own limits apply
-        return None
-    return int(psutil.virtual_memory().available)
+    """What the run may use: the machine's free memory, or less under a cgroup limit (medpipe.memory)."""
+    from ...memory import free_memory
+
+    return free_memory()
