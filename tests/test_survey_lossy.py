@@ -155,3 +155,41 @@ def test_preset_survey_lossy_and_limits_file(tmp_path):
     assert [s.label for s in plan["lossy_specs"]] == ["jpegls near=1"]
     rule, _ = plan["guideline"].rule("CT", "HEAD")
     assert plan["guideline"].limit_text(rule) == "DRG ct_head 1:6"
+
+
+def test_lossy_rows_are_projected_from_a_sample_with_intervals():
+    """Records as measure.py writes them (no codec run): 20 chest CT series; the ladder's CR straddles DRG's 1:8.
+    From half the series the lossy row is projected with an interval holding the full figure; whole: exact."""
+    from medpipe.survey.inventory import SeriesInfo
+    from medpipe.survey.lossy import open_guideline, with_lossy
+    from medpipe.survey.run import survey_rows
+    from medpipe.survey.sample import draw, strata
+
+    g = open_guideline("DRG")
+    series, measured = [], {}
+    for i in range(20):
+        raw, stored = 100_000 + 5_000 * i, 60_000 + 2_000 * i
+        s = SeriesInfo(f"st{i}", f"1.2.{i:03d}", "CT", "1.2.840.10008.1.2.1", 12, instances=4, frames=4,
+                       raw_bytes=raw, stored_bytes=stored)
+        series.append(s)
+        ladder = {f"cr{cr}": {"status": "ok", "raw_bytes": raw, "codestream_bytes": raw // cr,
+                              "bytes": raw // cr + 1_000, "encode_s": 0.1, "decode_s": 0.05, "max_abs_err": 9}
+                  for cr in (6 + i % 3, 9, 20)}  # 6-8: within 1:8; 9, 20: beyond
+        measured[s.series_uid] = {"series_uid": s.series_uid, "status": "ok", "stored_bytes": stored,
+                                  "modality": "CT", "body_part": "CHEST", "lossy": ladder,
+                                  "codecs": {"lossless": {"status": "ok", "bytes": stored // 2, "encode_s": 0.1,
+                                                          "decode_s": 0.1}}}
+    groups = strata(series)
+    full, choices = with_lossy(g, measured, ["cr20", "cr9", *{f"cr{6 + i % 3}" for i in range(20)}])
+    assert all(c["status"] == "ok" and c["cr"] <= 8 for c in choices.values())
+    labels = ["lossless", g.label]
+    truth = next(r for r in survey_rows(series, groups, full, labels, (g, choices))
+                 if r["lossy"] and r["modality"] == "ALL")
+    assert truth["ci_low"] == truth["ci_high"] == sum(c["bytes"] for c in choices.values())
+    picks = {u for uids in draw(groups, 0, 0.5).values() for u in uids}
+    rows = survey_rows(series, groups, {u: full[u] for u in picks}, labels, (g, choices))
+    lossy = next(r for r in rows if r["lossy"] and r["modality"] == "ALL")
+    lossless = next(r for r in rows if not r["lossy"] and r["modality"] == "ALL")
+    assert lossy["series_sampled"] == 10 and lossy["ci_low"] < truth["bytes_projected"] < lossy["ci_high"]
+    assert lossy["guideline"] == "DRG ct_other 1:8" and lossless["guideline"] == ""
+    assert lossless["bytes_projected"] != lossy["bytes_projected"]  # apart: the lossless row knows no lossy bytes
