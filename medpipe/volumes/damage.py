@@ -208,6 +208,9 @@ def header_range_problem(arr: np.ndarray, bits_stored: int, signed: bool) -> str
     return None
 
 
+LIKE = 0.9  # correlation with the nearest neighbour above which a slice is an image, however bright
+
+
 def _neighbours(i: int, n: int) -> list[int]:
     near = sorted((j for j in range(n) if j != i), key=lambda j: (abs(j - i), j))
     return near[:NEIGHBOURS]
@@ -220,6 +223,18 @@ def _row_roughness(sl: np.ndarray) -> np.ndarray:
     if sl.shape[0] > 1:
         vertical[:-1] = np.abs(np.diff(sl, axis=0)).mean(axis=1)
     return horizontal + vertical
+
+
+def _like_neighbour(pixels: np.ndarray, i: int, near: list[int], rows) -> bool:
+    """Whether slice ``i`` still shows what its nearest neighbour shows (Pearson r >= LIKE over the rows in
+    question): a slice acquired brighter or sharper than the others (ge_mprage_phantom slice 66, stored at 5 x
+    its neighbours' values, windowed 6020 by the scanner itself) is an image; a decoder's garbage is not."""
+    a = pixels[i] if rows is None else pixels[i][rows]
+    b = pixels[near[0]] if rows is None else pixels[near[0]][rows]
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    if a.std() == 0 or b.std() == 0:
+        return False
+    return float(np.corrcoef(a, b)[0, 1]) >= LIKE
 
 
 def series_outliers(pixels: np.ndarray, padding: tuple[int, int] | None) -> dict[int, str]:
@@ -261,13 +276,14 @@ def series_outliers(pixels: np.ndarray, padding: tuple[int, int] | None) -> dict
     rows, size = pixels.shape[1], pixels.shape[1] * pixels.shape[2]
     for i in range(n):
         near = _neighbours(i, n)
-        if outside[i] >= max(64, size // 200):
+        if outside[i] >= max(64, size // 50) and not _like_neighbour(pixels, i, near, None):
             found[i] = (f"{outside[i]} values far outside its neighbours' range (slice {int(lows[i])}..{int(highs[i])}"
                         f", neighbours {int(lows[near].min())}..{int(highs[near].max())})")
             continue
         limit = 4 * np.maximum(rough[near].max(axis=0), floor)
-        streaked = int(np.count_nonzero(rough[i] > limit))
-        if streaked >= max(8, rows // 50):
+        marked = rough[i] > limit
+        streaked = int(np.count_nonzero(marked))
+        if streaked >= max(8, rows // 50) and not _like_neighbour(pixels, i, near, marked):
             found[i] = (f"{streaked} of {rows} rows over 4 times rougher than the same rows of its neighbours "
                         "(the streaks of a decoder run past a damaged byte)")
     return found
