@@ -64,6 +64,14 @@ class Source(Protocol):
         counts them in ``self.progress`` (a :class:`medpipe.sources.progress.Progress`)."""
 
 
+def as_int(value) -> int | None:
+    """A metadata value as a whole number, None when absent or not a number (a peer's answer is not trusted)."""
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 class SourceError(InputError):
     """A PACS could not be queried or read (unknown host, refused, not authorised, a garbled answer, ...)."""
 

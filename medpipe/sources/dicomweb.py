@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
-from . import InstanceInfo, SourceError, check_part10
+from . import InstanceInfo, SourceError, as_int, check_part10
 from .address import Address
 from .cache import SeriesCache
 from .http import Http
@@ -30,12 +30,8 @@ def value(ds: dict, tag: str, default=None):
     return first.get("Alphabetic", default) if isinstance(first, dict) else first
 
 
-def _int(ds: dict, tag: str) -> int | None:
-    try:
-        v = value(ds, tag)
-        return int(v) if v is not None else None
-    except (TypeError, ValueError):
-        return None
+def _int_of(ds, key: str) -> int | None:
+    return as_int(value(ds, key))
 
 
 class DicomWebSource:
@@ -96,8 +92,8 @@ class DicomWebSource:
                 study_uid=study, series_uid=series, sop_uid=sop, sop_class=value(ds, "00080016", ""),
                 modality=value(ds, "00080060", ""), manufacturer=value(ds, "00080070", ""),
                 transfer_syntax=value(ds, "00083002") or value(ds, "00020010") or "",
-                bits_stored=_int(ds, "00280101"), rows=_int(ds, "00280010"), columns=_int(ds, "00280011"),
-                frames=_int(ds, "00280008") or 1, stored_bytes=None,  # QIDO-RS has no size; Orthanc does not say one
+                bits_stored=_int_of(ds, "00280101"), rows=_int_of(ds, "00280010"), columns=_int_of(ds, "00280011"),
+                frames=_int_of(ds, "00280008") or 1, stored_bytes=None,  # QIDO-RS has no size; Orthanc does not say one
                 study_date=value(ds, "00080020", "")))
         return out
 

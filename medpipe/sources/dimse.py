@@ -12,7 +12,7 @@ from typing import Iterator
 
 from pydicom.dataset import Dataset
 
-from . import InstanceInfo, SourceError, check_part10
+from . import InstanceInfo, SourceError, as_int, check_part10
 from .address import Address
 from .cache import SeriesCache
 from .dicomweb import note_syntax
@@ -30,12 +30,8 @@ def _value(ds: Dataset, key: str, default=None):
     return default if v in (None, "") else v
 
 
-def _int(ds: Dataset, key: str) -> int | None:
-    try:
-        v = _value(ds, key)
-        return int(v) if v is not None else None
-    except (TypeError, ValueError):
-        return None
+def _int_of(ds, key: str) -> int | None:
+    return as_int(_value(ds, key))
 
 
 class DimseSource:
@@ -138,8 +134,8 @@ class DimseSource:
                     study_uid=study, series_uid=series, sop_uid=sop, sop_class=str(_value(d, "SOPClassUID", "")),
                     modality=str(_value(meta, "Modality", "")), manufacturer=str(_value(meta, "Manufacturer", "")),
                     transfer_syntax=str(_value(d, "AvailableTransferSyntaxUID", "")),
-                    bits_stored=_int(d, "BitsStored"), rows=_int(d, "Rows"), columns=_int(d, "Columns"),
-                    frames=_int(d, "NumberOfFrames") or 1, study_date=str(_value(meta, "StudyDate", ""))))
+                    bits_stored=_int_of(d, "BitsStored"), rows=_int_of(d, "Rows"), columns=_int_of(d, "Columns"),
+                    frames=_int_of(d, "NumberOfFrames") or 1, study_date=str(_value(meta, "StudyDate", ""))))
         return out
 
     def instances(self) -> Iterator[InstanceInfo]:

@@ -111,6 +111,56 @@ def _fragments(ds) -> list[bytes]:
         raise InputError(f"encapsulated Pixel Data is damaged ({_short(exc)})") from None
 
 
+def _by_structure(ds, uid) -> Decoded | None:
+    """What the format's own structure says (structure.py), and RLE decoded by medpipe.rle, which checks every
+    segment; None when the pixels are for the decoders to judge."""
+    try:
+        fragments = _fragments(ds) if is_compressed_syntax(uid) else None
+    except InputError as exc:
+        return Decoded(np.empty(0), "structure", [str(exc)])
+    problems = structure_problems(ds, str(uid), fragments)
+    if problems:
+        return Decoded(np.empty(0), "structure", problems)
+    if str(uid) == RLE_LOSSLESS:
+        try:
+            return Decoded(decode_rle(ds, fragments), "medpipe.rle (PS3.5 Annex G)")
+        except DamagedInput as exc:
+            return Decoded(np.empty(0), "medpipe.rle", [str(exc)])
+    return None
+
+
+def _disagree(out: Decoded, name: str, other: np.ndarray, bits: int) -> None:
+    differ = _same(out.array, other, bits)
+    if differ:
+        out.problems.append(f"decoders disagree: {out.decoder} and {name} differ on "
+                            f"{'the shape' if differ < 0 else f'{differ} values'}")
+
+
+def _cross_check(out: Decoded, ds, decoder, plugins: list, ts, mono: bool, bits: int) -> None:
+    """A lossless codestream decoded again by every other installed decoder: a rejection or a difference is
+    evidence of damage (appended to ``out.problems``)."""
+    used = out.decoder
+    others = plugins[plugins.index(used) + 1:]
+    for plugin in others:
+        try:
+            with quiet():
+                other, _ = decoder.as_array(ds, decoding_plugin=plugin)
+        except Exception as exc:  # noqa: BLE001 - a rejection, judged below
+            if mono and not _feature_gap(_short(exc)):
+                out.problems.append(f"{plugin} rejects the codestream ({_short(exc)}) that {used} decodes")
+            continue
+        _disagree(out, plugin, other, bits)
+    if not others and mono and ts in IMAGECODECS_DECODERS:
+        second = _imagecodecs_frames(ds, IMAGECODECS_DECODERS[ts])
+        if second is not None:
+            name, other, why = second
+            if other is None:
+                if not _feature_gap(why):
+                    out.problems.append(f"{name} rejects the codestream ({why}) that {used} decodes")
+            else:
+                _disagree(out, name, other, bits)
+
+
 def decode_checked(ds, path: Path, cross_check: bool = True) -> Decoded:
     """First what the format's own structure says (structure.py); then decode ``ds`` with pydicom's plugins one at
     a time (as pydicom would), hearing every rejection, and with ``cross_check`` decode lossless codestreams again
@@ -118,19 +168,9 @@ def decode_checked(ds, path: Path, cross_check: bool = True) -> Decoded:
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if "PixelData" in ds and "Rows" in ds and "BitsAllocated" in ds:
-        compressed = is_compressed_syntax(uid)
-        try:
-            fragments = _fragments(ds) if compressed else None
-        except InputError as exc:
-            return Decoded(np.empty(0), "structure", [str(exc)])
-        problems = structure_problems(ds, str(uid), fragments)
-        if problems:
-            return Decoded(np.empty(0), "structure", problems)
-        if str(uid) == RLE_LOSSLESS:
-            try:
-                return Decoded(decode_rle(ds, fragments), "medpipe.rle (PS3.5 Annex G)")
-            except DamagedInput as exc:
-                return Decoded(np.empty(0), "medpipe.rle", [str(exc)])
+        judged = _by_structure(ds, uid)
+        if judged is not None:
+            return judged
     if uid is None or str(uid) in OWN_DECODERS or "PixelData" not in ds or not is_compressed_syntax(uid):
         return Decoded(decode_pixels(ds, path))
     from pydicom.pixels import get_decoder
@@ -167,31 +207,7 @@ def decode_checked(ds, path: Path, cross_check: bool = True) -> Decoded:
             if not _feature_gap(message):
                 out.problems.append(f"{plugin} rejects the codestream ({message}) that {used} decodes")
     if cross_check and exact:
-        others = plugins[plugins.index(used) + 1:]
-        for plugin in others:
-            try:
-                with quiet():
-                    other, _ = decoder.as_array(ds, decoding_plugin=plugin)
-            except Exception as exc:  # noqa: BLE001 - a rejection, judged below
-                if mono and not _feature_gap(_short(exc)):
-                    out.problems.append(f"{plugin} rejects the codestream ({_short(exc)}) that {used} decodes")
-                continue
-            differ = _same(arr, other, bits)
-            if differ:
-                out.problems.append(f"decoders disagree: {used} and {plugin} differ on "
-                                    f"{'the shape' if differ < 0 else f'{differ} values'}")
-        if not others and mono and ts in IMAGECODECS_DECODERS:
-            second = _imagecodecs_frames(ds, IMAGECODECS_DECODERS[ts])
-            if second is not None:
-                name, other, why = second
-                if other is None:
-                    if not _feature_gap(why):
-                        out.problems.append(f"{name} rejects the codestream ({why}) that {used} decodes")
-                else:
-                    differ = _same(arr, other, bits)
-                    if differ:
-                        out.problems.append(f"decoders disagree: {used} and {name} differ on "
-                                            f"{'the shape' if differ < 0 else f'{differ} values'}")
+        _cross_check(out, ds, decoder, plugins, ts, mono, bits)
     return out
 
 
