@@ -58,8 +58,10 @@ def base_row(volume, spec: CodecSpec) -> dict:
 
 @dataclass
 class CellResult:
-    """What one cell gives back: its row; the verified streams and the value mapping (so the client can write
-    them as DICOM without encoding twice); the restored slices the report's heatmaps draw ({index: 2-D array})."""
+    """What one cell gives back, from the worker to the client as it is (it pickles for process pools and Dask):
+    its row; the verified streams and the value mapping (so the client can write them as DICOM without encoding
+    twice); the restored slices the report's heatmaps draw ({index: 2-D array}). At the client the matrix hands
+    it to each sink (:func:`medpipe.matrix.execute`); each takes the part it consumes."""
 
     row: Row
     encoded: object = None
@@ -82,7 +84,7 @@ def dicom_syntax(spec: CodecSpec, shape, mapping) -> tuple[str | None, str]:
 def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings, keep: tuple[int, ...] = ()
              ) -> dict:
     """One cell -> ``{"row", "encoded", "mapping", "kept"}`` (never raises for a codec's own failure): the plain
-    form of :func:`measure_cell` (see :class:`CellResult`), as workers send it back and the result store keeps it."""
+    form of :func:`measure_cell` for scripts that read the row as a dict (the matrix itself keeps it typed)."""
     return measure_cell(volume, spec, ctx, settings, keep).as_dict()
 
 
