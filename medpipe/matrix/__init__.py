@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..codecs import CodecContext
 from ..options import Option
-from .cell import CellResult, CellSettings, cell_id, measure_cell, run_cell
+from .cell import CellResult, CellSettings, cell_id, measure_cell
 from .resources import cap_jobs_for_memory, default_jobs, peak_rss_mb
 from .schedule import Outcome, execute, plan_cells, timing_note
 from .store import STORE, ResultStore, find_resume_folder
@@ -51,4 +51,4 @@ def run_matrix(volumes: list, specs, ctx: CodecContext, settings: CellSettings, 
 
 __all__ = ["CODEC_THREADS", "MATRIX_OPTIONS", "STAGE_DIR", "STORE", "CellResult", "CellSettings", "Outcome",
            "ResultStore", "cell_id", "default_jobs", "execute", "find_resume_folder", "measure_cell", "peak_rss_mb",
-           "plan_cells", "render_table", "run_cell", "run_matrix", "timing_note"]
+           "plan_cells", "render_table", "run_matrix", "timing_note"]
