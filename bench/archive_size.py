@@ -43,6 +43,11 @@ DATA = next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "dat
 DEV = ["ct_head/philips_phantom_stereotaxis_a", "ct_head/philips_phantom_stereotaxis_b",
        "ct_chest/acrin_flt_breast_001/series_2_805941", "ct_chest/acrin_flt_breast_001/series_2_729346",
        "ct_head/cq500_ct0", "ct_head/cq500_ct5", "ct_head/ge_dcmqa_human", "mr/siemens_t1_sag_brain"]
+# the 2026-12-04 additions (../shared/data/DATA.md): CT and MR series the archive had not been measured on
+NEW = ["ct_chest/acrin_flt_breast_013", "ct_abdomen/pancreas_ct_cb_001", "ct_chest/lidc_idri_0001",
+       "ct_chest/lung_dx_a0002/series_2_b70f", "ct_chest/lung_dx_a0002/series_3_b40f", "mr/rembrandt_hf0990_flair",
+       "mr/cptac_c3l03728_t1se", "mr/ge_dti_phantom", "pet/qin_headneck_01_0024"]
+SETS = {"dev": DEV, "new": NEW, "all": DEV + NEW}
 TARGET = 1.10
 COLUMNS = ["group", "scans", "slices", "kept", "archive_bytes", "streams", "headers", "input_bytes", "jxl_dicom_bytes",
            "jxl_codestreams", "jpegls_dicom_bytes", "vs_input", "headline", "vs_jpegls", "candidates"]
@@ -54,9 +59,12 @@ def main() -> int:
     ap.add_argument("--effort", type=int, default=7, help="JPEG XL effort of the archive's JPEG XL candidates")
     ap.add_argument("--out", type=Path, default=ROOT / "results", help="where archive_size-<stamp>/ is written")
     ap.add_argument("--keep", action="store_true", help="keep the archive (else it is built in a temporary folder)")
+    ap.add_argument("--set", choices=tuple(SETS), default="dev",
+                    help="dev: the 8 scans of the first measurement; new: the 2026-12-04 additions; all: both")
     args = ap.parse_args()
     console = Console(width=180)
-    missing = [d for d in DEV if not (DATA / d).is_dir()]
+    scans = SETS[args.set]
+    missing = [d for d in scans if not (DATA / d).is_dir()]
     if missing:
         console.print(f"dev data missing: {', '.join(missing)} (expected under {DATA})")
         return 2
@@ -69,7 +77,7 @@ def main() -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medpipe-bench-") as tmp:
         where = folder / "archive" if args.keep else Path(tmp) / "archive"
-        index = build_archive([_source(DATA / d) for d in DEV], where, settings, ctx, console)
+        index = build_archive([_source(DATA / d) for d in scans], where, settings, ctx, console)
         sizes = {f["path"]: f["bytes"] for f in index["files"]}
         sealing = (where / "index.json").stat().st_size + (where / "SEAL").stat().st_size
     build_s = time.perf_counter() - t0
@@ -85,7 +93,7 @@ def main() -> int:
     write_csv(folder / "archive_size.csv", rows, COLUMNS)
     atomic_write_text(folder / "archive_size.json", json.dumps(
         {"rows": rows, "target": TARGET, "build_seconds": round(build_s, 1), "settings": index["settings"],
-         "tools": index["tools"], "libraries": library_versions(), "inputs": DEV}, indent=1, default=str))
+         "tools": index["tools"], "libraries": library_versions(), "inputs": scans}, indent=1, default=str))
     console.print(f"written: {folder}")
     return 0
 

@@ -12,7 +12,7 @@ import csv
 import sys
 from pathlib import Path
 
-IGNORED = {"encode_ms", "decode_ms", "map_ms", "metrics_ms", "dicom_dir"}
+IGNORED = {"encode_ms", "decode_ms", "map_ms", "prepare_ms", "metrics_ms", "dicom_dir"}
 
 
 def rows(path: Path) -> dict[tuple[str, str], dict]:

@@ -263,7 +263,8 @@ def main() -> int:
                   f"[{rows[0][1].version(ctx)}]")
         results[rel] = run_series(rel, frames, rows, ctx, args)
     labels = [label for label, _ in rows] + (["ffv1"] if args.ffv1 else [])
-    for name, group in (("TUNED (parameters chosen on these)", TUNED), ("UNSEEN (no parameter chosen on these)", UNSEEN)):
+    for name, group in (("TUNED (parameters chosen on these)", TUNED),
+                        ("UNSEEN (no parameter chosen on these)", UNSEEN)):
         summary(name, {k: v for k, v in results.items() if k in group}, labels)
         summary(f"  {name.split()[0]} CT and MR only", {k: v for k, v in results.items()
                                                        if k in group and kind(k) in ("CT", "MR")}, labels)

@@ -58,7 +58,14 @@ def load_survey(folder: Path) -> tuple[list[SeriesInfo], dict, list[str]]:
     if missing:
         raise SystemExit(f"{folder}: {len(missing)} of {len(series)} series not measured; run the survey with "
                          "--sample 1 (or --resume it) first")
-    return series, measured, [c["label"] for c in doc["provenance"]["codecs"]]
+    labels = [c["label"] for c in doc["provenance"]["codecs"]]
+    if doc.get("lossy"):  # a --lossy survey: its lossy row is one more "codec" (each series' choice is its own)
+        from medpipe.survey.lossy import open_guideline, with_lossy
+
+        g = open_guideline(doc["lossy"]["guideline"], doc["lossy"]["limits_file"])
+        measured, _ = with_lossy(g, measured, [c["label"] for c in doc["lossy"]["ladder"]])
+        labels.append(g.label)
+    return series, measured, labels
 
 
 def run_full(data: Path, out: Path) -> Path:

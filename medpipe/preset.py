@@ -117,7 +117,8 @@ def _survey_section(top: dict, base: Path, where: str) -> dict | None:
     survey = check_section(top["survey"], SURVEY_OPTIONS, f"{where}survey")
     if not survey["sources"]:
         raise PresetError(f"{where}survey.sources: list at least one folder tree, DICOMweb URL or DIMSE address")
-    return {**survey, "sources": resolve_sources(list(survey["sources"]), base)}
+    limits = str(_path(survey["limits"], base)) if survey["limits"] else None
+    return {**survey, "sources": resolve_sources(list(survey["sources"]), base), "limits": limits}
 
 
 def _path(text, base: Path) -> Path:

@@ -34,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strata", default="modality,syntax,bits", help="what makes a stratum (default "
                    "modality,syntax,bits)")
     p.add_argument("--ffmpeg", help="ffmpeg binary (video codecs only)")
+    p.add_argument("--lossy", metavar="GUIDELINE", help="also rows for lossy settings within this clinical "
+                   "guideline's limits (a source of the limits file, e.g. DRG or CAR), flagged lossy")
+    p.add_argument("--limits", type=Path, help="clinical limits file for --lossy (default: the shipped "
+                   "medpipe/report/clinical_limits.yaml)")
+    p.add_argument("--lossy-codecs", help="the lossy settings tried per series, as --codecs (default: JPEG-LS "
+                   "NEAR=1, 2; JPEG XL distance 0.1, 0.25, 0.5, 1, 2)")
     add_pacs_arguments(p)
 
 
@@ -41,10 +47,10 @@ def _say(console):
     return lambda text: console.print(str(text), highlight=False, markup=False)
 
 
-def make_specs(entries) -> tuple:
+def make_specs(entries, default=None, where: str = "codecs") -> tuple:
     from ..survey import DEFAULT_CODECS
 
-    specs = tuple(parse_codec(e, f"codecs[{i}]") for i, e in enumerate(entries or DEFAULT_CODECS))
+    specs = tuple(parse_codec(e, f"{where}[{i}]") for i, e in enumerate(entries or default or DEFAULT_CODECS))
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         twice = sorted({x for x in labels if labels.count(x) > 1})
@@ -62,15 +68,34 @@ def strata_keys(value) -> tuple:
     return keys
 
 
+def lossy_plan(guideline: str | None, limits, entries, lossless: tuple) -> dict:
+    """SurveyPlan's lossy fields: the guideline (checked before any work: one line when it is not in the file)
+    and its ladder of lossy settings."""
+    from ..survey.lossy import DEFAULT_LADDER, open_guideline
+
+    if not guideline:
+        if entries or limits:
+            raise PresetError("--lossy-codecs and --limits need --lossy GUIDELINE (e.g. --lossy DRG)")
+        return {}
+    specs = make_specs(entries, DEFAULT_LADDER, "lossy_codecs")
+    clash = sorted({s.label for s in specs} & {s.label for s in lossless})
+    if clash:
+        raise PresetError(f"lossy_codecs: labels {clash} are also lossless codecs' labels (add 'label:')")
+    return {"guideline": open_guideline(guideline, limits), "lossy_specs": specs}
+
+
 def main(args: argparse.Namespace, console) -> int:
     from ..survey import open_sources
     from ..survey.run import SurveyPlan, run_survey
 
     entries = [parse_codec_arg(t) for t in args.codecs.split(";") if t.strip()] if args.codecs else None
     fraction = args.sample if args.sample is not None or args.per_stratum is not None else 0.1
-    plan = SurveyPlan(specs=make_specs(entries), fraction=fraction, per_stratum=args.per_stratum, seed=args.seed,
+    lossy = [parse_codec_arg(t) for t in args.lossy_codecs.split(";") if t.strip()] if args.lossy_codecs else None
+    specs = make_specs(entries)
+    plan = SurveyPlan(specs=specs, fraction=fraction, per_stratum=args.per_stratum, seed=args.seed,
                       out=args.out, name=args.name, jobs=args.jobs, scheduler=args.scheduler, resume=args.resume,
-                      ffmpeg=args.ffmpeg, strata_keys=strata_keys(args.strata))
+                      ffmpeg=args.ffmpeg, strata_keys=strata_keys(args.strata),
+                      **lossy_plan(args.lossy, args.limits, lossy, specs))
     run_survey(open_sources(args.sources, pacs_settings(args, None, plan.out), say=_say(console)), plan, console)
     return 0
 
@@ -92,10 +117,12 @@ def run_preset_survey(preset, console, out: Path | None = None, jobs: int | None
 
     sv = preset.survey
     fraction = sv["sample"] if sv["sample"] is not None or sv["per_stratum"] is not None else 0.1
-    plan = SurveyPlan(specs=preset.codecs or make_specs(None), fraction=fraction, per_stratum=sv["per_stratum"],
+    specs = preset.codecs or make_specs(None)
+    plan = SurveyPlan(specs=specs, fraction=fraction, per_stratum=sv["per_stratum"],
                       seed=sv["seed"], out=out or preset.output, name=preset.name, jobs=jobs,
                       scheduler=scheduler, resume=resume, ffmpeg=ffmpeg or preset.ffmpeg,
-                      strata_keys=strata_keys(sv["strata"]))
+                      strata_keys=strata_keys(sv["strata"]),
+                      **lossy_plan(sv.get("lossy"), sv.get("limits"), sv.get("lossy_codecs"), specs))
     settings = pacs_settings(args, preset.input_options.get("pacs"), plan.out)
     run_survey(open_sources(list(sv["sources"]), settings, say=_say(console)), plan, console)
     return 0

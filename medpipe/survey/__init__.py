@@ -4,6 +4,7 @@ from a seeded sample of its series with 95 % intervals (README "RQ1: surveying a
     inventory.py  every instance's metadata (folder header reads, or a PACS source) -> series
     sample.py     strata (modality x stored syntax x depth class) and the seeded draw
     measure.py    one sampled series through every codec (matrix cell + DICOM writer)
+    lossy.py      --lossy: the ladder of lossy settings, each series' best one within a clinical limit
     estimate.py   ratio estimators, stratified totals, intervals
     run.py        the survey from start to end (executors, --resume store)
     output.py     survey.csv, survey.json;  table.py: columns, formats, console table;  page.py: survey.html
@@ -27,6 +28,11 @@ SURVEY_OPTIONS: dict[str, Option] = {
     "per_stratum": Option(int, None, "series to measure per stratum (instead of a fraction)", range=(1, 10 ** 6)),
     "seed": Option(int, 0, "seed of the sample (same seed, same series)"),
     "strata": Option(list, ["modality", "syntax", "bits"], "what makes a stratum", item=str),
+    "lossy": Option(str, None, "also lossy rows within this clinical guideline (a source of the limits file: DRG, "
+                    "CAR)"),
+    "limits": Option(str, None, "clinical limits file (relative to the preset; default: the shipped one)"),
+    "lossy_codecs": Option(list, None, "the lossy settings tried per series (codec entries; default: "
+                           "survey.lossy.DEFAULT_LADDER)", item=(dict, str)),
 }
 
 

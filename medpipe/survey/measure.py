@@ -24,6 +24,8 @@ from ..volumes.dicom import read_dicom
 from ..volumes.series import Member, assemble
 
 SETTINGS = CellSettings(repeat=1, ssim=False, fill_depth=False, codec_threads=1)
+LOSSY_SETTINGS = CellSettings(repeat=1, ssim=True, fill_depth=False, codec_threads=1)  # lossy rows: SSIM too
+QUALITY = ("max_abs_err", "psnr_db", "ssim")  # of a lossy setting; a series' worst volume counts
 
 
 # The readers' damage heuristic (values far outside the neighbours' range) is for telling a decoder's garbage from
@@ -57,16 +59,19 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
-def code_volume(vol, spec, ctx, scratch: Path) -> dict:
-    """One (volume, codec): bytes as DICOM (or codestream + headers), codestream bytes, times, verdict."""
-    out = measure_cell(vol, spec, ctx, SETTINGS)
+def code_volume(vol, spec, ctx, scratch: Path, lossy: bool = False) -> dict:
+    """One (volume, codec): bytes as DICOM (or codestream + headers), codestream bytes, times, verdict. ``lossy``:
+    a setting of the --lossy ladder (its quality is kept; it need not be bit-exact)."""
+    out = measure_cell(vol, spec, ctx, LOSSY_SETTINGS if lossy else SETTINGS)
     row = out.row
     result = {"status": row.status, "reason": row.reason or "", "codestream_bytes": row.compressed_bytes,
               "encode_s": (row.encode_ms or 0) / 1000, "decode_s": (row.decode_ms or 0) / 1000,
               "raw_bytes": vol.raw_bytes, "dicom_ts": None}
+    if lossy:
+        result.update({k: getattr(row, k) for k in QUALITY})
     if row.status != "ok":
         return result
-    if not (row.lossless and row.exact):
+    if not lossy and not (row.lossless and row.exact):
         return {**result, "status": "lossy", "reason": "not bit-exact: only lossless rows are surveyed"}
     if row.dicom_ts:
         DicomSink(scratch, ctx, verify=True)(vol, spec, out)  # records what it wrote in the row
@@ -87,9 +92,20 @@ def add(total: dict | None, part: dict) -> dict:
     out = dict(total)
     for key in ("codestream_bytes", "encode_s", "decode_s", "raw_bytes", "bytes"):
         out[key] = (total.get(key) or 0) + (part.get(key) or 0)
+    for key in QUALITY:  # max error: the largest; PSNR, SSIM: the lowest
+        values = [v for v in (total.get(key), part.get(key)) if v is not None]
+        if key in total:
+            out[key] = (max if key == "max_abs_err" else min)(values) if values else None
     if part["status"] != "ok" and out["status"] == "ok":
         out.update(status=part["status"], reason=part["reason"])
     return out
+
+
+def code_series(vols: list, spec, ctx, scratch: Path, lossy: bool = False) -> dict:
+    total = None
+    for vol in vols:
+        total = add(total, code_volume(vol, spec, ctx, scratch, lossy))
+    return total
 
 
 def measure_series(task: dict) -> dict:
@@ -102,12 +118,13 @@ def measure_series(task: dict) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix=".measure-", dir=task.get("scratch")))
     try:
         vols = series_volumes(paths, "series")
-        record["raw_bytes"] = sum(v.raw_bytes for v in vols)
+        record.update(raw_bytes=sum(v.raw_bytes for v in vols), modality=vols[0].modality,
+                      body_part=vols[0].body_part)
         for spec in task["specs"]:
-            total = None
-            for vol in vols:
-                total = add(total, code_volume(vol, spec, ctx, scratch))
-            record["codecs"][spec.label] = total
+            record["codecs"][spec.label] = code_series(vols, spec, ctx, scratch)
+        if task.get("lossy_specs"):  # --lossy: the ladder, kept apart from the lossless codecs
+            record["lossy"] = {spec.label: code_series(vols, spec, ctx, scratch, lossy=True)
+                               for spec in task["lossy_specs"]}
     except OutputError:
         raise  # disk full or read-only scratch: the survey stops with one line (measured series are kept)
     except MedpipeError as exc:

@@ -13,7 +13,7 @@ from pydicom import uid as uids
 from ..dicom.syntaxes import SYNTAXES
 from ..files import atomic_write_text
 from ..report.figures import Figures, codec_color, pyplot
-from .table import COLUMNS, gb, pct, unit_for
+from .table import COLUMNS, codec_cell, gb, pct, unit_for
 
 SYNTAX_NAMES = {uids.ImplicitVRLittleEndian: "Implicit VR LE", uids.ExplicitVRLittleEndian: "Explicit VR LE",
                 uids.ExplicitVRBigEndian: "Explicit VR BE", uids.JPEGBaseline8Bit: "JPEG Baseline",
@@ -40,7 +40,8 @@ def saving_figure(figs: Figures, rows: list[dict], codec_of: dict) -> dict:
                 continue
             x = i + (j - (len(labels) - 1) / 2) * width
             s, lo, hi = 100 * r["saving"], 100 * r["saving_low"], 100 * r["saving_high"]
-            ax.bar(x, s, width * 0.9, color=codec_color(codec_of.get(label, label)), label=label if i == 0 else None)
+            ax.bar(x, s, width * 0.9, color=codec_color(codec_of.get(label, label)), label=label if i == 0 else None,
+                   hatch="//" if r.get("lossy") else None, edgecolor="#333333" if r.get("lossy") else None)
             ax.errorbar(x, s, yerr=[[s - lo], [hi - s]], fmt="none", ecolor="#333333", capsize=3, lw=1)
     ax.set_xticks(range(len(modalities)))
     ax.set_xticklabels(modalities)
@@ -51,7 +52,8 @@ def saving_figure(figs: Figures, rows: list[dict], codec_of: dict) -> dict:
     fig.tight_layout()
     return figs.save(fig, "saving", "bars", "Saving per modality and codec", 1,
                      "Bytes saved by re-encoding, per modality and for the whole archive (ALL); whiskers: 95 % "
-                     "intervals (zero width where every series was measured).")
+                     "intervals (zero width where every series was measured). Hatched: lossy rows (--lossy), held to a "
+                     "clinical limit, not lossless.")
 
 
 def syntax_figure(figs: Figures, inventory: list[dict]) -> dict:
@@ -98,6 +100,17 @@ def _img(folder: Path, item: dict) -> str:
             f"<figcaption>{html.escape(item['caption'])}</figcaption></figure>")
 
 
+def lossy_text(doc: dict) -> str:
+    """What the lossy rows are (empty without --lossy)."""
+    lossy = doc.get("lossy")
+    if not lossy:
+        return ""
+    ladder = ", ".join(html.escape(c["label"]) for c in lossy["ladder"])
+    return (f"<p><b>Lossy rows</b> (shaded, hatched bars): not lossless. Per series the smallest of {ladder} whose "
+            f"compression ratio is within the limits of {html.escape(lossy['name'])} ({html.escape(lossy['guideline'])}"
+            f", {html.escape(Path(lossy['limits_file']).name)}); kept apart from the lossless totals.</p>")
+
+
 def write_page(folder: Path, doc: dict) -> Path:
     rows = doc["rows"]
     codec_of = {c["label"]: c["codec"] for c in doc["provenance"]["codecs"]}
@@ -110,18 +123,20 @@ def write_page(folder: Path, doc: dict) -> Path:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in names)
     body = []
     for r in rows:
-        cells = [r["modality"], r["codec"], r["series_total"], r["series_sampled"], gb(r["bytes_now"], f),
+        cells = [r["modality"], codec_cell(r), r["series_total"], r["series_sampled"], gb(r["bytes_now"], f),
                  gb(r["bytes_projected"], f), f"{gb(r['ci_low'], f)} - {gb(r['ci_high'], f)}", pct(r["saving"]),
                  f"{pct(r['saving_low'])} - {pct(r['saving_high'])}", f"{r['encode_core_hours']:.3f}",
                  "-" if r["decode_s_per_study"] is None else f"{r['decode_s_per_study']:.2f}"]
-        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        body.append(("<tr class='lossy'>" if r.get("lossy") else "<tr>") + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     sources = ", ".join(html.escape(s["source"]) for s in doc["inventory"]["sources"])
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>medpipe survey</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}img{{max-width:100%}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}img{{max-width:100%}}
+tr.lossy td{{background:#fbe9f3;font-style:italic}}</style></head><body>
 <h1>What re-encoding would save</h1>
 <p>Sources: {sources}. Seed {doc['seed']}; sample fraction {doc['fraction']}, per stratum {doc['per_stratum']}.</p>
 {''.join(_img(figs.folder, i) for i in items)}
+{lossy_text(doc)}
 <table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
 <h2>How the figures are computed</h2><p>{html.escape(doc['provenance']['method'])}</p>
 </body></html>"""

@@ -17,6 +17,7 @@ from ..matrix.executors import DaskCluster, LocalPool
 from ..results import run_folder
 from .estimate import Stratum, codec_values, combine, pooled_cv, stored_values
 from .inventory import SeriesInfo, summary, take_inventory
+from .lossy import Guideline, guideline_of, held_to
 from .measure import measure_series
 from .sample import STRATA_KEYS, draw, strata
 
@@ -34,10 +35,16 @@ class SurveyPlan:
     resume: bool = False
     ffmpeg: str | None = None
     strata_keys: tuple = STRATA_KEYS
+    lossy_specs: tuple = ()  # --lossy: the ladder of lossy settings (survey.lossy)
+    guideline: Guideline | None = None  # --lossy: the clinical limit they are held to
 
     def settings(self) -> dict:
-        """What makes a stored measurement reusable (--resume): the codecs and their parameters."""
-        return {"codecs": [s.canonical() for s in self.specs], "labels": [s.label for s in self.specs]}
+        """What makes a stored measurement reusable (--resume): the codecs and their parameters (and the lossy
+        ladder when there is one; not the guideline, which only chooses among measured settings)."""
+        out = {"codecs": [s.canonical() for s in self.specs], "labels": [s.label for s in self.specs]}
+        if self.lossy_specs:
+            out["lossy"] = [[s.canonical(), s.label] for s in self.lossy_specs]
+        return out
 
 
 def series_key(uid: str) -> str:
@@ -138,6 +145,7 @@ def _measure_loop(todo: list[tuple], plan: SurveyPlan, folder: Path, store: Resu
                 dest = fetch_root / safe_component(series_key(s.series_uid))
                 paths = source.fetch_series(s.study_uid, s.series_uid, dest)
                 task = {"series_uid": s.series_uid, "paths": [str(p) for p in paths], "specs": list(plan.specs),
+                        "lossy_specs": list(plan.lossy_specs),
                         "ffmpeg": plan.ffmpeg, "scratch": str(make_dirs(folder / ".scratch"))}
                 pending[ex.submit(task)] = (s, dest, task)
             finished, _ = ex.wait(set(pending))
@@ -175,8 +183,10 @@ def make_strata(groups: dict[str, list[SeriesInfo]], measured: dict[str, dict]) 
     return out
 
 
-def survey_rows(series: list[SeriesInfo], groups: dict, measured: dict[str, dict], labels: list[str]) -> list[dict]:
-    """One row per (modality, codec) and per (ALL, codec)."""
+def survey_rows(series: list[SeriesInfo], groups: dict, measured: dict[str, dict], labels: list[str],
+                guideline: tuple | None = None) -> list[dict]:
+    """One row per (modality, codec) and per (ALL, codec); with ``guideline`` (Guideline, its choices per series)
+    one more row per modality flagged lossy, after the lossless ones."""
     all_strata = make_strata(groups, measured)
     x_prior = pooled_cv([st for st in all_strata if not st.bytes_known], stored_values)
     priors = {label: (pooled_cv(all_strata, lambda st, lab=label: codec_values(st, lab, "bytes")), x_prior)
@@ -191,7 +201,11 @@ def survey_rows(series: list[SeriesInfo], groups: dict, measured: dict[str, dict
             if s.series_uid in uids:
                 studies[s.study_uid] = studies.get(s.study_uid, 0.0) + float(s.raw_bytes or s.frames)
         for label in labels:
-            rows.append({"modality": modality, "codec": label, **combine(chosen, label, studies, priors[label])})
+            row = {"modality": modality, "codec": label, **combine(chosen, label, studies, priors[label])}
+            g, choices = guideline or (None, {})
+            is_lossy = g is not None and label == g.label  # flagged, in a row of its own: never in a lossless total
+            row.update(lossy=is_lossy, guideline=guideline_of(g, choices, uids) if is_lossy else "")
+            rows.append(row)
     return rows
 
 
@@ -233,13 +247,19 @@ def run_survey(sources: list, plan: SurveyPlan, console) -> tuple[Path, dict]:
     measure_all(todo, replace(plan, jobs=jobs), folder, store, console)
     measure_s = (datetime.now(timezone.utc) - t0).total_seconds()
     measured = last_records(store, set(wanted))
-    rows = survey_rows(series, groups, measured, [s.label for s in plan.specs])
+    labels = [s.label for s in plan.specs]
+    if plan.guideline is None:
+        rows, lossy_doc = survey_rows(series, groups, measured, labels), None
+    else:  # --lossy: the guideline's choice per series, one more "codec" of copied records
+        estimated, lossy_doc = held_to(plan.guideline, plan.lossy_specs, measured, console)
+        rows = survey_rows(series, groups, estimated, labels + [plan.guideline.label],
+                           (plan.guideline, lossy_doc["choices"]))
     doc = {"rows": rows, "inventory": {"sources": facts, "by_modality_syntax": summary(series)},
            "strata": [{"name": n, "series_total": len(groups[n]), "series_sampled": len(picks[n]),
                        "sampled": picks[n]} for n in groups],
            "series": [s.as_dict() for s in series], "measured": measured,
            "seed": plan.seed, "fraction": plan.fraction, "per_stratum": plan.per_stratum,
            "strata_keys": list(plan.strata_keys), "started": started.isoformat(), "measure_s": round(measure_s, 1),
-           "jobs": jobs}
+           "jobs": jobs, "lossy": lossy_doc}
     write_outputs(folder, doc, plan, console)
     return folder, doc

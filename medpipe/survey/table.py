@@ -6,7 +6,7 @@ import math
 
 COLUMNS = ["modality", "codec", "series_total", "series_sampled", "bytes_now", "bytes_now_low", "bytes_now_high",
            "bytes_projected", "ci_low", "ci_high", "saving", "saving_low", "saving_high", "ratio",
-           "encode_core_hours", "decode_s_per_study", "df"]
+           "encode_core_hours", "decode_s_per_study", "df", "lossy", "guideline"]
 
 METHOD = ("Per stratum (modality x stored transfer syntax x depth class) a ratio estimator: total = auxiliary total "
           "x sum(measured)/sum(auxiliary), the auxiliary being stored bytes (or raw pixel bytes when the source does "
@@ -15,7 +15,12 @@ METHOD = ("Per stratum (modality x stored transfer syntax x depth class) a ratio
           "series is measured. bytes_now/bytes_projected: whole DICOM files (headers + encapsulated pixel data) "
           "as the DICOM writer makes them; lossless3d has no transfer syntax: codestream + the stored headers. "
           "encode_core_hours: the codec call's time on one thread, projected to every series. decode_s_per_study: "
-          "projected decode time in proportion to the median study's raw pixel bytes.")
+          "projected decode time in proportion to the median study's raw pixel bytes. Rows flagged lossy (--lossy "
+          "GUIDELINE): per measured series the smallest DICOM output among the lossy settings whose compression ratio "
+          "(raw pixel bytes / codestream bytes) is within the guideline's limit for the series' modality and region "
+          "(the series as stored when none is, when none is smaller, or when the guideline has no limit for it), "
+          "projected by the same estimator; its encode and decode times are the chosen setting's. Lossy rows are "
+          "never part of a lossless row's total.")
 
 
 UNITS = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6))
@@ -35,6 +40,11 @@ def pct(v) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f} %"
 
 
+def codec_cell(r: dict) -> str:
+    """The codec column: a lossy row says so, with the limit it was held to."""
+    return f"{r['codec']} [LOSSY: {r['guideline']}]" if r.get("lossy") else r["codec"]
+
+
 def render(rows: list[dict], console) -> None:
     from rich.table import Table
 
@@ -44,9 +54,10 @@ def render(rows: list[dict], console) -> None:
                  "saving 95 %", "encode core-h", "decode s/study"):
         t.add_column(head, justify="left" if head in ("modality", "codec") else "right")
     for r in rows:
-        t.add_row(r["modality"], r["codec"], f"{r['series_sampled']}/{r['series_total']}", gb(r["bytes_now"], f),
+        t.add_row(r["modality"], codec_cell(r), f"{r['series_sampled']}/{r['series_total']}", gb(r["bytes_now"], f),
                   gb(r["bytes_projected"], f), f"{gb(r['ci_low'], f)}-{gb(r['ci_high'], f)}", pct(r["saving"]),
                   f"{pct(r['saving_low'])}-{pct(r['saving_high'])}", f"{r['encode_core_hours']:.3f}",
                   "-" if r["decode_s_per_study"] is None else f"{r['decode_s_per_study']:.2f}",
-                  end_section=r is rows[-1] or rows[rows.index(r) + 1]["modality"] != r["modality"])
+                  end_section=r is rows[-1] or rows[rows.index(r) + 1]["modality"] != r["modality"],
+                  style="magenta" if r.get("lossy") else None)
     console.print(t)

@@ -2,7 +2,8 @@
 
 API: ``encode_volume(volume, bits=None) -> bytes`` for a (slices, rows, cols) uint8 / uint16 / int8 / int16 array
 (any depth up to 16 bits, signed or not) and ``decode_volume(data, expected_shape=None, expected_dtype=None)
--> ndarray`` (same dtype, shape, values); a truncated, damaged, foreign or newer stream raises :class:`StreamError`. The matrix codec is
+-> ndarray`` (same dtype, shape, values); a truncated, damaged, foreign or newer stream raises
+:class:`StreamError`. The matrix codec is
 :class:`.codec.Lossless3D` (``codec: lossless3d``). The inner loop is numba (``@njit(cache=True)``): compiled once
 per machine and loaded from numba's cache afterwards; :meth:`.codec.Lossless3D.prepare` does it before a timed
 call.
@@ -33,9 +34,9 @@ Entropy coder: binary arithmetic coding (32-bit, carry-less, lpaq style, 16-bit 
 magnitude class (bit length of |e|) is coded by a unary walk up or down from the class expected at (q, qe) (a
 running mean), then the sign, then the two bits under the leading one; each of these decisions mixes four
 adaptive counters (contexts: texture x q, qe, error signs x q, spread) in a logistic mixer (lpaq's, integer,
-weight set by decision, q and qe). Lower mantissa bits use one adaptive counter per (class, bit, q / 4). About 3.7 binary decisions
-per voxel. A counter holds its probability and its count in one int64 word; all coder state is one array
-(numba reference-counts every array handed to a function: one array instead of eight halved the time).
+weight set by decision, q and qe). Lower mantissa bits use one adaptive counter per (class, bit, q / 4). About
+3.7 binary decisions per voxel. A counter holds its probability and its count in one int64 word; all coder
+state is one array (numba reference-counts every array handed to a function: one array instead of eight halved the time).
 
 Stream format (little-endian): a 40-byte header, then the payload.
   0 magic "MP3D" | 4 version (2) | 5 flags: low 6 bits model features (F_* in model.py), high 2 bits mode
@@ -43,6 +44,11 @@ Stream format (little-endian): a 40-byte header, then the payload.
   1 uint16, 2 int8, 3 int16) | 8 slices, 12 rows, 16 cols (uint32) | 20 lo: the minimum value (int32; the coder
   codes value - lo) | 24 maxval = max - lo (uint32) | 28 payload length (uint32) | 32 CRC32 of the decoded values
   (little-endian bytes of the sample type) | 36 CRC32 of bytes 0-35 and the payload.
+A coded payload starts with its slab table: slab count (uint16), options (uint8; bit 0: value table), 0
+(uint8), each slab's code length (uint32); with a value table, its length (uint32) and the table (the steps
+between the used values as uint16, deflated: values.py); then each slab's arithmetic code. Slabs are equal runs
+of slices coded independently (fresh model), so threads decode them in parallel; with a value table the coder
+codes each value's rank in the table.
 The stream CRC rejects any damage before decoding starts (fast, and the decoder never meets random bytes by
 chance); the values CRC checks the decoded volume end to end, so a decoder bug or a damaged stream that slipped
 past the first check can never return wrong values silently. A coding that would not be smaller than the raw
@@ -50,8 +56,9 @@ samples is stored raw (worst case: raw size + 40 bytes); a constant volume is th
 checks the header before it allocates anything: it refuses unknown versions or flags, inconsistent headers (shape
 beyond 2^20 a side or 2^32 voxels; a coded payload shorter than 1 byte per 16384 voxels, which the coder cannot
 make, or not shorter than raw), a shape or sample type other than the caller expects, and, with no expectation,
-a volume that would not fit in the memory available; then payloads that end early (its loops are bounded by the volume's size and 16 classes; reads past the end are counted and
-stop it at the next row) and decoded values out of range.
+a volume that would not fit in the memory available; then slab and value tables that do not fit, payloads that
+end early (its loops are bounded by the volume's size and 16 classes; reads past the end are counted and stop it
+at the next row) and decoded values out of range.
 
 Measurements: what each idea gained when it was tried, and the whole-volume tables, are in
 ``bench/measured/lossless3d-*/`` and the README; ``python bench/lossless3d.py`` measures the coder as it is.

@@ -1,6 +1,7 @@
 """The binary arithmetic coder and its adaptive counters (numba, integer only): the logistic squash/stretch
-tables (computed from their formula), a carry-less 32-bit coder (the design of Matt Mahoney's lpaq1), counters that pack probability and count in one word. The model (model.py)
-decides what each bit means; this module only codes bits. State lives in the model's one array ``st``: the coder's
+tables (computed from their formula), a carry-less 32-bit coder (the design of Matt Mahoney's lpaq1), counters
+that pack probability and count in one word. The model (model.py) decides what each bit means; this module only
+codes bits. State lives in the model's one array ``st``: the coder's
 five words (low, high, code, position, overrun) at ``st[AC:AC + 5]``.
 """
 from __future__ import annotations

@@ -137,7 +137,8 @@ def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int =
     elif mode == MODE_CONSTANT:
         out = np.full(shape, head["lo"], dtype.newbyteorder("="))
     elif head["flags"] & ~model.ALL_FLAGS:
-        raise StreamError(f"lossless3d stream uses model features {head['flags']:#x} this decoder lacks; upgrade medpipe")
+        raise StreamError(f"lossless3d stream uses model features {head['flags']:#x} this decoder lacks; "
+                          "upgrade medpipe")
     else:
         work = np.empty(shape, np.int32)
         bounds, spans, table = read_slab_table(head["payload"], shape)

@@ -194,14 +194,14 @@ def check_expected(dtype, shape: tuple, expected_shape, expected_dtype) -> None:
 
 
 def decode_bytes(dtype, shape: tuple) -> int:
-    """Peak memory of a decode: the output plus the coder's int32 working copy (rows of state are small)."""
+    """Peak memory of a decode: the output plus two int32 volumes (the coder's working copy and, with a value
+    table, the values looked up from it); the coder's row state is small."""
     s, r, c = shape
-    return s * r * c * (dtype.itemsize + 4)
+    return s * r * c * (dtype.itemsize + 8)
 
 
 def available_memory() -> int | None:
-    try:
-        import psutil
-    except ImportError:  # a declared dependency; without it only the format's own limits apply
-        return None
-    return int(psutil.virtual_memory().available)
+    """What the run may use: the machine's free memory, or less under a cgroup limit (medpipe.memory)."""
+    from ...memory import free_memory
+
+    return free_memory()
