@@ -14,7 +14,7 @@ volumes, because with a keyframe interval above 1 each frame's coding continues 
 Every result is checked bit-exact. Part ``whole`` runs each family's chosen default on the whole volumes, so the
 families can be ranked on the same data; part ``ffmpeg`` checks FFV1 through medpipe against plain ffmpeg.
 
-Depth-fill part: lossy video rows through the real matrix cell (medpipe.matrix.run_cell) with ``fill_depth`` off
+Depth-fill part: lossy video rows through the real matrix cell (medpipe.matrix.measure_cell) with ``fill_depth`` off
 and on: a 10-bit and a 12-bit copy of the same CT values (v and v << 2), a real 10-bit X-ray, 8-bit ultrasound and
 pathology. Timings taken while other work shares the machine are noisy; CR and PSNR are exact.
 """
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from medpipe.codecs import CodecContext, parse_codec  # noqa: E402
 from medpipe.depth import plan_depth  # noqa: E402
 from medpipe.files import atomic_write_text  # noqa: E402
-from medpipe.matrix import CellSettings, run_cell  # noqa: E402
+from medpipe.matrix import CellSettings, measure_cell  # noqa: E402
 from medpipe.results import library_versions, write_csv  # noqa: E402
 from medpipe.roundtrip import round_trip  # noqa: E402
 from medpipe.volumes import Volume, load_volume  # noqa: E402
@@ -217,12 +217,12 @@ def depth_cases(vols: dict[str, Volume], data_dir: Path) -> list[tuple[str, Volu
 
 
 def depth_part(vols: dict[str, Volume], data_dir: Path, ctx, say, records: list) -> None:
-    say("\n## depth fill: lossy video with fill_depth off / on (run_cell; PSNR at each volume's own peak 2^B-1)")
+    say("\n## depth fill: lossy video with fill_depth off / on (measure_cell; PSNR at each volume's own peak 2^B-1)")
     say(f"{'data':44s} {'codec':24s} {'fill':>5s} {'mapping':28s} {'CR':>8s} {'PSNR dB':>8s} {'SSIM':>7s}")
     for case, vol, entry in depth_cases(vols, data_dir):
         spec = parse_codec(dict(entry), "bench")
         for fill in (False, True):
-            row = run_cell(vol, spec, ctx, CellSettings(fill_depth=fill))["row"]
+            row = measure_cell(vol, spec, ctx, CellSettings(fill_depth=fill)).row.as_dict()
             if row["status"] != "ok":
                 say(f"{case:44s} {spec.label:24s} {str(fill):>5s} {row['status']}: {row['reason']}")
                 continue

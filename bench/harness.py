@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from medpipe.codecs import CodecContext  # noqa: E402
-from medpipe.matrix import CellSettings, run_cell  # noqa: E402
+from medpipe.matrix import CellSettings, measure_cell  # noqa: E402
 from medpipe.preset import load_preset  # noqa: E402
 from medpipe.results import write_results  # noqa: E402
 from medpipe.volumes import load_volume  # noqa: E402
@@ -42,7 +42,7 @@ def main() -> int:
     rows, cell_wall = [], []
     for spec in specs:
         t0 = time.perf_counter()
-        rows.append(run_cell(volume, spec, ctx, settings)["row"])
+        rows.append(measure_cell(volume, spec, ctx, settings).row.as_dict())
         cell_wall.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     import tempfile

@@ -1,5 +1,6 @@
 """A preset run: check the outputs can be written, load volumes, run every cell with progress, write and show
-results, keep the heatmap slices, write the report (and DICOM output, through the matrix's sink)."""
+results, keep the heatmap slices, write the report (and DICOM output): the matrix hands each finished cell to the
+DICOM sink and to the heatmaps' :class:`KeptSlices` here, at the client."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -85,7 +86,20 @@ def keep_plan(preset: Preset, volumes: list) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def save_kept(folder: Path, volumes: list, keep: dict, outcome: Outcome) -> None:
+class KeptSlices:
+    """A matrix sink: the restored slices lossy cells keep for the report's heatmaps, by (volume name, label)."""
+
+    needs_streams = False
+
+    def __init__(self):
+        self.slices: dict[tuple[str, str], dict] = {}  # (volume name, label) -> {slice index: restored slice}
+
+    def __call__(self, volume, spec, result) -> None:
+        if result.kept:
+            self.slices[(volume.name, spec.label)] = result.kept
+
+
+def save_kept(folder: Path, volumes: list, keep: dict, kept: KeptSlices) -> None:
     by_name = {v.name: v for v in volumes}
     entries, facts = [], {}
     for name, idx in keep.items():
@@ -93,8 +107,8 @@ def save_kept(folder: Path, volumes: list, keep: dict, outcome: Outcome) -> None
         facts[name] = {"shape": list(vol.shape), "modality": vol.modality, "rescale_slope": vol.rescale_slope,
                        "value_min": vol.value_range[0], "span_bits": vol.span_bits, "slices": list(idx)}
         entries += [(name, None, k, np.asarray(vol.pixels[k])) for k in idx]
-    for (name, label), kept in outcome.kept.items():
-        entries += [(name, label, k, arr) for k, arr in kept.items()]
+    for (name, label), slices in kept.slices.items():
+        entries += [(name, label, k, arr) for k, arr in slices.items()]
     if facts:
         write_slices(folder, facts, entries)
 
@@ -150,9 +164,11 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
         console.print(f"DICOM output: {root}", highlight=False)
         sink = DicomSink.from_options(root, ctx, dicom_out, console)
     keep = keep_plan(preset, volumes)
+    kept = KeptSlices()
     try:
         outcome = run_matrix(volumes, preset.codecs, ctx, settings, console, jobs=jobs, executor=m["executor"],
-                             scheduler=scheduler or m["scheduler"], folder=folder, sink=sink,
+                             scheduler=scheduler or m["scheduler"], folder=folder,
+                             sinks=[s for s in (sink, kept) if s is not None],
                              color=preset.input_options["color"],
                              session=started.isoformat(timespec="seconds"), keep=keep)
     finally:
@@ -170,7 +186,7 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
         if node is not None:
             prov["dicom"]["send"] = send_outputs(node, rows, prov["dicom"]["extra_series"], dicom_out, console)
     write_results(folder, rows, [v.describe() for v in volumes], prov, [spec.describe() for spec in preset.codecs])
-    save_kept(folder, volumes, keep, outcome)
+    save_kept(folder, volumes, keep, kept)
     if preset.report:
         build_report(folder, preset.report, console)
     failed = [r for r in rows if r["status"] == "failed"]

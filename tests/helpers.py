@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from medpipe.codecs import CodecSpec, parse_codec
-from medpipe.matrix import CellSettings, run_cell
+from medpipe.matrix import CellSettings, measure_cell
 from medpipe.volumes import Volume
 
 
@@ -37,8 +37,7 @@ def row_of(volume: Volume, cfg, ctx, sink=None, **settings) -> dict:
     """The results row of one matrix cell (the real cell path: mapping, round trip, metrics, verdict); with
     ``sink`` (e.g. a DicomSink) the verified streams are handed to it as the matrix does."""
     spec = spec_of(cfg)
-    res = run_cell(volume, spec, ctx, CellSettings(**settings))
-    row = res["row"]
-    if sink is not None and res["encoded"] is not None and row["status"] == "ok":
-        sink(volume, spec, res["mapping"], res["encoded"], row)
-    return row
+    res = measure_cell(volume, spec, ctx, CellSettings(**settings))
+    if sink is not None:
+        sink(volume, spec, res)
+    return res.row.as_dict()

@@ -20,7 +20,7 @@ from helpers import make_volume
 
 from medpipe.codecs import REGISTRY, parse_codec
 from medpipe.errors import PresetError
-from medpipe.matrix import MATRIX_OPTIONS, CellSettings, run_cell
+from medpipe.matrix import MATRIX_OPTIONS, CellSettings, measure_cell
 from medpipe.preset import load_preset, parse_preset
 
 # The FFV1 options chosen on the dev CT series (bench/measured/codec_defaults-*): written out here, not read from the
@@ -44,12 +44,12 @@ def packets(path: Path) -> list[str]:
 def ffv1_against_plain_ffmpeg(volume, ctx, tmp_path: Path) -> tuple[dict, int]:
     """(medpipe's row, plain ffmpeg's file size); asserts the two streams are the same packets."""
     spec = parse_codec({"codec": "ffv1"}, "test")
-    res = run_cell(volume, spec, ctx, CellSettings(ssim=False))
-    row = res["row"]
+    res = measure_cell(volume, spec, ctx, CellSettings(ssim=False))
+    row = res.row.as_dict()
     assert row["status"] == "ok" and row["exact"] is True, row["reason"]
     ours = tmp_path / "medpipe.mkv"
-    ours.write_bytes(res["encoded"].chunks[0])
-    frames = res["mapping"].forward(volume.pixels)  # the values medpipe coded (stored values, offset to unsigned)
+    ours.write_bytes(res.encoded.chunks[0])
+    frames = res.mapping.forward(volume.pixels)  # the values medpipe coded (stored values, offset to unsigned)
     n, h, w = frames.shape
     plain = tmp_path / "plain.mkv"
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt",
@@ -142,7 +142,7 @@ X264_CRF22 = {"codec": "x264", "bits": 10, "chroma": "gray", "preset": "fast", "
 
 def rows(vols, cfg, ctx, fill: bool) -> list[dict]:
     spec = parse_codec(cfg, "test")
-    out = [run_cell(v, spec, ctx, CellSettings(fill_depth=fill, ssim=False))["row"] for v in vols]
+    out = [measure_cell(v, spec, ctx, CellSettings(fill_depth=fill, ssim=False)).row.as_dict() for v in vols]
     assert all(r["status"] == "ok" for r in out), [r["reason"] for r in out]
     return out
 

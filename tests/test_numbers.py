@@ -51,13 +51,12 @@ def independent(vol, restored):
 @pytest.mark.slow
 def test_padding_and_metal_do_not_set_the_peak(tmp_path, ctx):
     from medpipe.codecs import parse_codec
-    from medpipe.matrix import CellSettings, run_cell
+    from medpipe.matrix import CellSettings, measure_cell
 
     vol = padded_metal_ct(tmp_path)
     assert vol.padding is not None and vol.padding_count > 0 and vol.span_bits == 16 and vol.signal_bits == 13
     for cfg in ({"codec": "x265", "crf": 30, "preset": "ultrafast", "chroma": "gray"}, {"codec": "jpegls", "near": 2}):
-        res = run_cell(vol, parse_codec(cfg, "t"), ctx, CellSettings())
-        row = res["row"]
+        row = measure_cell(vol, parse_codec(cfg, "t"), ctx, CellSettings()).row.as_dict()
         assert row["status"] == "ok", row["reason"]
         bits, psnr, psnr_win, mse = independent(vol, _restore(vol, cfg, ctx))
         assert row["bits"] == bits == 13 and row["peak"] == 8191

@@ -151,8 +151,8 @@ def test_cell_memory_is_bounded_by_the_volume(crop):
         vol = dataclasses.replace(crop, pixels=pixels, name=f"n{n}")
         task = make_task(0, spec, None, vol, CodecContext(threads=1), CellSettings(), (), False)
         res = run_task(task)
-        assert res["row"]["status"] == "ok" and res["row"]["exact"]
-        peaks[n] = res["peak_rss_mb"]
+        assert res.result.row.status == "ok" and res.result.row.exact
+        peaks[n] = res.peak_rss_mb
     if not os.path.exists("/proc/self/clear_refs"):
         pytest.skip("per-cell peak memory needs Linux")
     grown = (peaks[48] - peaks[4]) * 2**20
@@ -216,3 +216,44 @@ def test_fewer_cells_at_a_time_when_memory_is_short(crop):
     assert cap_jobs_for_memory(4, [huge.raw_bytes], console) == 1
     assert "running 1 cell(s) at a time instead of 4" in console.export_text()
     assert cap_jobs_for_memory(2, [crop.raw_bytes], quiet()) == 2
+
+
+class _Collect:
+    """A matrix sink that records what reaches the client."""
+
+    def __init__(self, needs_streams: bool):
+        self.needs_streams = needs_streams
+        self.got = []
+
+    def __call__(self, volume, spec, result):
+        self.got.append((volume.name, spec.label, result))
+        if self.needs_streams and result.encoded is not None:
+            result.row.update(reason="seen by the sink")  # a sink's note reaches the rows and the store
+
+
+@pytest.mark.parametrize("jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_a_finished_cell_reaches_each_sink_typed(crop, tmp_path, jobs):
+    """Workers send the typed CellResult back (pickled by the pool); at the client each sink gets it whole: the
+    streams only when a sink needs them, the kept slices of lossy cells, and a sink's note lands in the row."""
+    from medpipe.matrix import CellResult
+    from medpipe.results import Row
+
+    ctx, settings = CodecContext(threads=CODEC_THREADS), CellSettings(ssim=False)
+    specs = [parse_codec({"codec": "jpegls", "label": "a"}, "t"), parse_codec({"codec": "jpegls", "near": 2,
+                                                                             "label": "b"}, "t")]
+    cells = plan_cells([crop], specs, ctx, keep={"crop": (3,)})
+    store = ResultStore(tmp_path / "run", settings.as_dict())
+    for needs in (False, True):
+        sink = _Collect(needs)
+        store.path.unlink(missing_ok=True)
+        out = execute(cells, ctx, settings, quiet(), jobs=jobs, store=store, folder=tmp_path / "run", sinks=[sink])
+        assert sorted(label for _, label, _ in sink.got) == ["a", "b"]
+        for _, label, res in sink.got:
+            assert isinstance(res, CellResult) and isinstance(res.row, Row) and res.row.status == "ok"
+            assert (res.encoded is not None) == needs and res.mapping is not None
+            assert set(res.kept) == ({3} if label == "b" else set())
+            assert res.kept.get(3, np.zeros((256, 256))).shape == (256, 256)
+        assert all(isinstance(r, dict) for r in out.rows)  # dicts only at the edge: the results files' rows
+        noted = [r["reason"] == "seen by the sink" for r in out.rows]
+        assert noted == [needs, needs] and [rec["row"]["reason"] == "seen by the sink"
+                                            for rec in store.records()] == [needs, needs]

@@ -241,9 +241,9 @@ def test_a_server_that_sends_other_than_it_stores_is_said_and_marked(tmp_path):
                                      "1.2.840.10008.1.2.4.80")
     assert sum("transcoded source" in line for line in lines) == 2  # the source's line, the volume's line
     from medpipe.codecs import parse_codec
-    from medpipe.matrix.cell import base_row
+    from medpipe.matrix.cell import new_row
 
-    assert base_row(vol, parse_codec({"codec": "jpegls"}, "t"))["source_transcoded"] == vol.source_transcoded
+    assert new_row(vol, parse_codec({"codec": "jpegls"}, "t")).source_transcoded == vol.source_transcoded
 
 
 def test_paged_listing_and_at_most_n_requests_in_flight(tmp_path, monkeypatch):

@@ -65,14 +65,14 @@ SAME, GREY, OFFSET, LOSSY = "same instance", "grey", "offset copy", "lossy"
 OFFSET_DIR, DEFLATED_DIR = "_offset", "_deflated"
 
 
-def choose_syntax(volume, spec, row: dict, htj2k: str = "rpcl") -> str:
-    """The transfer syntax to write, from the row (the codec's table, filled by the cell), or NotWritable."""
+def choose_syntax(volume, spec, uid: str | None, htj2k: str = "rpcl") -> str:
+    """The transfer syntax to write, from the row's ``dicom_ts`` (the codec's table, filled by the cell), or
+    NotWritable."""
     if not volume.headers:
         raise NotWritable("no DICOM written: the source is not DICOM (PNG input) and has no header to keep")
     if any(n.startswith("colour") and "per component" in n for n in volume.notes):
         raise NotWritable("no DICOM written: colour coded per component (color: components) has no single "
                           "DICOM form; use color: gray")
-    uid = row.get("dicom_ts")
     if not uid:
         raise NotWritable(spec.codec.dicom_syntax(volume.shape)[1] or
                           "no DICOM written: the value mapping loses precision before a lossless codec")
@@ -99,8 +99,12 @@ def file_groups(volume) -> list[list[int]]:
 
 
 class DicomSink:
-    """``sink(volume, spec, mapping, encoded, row)``, called by the matrix for each verified cell (module
-    docstring). ``ctx`` is the run's codec context: DICOM video uses its ffmpeg runner."""
+    """``sink(volume, spec, result)``, called by the matrix at the client for each finished cell
+    (:class:`medpipe.matrix.CellResult`): writes a verified cell's streams with its value mapping (module docstring)
+    and records what it wrote in the cell's row. ``ctx`` is the run's codec context: DICOM video uses its ffmpeg
+    runner."""
+
+    needs_streams = True  # the matrix sends the verified streams back from the workers for it
 
     def __init__(self, root: Path, ctx, offset_table: str = "basic", verify: bool = True, console=None,
                  htj2k: str = "rpcl", offset_copy: bool = False, deflated: bool = False):
@@ -129,10 +133,13 @@ class DicomSink:
         if self.console is not None:
             self.console.print(text, highlight=False)
 
-    def __call__(self, volume, spec, dmap, enc, row: dict) -> None:
+    def __call__(self, volume, spec, result) -> None:
+        row, dmap, enc = result.row, result.mapping, result.encoded
+        if enc is None or row.status != "ok":
+            return  # nothing verified to write
         final = self.root / safe_component(volume.name) / safe_component(spec.label)
         try:
-            uid = choose_syntax(volume, spec, row, self.htj2k)
+            uid = choose_syntax(volume, spec, row.dicom_ts, self.htj2k)
             kind = kind_of(volume, spec.codec, dmap, uid)
             if uid in VIDEO_TS:
                 size = self.write(final, lambda tmp: write_video(self.ctx, volume, spec, dmap, enc, uid, tmp)[1])
@@ -140,7 +147,7 @@ class DicomSink:
                 size = self.write(final, lambda tmp: self.write_series(volume, uid, kind, tmp, spec.label,
                                                                        spec.codec, dmap, enc))
         except NotWritable as exc:
-            row.update(dicom_ts=None, dicom_dir=None, reason=_join(row.get("reason"), str(exc)))
+            row.update(dicom_ts=None, dicom_dir=None, reason=_join(row.reason, str(exc)))
             return
         except Exception as exc:  # noqa: BLE001 - the codec's row stays; say what went wrong with DICOM
             self.failed(exc, final, volume, spec, row)
@@ -149,27 +156,27 @@ class DicomSink:
         if self.offset_copy and kind == SAME and getattr(dmap, "kind", "") == "depth" and dmap.offset:
             self.write_offset_copy(volume, spec, dmap, enc, uid, row)
 
-    def failed(self, exc: Exception, final: Path, volume, spec, row: dict) -> None:
+    def failed(self, exc: Exception, final: Path, volume, spec, row) -> None:
         if isinstance(exc, OutputError):
             raise exc  # disk full, read-only: the run stops with one line (finished cells stay in the store)
         if isinstance(exc, OSError):
             raise os_error(exc, final) from None
         row.update(dicom_ts=None, dicom_dir=None, status="failed",
-                   reason=_join(row.get("reason"), f"DICOM not written: {type(exc).__name__}: {exc}"))
+                   reason=_join(row.reason, f"DICOM not written: {type(exc).__name__}: {exc}"))
         self.say(f"[red]DICOM output failed[/] for {volume.name} / {spec.label}: {exc}")
 
-    def write_offset_copy(self, volume, spec, dmap, enc, uid: str, row: dict) -> None:
+    def write_offset_copy(self, volume, spec, dmap, enc, uid: str, row) -> None:
         final = self.root / safe_component(volume.name) / OFFSET_DIR / safe_component(spec.label)
         try:
             size = self.write(final, lambda tmp: self.write_series(volume, uid, OFFSET, tmp, spec.label, spec.codec,
                                                                    dmap, enc))
         except NotWritable as exc:
-            row["reason"] = _join(row.get("reason"), f"offset copy not written: {exc}")
+            row.reason = _join(row.reason, f"offset copy not written: {exc}")
             return
         except Exception as exc:  # noqa: BLE001
             self.failed(exc, final, volume, spec, row)
             return
-        row["reason"] = _join(row.get("reason"), f"offset copy (derived series, stored values {-dmap.offset:+d}): "
+        row.reason = _join(row.reason, f"offset copy (derived series, stored values {-dmap.offset:+d}): "
                                                  f"{size} bytes, CR {volume.raw_bytes / size:.3f}, {final}")
         self.extras.append(_record(volume, uid, OFFSET, final, size, spec.label))
 
@@ -179,7 +186,7 @@ class DicomSink:
         for volume in volumes if self.deflated else []:
             final = self.root / safe_component(volume.name) / DEFLATED_DIR
             try:
-                choose_syntax(volume, None, {"dicom_ts": DEFLATED_IMAGE_FRAME})
+                choose_syntax(volume, None, DEFLATED_IMAGE_FRAME)
                 kind = GREY if any(n.startswith("colour") for n in volume.notes) else SAME
                 size = self.write(final, lambda tmp: self.write_series(volume, DEFLATED_IMAGE_FRAME, kind, tmp,
                                                                        "Deflated Image Frame"))

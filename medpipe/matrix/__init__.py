@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..codecs import CodecContext
 from ..options import Option
-from .cell import CellResult, CellSettings, cell_id, measure_cell, run_cell
+from .cell import CellResult, CellSettings, cell_id, measure_cell
 from .resources import cap_jobs_for_memory, default_jobs, peak_rss_mb
 from .schedule import Outcome, execute, plan_cells, timing_note
 from .store import STORE, ResultStore, find_resume_folder
@@ -34,20 +34,21 @@ MATRIX_OPTIONS: dict[str, Option] = {
 
 
 def run_matrix(volumes: list, specs, ctx: CodecContext, settings: CellSettings, console, *, jobs: int = 1,
-               executor: str = "local", scheduler: str | None = None, folder: Path | None = None, sink=None,
+               executor: str = "local", scheduler: str | None = None, folder: Path | None = None, sinks=(),
                color: str = "gray", session: str = "", keep: dict | None = None) -> Outcome:
     """Run every (volume, codec) cell: in this process (jobs 1), in a pool of ``jobs`` processes, or on Dask.
     With ``folder``, finished cells go to its result store at once and cells already there are not run again
     (--resume). Rows come back in matrix order. ``keep`` (volume name -> slice indices) asks lossy cells for
-    restored slices (heatmaps)."""
+    restored slices (heatmaps). Each cell that runs is handed to every one of ``sinks`` at the client (see
+    :func:`.schedule.execute`)."""
     cells = plan_cells(volumes, specs, ctx, keep)
     store = ResultStore(folder, settings.as_dict()) if folder else None
     if executor == "local" and not scheduler:
         jobs = cap_jobs_for_memory(jobs, [v.raw_bytes for v in volumes], console)
     return execute(cells, ctx, settings, console, jobs=jobs, executor="dask" if scheduler else executor,
-                   scheduler=scheduler, store=store, folder=folder, sink=sink, color=color, session=session)
+                   scheduler=scheduler, store=store, folder=folder, sinks=sinks, color=color, session=session)
 
 
 __all__ = ["CODEC_THREADS", "MATRIX_OPTIONS", "STAGE_DIR", "STORE", "CellResult", "CellSettings", "Outcome",
            "ResultStore", "cell_id", "default_jobs", "execute", "find_resume_folder", "measure_cell", "peak_rss_mb",
-           "plan_cells", "render_table", "run_cell", "run_matrix", "timing_note"]
+           "plan_cells", "render_table", "run_matrix", "timing_note"]

@@ -51,23 +51,17 @@ def new_row(volume, spec: CodecSpec) -> Row:
                lossy_source=volume.lossy_source, source_transcoded=volume.source_transcoded)
 
 
-def base_row(volume, spec: CodecSpec) -> dict:
-    """:func:`new_row` as the plain dict the result store and results files hold."""
-    return new_row(volume, spec).as_dict()
-
-
 @dataclass
 class CellResult:
-    """What one cell gives back: its row; the verified streams and the value mapping (so the client can write
-    them as DICOM without encoding twice); the restored slices the report's heatmaps draw ({index: 2-D array})."""
+    """What one cell gives back, from the worker to the client as it is (it pickles for process pools and Dask):
+    its row; the verified streams and the value mapping (so the client can write them as DICOM without encoding
+    twice); the restored slices the report's heatmaps draw ({index: 2-D array}). At the client the matrix hands
+    it to each sink (:func:`medpipe.matrix.execute`); each takes the part it consumes."""
 
     row: Row
     encoded: object = None
     mapping: object = None
     kept: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"row": self.row.as_dict(), "encoded": self.encoded, "mapping": self.mapping, "kept": self.kept}
 
 
 def dicom_syntax(spec: CodecSpec, shape, mapping) -> tuple[str | None, str]:
@@ -77,13 +71,6 @@ def dicom_syntax(spec: CodecSpec, shape, mapping) -> tuple[str | None, str]:
     if codec.lossless and not mapping.exact:
         return None, "no DICOM transfer syntax: the value mapping loses precision before a lossless codec"
     return codec.dicom_syntax(shape)
-
-
-def run_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings, keep: tuple[int, ...] = ()
-             ) -> dict:
-    """One cell -> ``{"row", "encoded", "mapping", "kept"}`` (never raises for a codec's own failure): the plain
-    form of :func:`measure_cell` (see :class:`CellResult`), as workers send it back and the result store keeps it."""
-    return measure_cell(volume, spec, ctx, settings, keep).as_dict()
 
 
 def measure_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSettings, keep: tuple[int, ...] = ()

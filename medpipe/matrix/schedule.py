@@ -1,20 +1,26 @@
 """Running the cells of a matrix: planning, the executor loop, progress, and collecting rows in matrix order.
 
+A finished cell comes back typed (:class:`~medpipe.matrix.cell.CellResult`, inside the worker's
+:class:`~medpipe.matrix.workers.Finished`) and is handed, at the client, to each sink the run gave: the DICOM writer
+takes the streams and mapping, the heatmaps' collector the kept slices. Rows become dicts only for the result store
+and for the run's results files (:attr:`Outcome.rows`).
+
 Cells with the same identity (the same pixels under two names, a series exported twice) are computed once; every
 volume still gets its own rows under its own name. Cells already in the result store are not run again.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..codecs import CodecContext, CodecSpec
 from ..errors import MedpipeError, OutputError
-from .cell import CellSettings, cell_id, new_row, run_cell
+from ..results import Row
+from .cell import CellResult, CellSettings, cell_id, measure_cell, new_row
 from .executors import DaskCluster, InProcess, LocalPool
 from .store import ResultStore
-from .workers import CODEC_THREADS, VolumeRef, make_task, shell_of, stage_volume
+from .workers import CODEC_THREADS, Finished, VolumeRef, make_task, shell_of, stage_volume
 
 PLAIN_PROGRESS_EVERY_S = 30.0  # output going to a file or pipe: one plain line at most this often
 
@@ -31,7 +37,7 @@ class Cell:
 
 @dataclass
 class Outcome:
-    rows: list[dict]
+    rows: list[dict]  # the results files' form of each Row, in matrix order
     from_store: int = 0
     ran: int = 0
     shared: int = 0  # cells answered by a cell of identical content
@@ -42,7 +48,6 @@ class Outcome:
     cell_seconds: float = 0.0
     wall_seconds: float = 0.0
     commands: list[str] = field(default_factory=list)
-    kept: dict = field(default_factory=dict)  # (volume name, label) -> {slice index: restored slice}
 
 
 def plan_cells(volumes: list, specs, ctx: CodecContext, keep: dict | None = None) -> list[Cell]:
@@ -64,9 +69,9 @@ def plan_cells(volumes: list, specs, ctx: CodecContext, keep: dict | None = None
     return cells
 
 
-def failed_row(cell: Cell, reason: str) -> dict:
+def failed_row(cell: Cell, reason: str) -> Row:
     """The row of a cell whose worker died (the codec never reported)."""
-    return new_row(cell.volume, cell.spec).update(cell_id=cell.cid, status="failed", reason=reason).as_dict()
+    return new_row(cell.volume, cell.spec).update(cell_id=cell.cid, status="failed", reason=reason)
 
 
 def choose_executor(jobs: int, executor: str, scheduler: str | None, n_cells: int):
@@ -78,10 +83,12 @@ def choose_executor(jobs: int, executor: str, scheduler: str | None, n_cells: in
 
 def execute(cells: list[Cell], ctx: CodecContext, settings: CellSettings, console, *, jobs: int = 1,
             executor: str = "local", scheduler: str | None = None, store: ResultStore | None = None,
-            folder: Path | None = None, sink=None, color: str = "gray", session: str = "") -> Outcome:
-    """Run the cells not yet in ``store``; rows come back in matrix order, whatever order cells finish in."""
+            folder: Path | None = None, sinks=(), color: str = "gray", session: str = "") -> Outcome:
+    """Run the cells not yet in ``store``; rows come back in matrix order, whatever order cells finish in. Each
+    cell that runs is handed to every one of ``sinks``, ``sink(volume, spec, result: CellResult)``, at the client
+    (a sink with ``needs_streams`` true has the verified streams sent back from the workers)."""
     t_start = time.perf_counter()
-    rows: list[dict | None] = [None] * len(cells)
+    rows: list[Row | None] = [None] * len(cells)
     done = store.done() if store else {}
     out = Outcome(rows=[])
     todo: list[Cell] = []
@@ -89,11 +96,11 @@ def execute(cells: list[Cell], ctx: CodecContext, settings: CellSettings, consol
     for cell in cells:
         rec = done.get(cell.cid) if cell.cid else None
         if rec is not None:
-            rows[cell.index] = {**rec["row"], "volume": cell.volume.name, "label": cell.spec.label}
+            rows[cell.index] = Row.from_dict(rec["row"]).update(volume=cell.volume.name, label=cell.spec.label)
             out.commands += rec.get("commands") or []
             out.from_store += 1
-        elif cell.cid is None:  # codec unavailable here: run_cell says why without touching the pixels
-            rows[cell.index] = run_cell(cell.volume, cell.spec, ctx, settings)["row"]
+        elif cell.cid is None:  # codec unavailable here: the cell says why without touching the pixels
+            rows[cell.index] = measure_cell(cell.volume, cell.spec, ctx, settings).row
         elif cell.cid in twins:
             twins[cell.cid].append(cell)
         else:
@@ -118,8 +125,8 @@ def execute(cells: list[Cell], ctx: CodecContext, settings: CellSettings, consol
             console.print(f"{len(todo)} cell(s) to run ({where}, {CODEC_THREADS} thread per codec call)"
                           + (f"; {out.from_store} already in {store.path}" if out.from_store else ""),
                           highlight=False)
-        _loop(todo, ex, refs, ctx, settings, console, store, sink, rows, out, session, twins)
-    out.rows = [r for r in rows if r is not None]
+        _loop(todo, ex, refs, ctx, settings, console, store, tuple(sinks), rows, out, session, twins)
+    out.rows = [r.as_dict() for r in rows if r is not None]
     out.wall_seconds = time.perf_counter() - t_start
     return out
 
@@ -178,8 +185,9 @@ class _Progress:
                                f"{len(self.running)} running, time left {self.left()}", highlight=False)
 
 
-def _loop(todo, ex, refs, ctx, settings, console, store, sink, rows, out: Outcome, session: str, twins) -> None:
+def _loop(todo, ex, refs, ctx, settings, console, store, sinks, rows, out: Outcome, session: str, twins) -> None:
     queue = list(todo)
+    want_streams = any(getattr(sink, "needs_streams", False) for sink in sinks)
     pending: dict = {}
     with _Progress(console, len(rows), len(rows) - len(todo) - sum(len(v) for v in twins.values())) as progress:
         try:
@@ -190,13 +198,13 @@ def _loop(todo, ex, refs, ctx, settings, console, store, sink, rows, out: Outcom
                     progress.update()
                     ref = refs.get(cell.volume.content_hash)
                     task = make_task(cell.index, cell.spec, ref, cell.volume, ctx, settings, cell.keep,
-                                     sink is not None)
+                                     want_streams)
                     pending[ex.submit(task)] = cell
                 finished, _ = ex.wait(pending)
                 for fut in finished:
                     cell = pending.pop(fut)
                     progress.running.pop(cell.index, None)
-                    n = _collect(cell, fut, sink, store, rows, out, ex, session, twins.get(cell.cid, []))
+                    n = _collect(cell, fut, sinks, store, rows, out, ex, session, twins.get(cell.cid, []))
                     progress.failed = out.failed
                     progress.update(n)
         except KeyboardInterrupt:
@@ -206,45 +214,49 @@ def _loop(todo, ex, refs, ctx, settings, console, store, sink, rows, out: Outcom
             raise
 
 
-def _collect(cell: Cell, fut, sink, store, rows, out: Outcome, ex, session: str, twins: list[Cell]) -> int:
+def _collect(cell: Cell, fut, sinks, store, rows, out: Outcome, ex, session: str, twins: list[Cell]) -> int:
     """File a finished cell (and its twins of identical content, each under its own name); returns cells done."""
     try:
-        res = fut.result()
+        done: Finished = fut.result()
     except Exception as exc:  # noqa: BLE001 - the worker died or the task could not run: the cell failed
         kind = type(exc).__name__
         reason = (f"worker process died ({kind}: killed or out of memory?)" if "Broken" in kind or "Killed" in kind
                   else f"{kind}: {exc}")
-        res = {"row": failed_row(cell, reason), "encoded": None, "mapping": None, "kept": {}, "commands": [],
-               "cell_s": 0.0, "peak_rss_mb": None}
+        done = Finished(CellResult(failed_row(cell, reason)))
     for member in [cell, *twins]:
-        row = dict(res["row"], volume=member.volume.name, label=member.spec.label)
+        res = replace(done.result, row=replace(done.result.row, volume=member.volume.name, label=member.spec.label))
         if member is not cell:
-            row["reason"] = "; ".join(filter(None, [row.get("reason"), f"same pixels as {cell.volume.name}: "
-                                                    "computed once"]))
+            res.row.reason = "; ".join(filter(None, [res.row.reason, f"same pixels as {cell.volume.name}: "
+                                                     "computed once"]))
             out.shared += 1
-        if sink is not None and res["encoded"] is not None and row["status"] == "ok":
-            try:  # the client writes outputs: workers never need the DICOM headers or the output folder
-                sink(member.volume, member.spec, res["mapping"], res["encoded"], row)
-            except OutputError:
-                raise  # disk full / read-only: stop the run; this cell is not stored, --resume redoes it
-            except Exception as exc:  # noqa: BLE001 - the codec's row stays; the output failure is said in it
-                row.update(status="failed", reason=f"output: {exc}" if isinstance(exc, MedpipeError)
-                           else f"output: {type(exc).__name__}: {exc}")
-        if res.get("kept"):
-            out.kept[(member.volume.name, member.spec.label)] = res["kept"]
-        rows[member.index] = row
-        out.failed += row["status"] == "failed"
+        _hand_over(member, res, sinks)
+        rows[member.index] = res.row
+        out.failed += res.row.status == "failed"
     out.ran += 1
-    out.cell_seconds += res["cell_s"]
-    out.commands += res["commands"]
-    if res.get("peak_rss_mb") is not None:
-        out.peak_rss_mb = max(out.peak_rss_mb or 0.0, res["peak_rss_mb"])
+    out.cell_seconds += done.cell_s
+    out.commands += done.commands
+    if done.peak_rss_mb is not None:
+        out.peak_rss_mb = max(out.peak_rss_mb or 0.0, done.peak_rss_mb)
     if store is not None and cell.cid:
         store.append({"cell_id": cell.cid, "volume": cell.volume.name, "label": cell.spec.label,
                       "settings": store.settings, "session": session, "executor": ex.name, "jobs": ex.slots,
-                      "cell_s": round(res["cell_s"], 4), "peak_rss_mb": res.get("peak_rss_mb"),
-                      "pid": res.get("pid"), "commands": res["commands"], "row": rows[cell.index]})
+                      "cell_s": round(done.cell_s, 4), "peak_rss_mb": done.peak_rss_mb, "pid": done.pid,
+                      "commands": done.commands, "row": rows[cell.index].as_dict()})
     return 1 + len(twins)
+
+
+def _hand_over(member: Cell, res: CellResult, sinks) -> None:
+    """Give a finished cell to each sink at the client (workers never need the DICOM headers or the output
+    folder); a sink's failure fails the row, except an OutputError (disk full / read-only), which stops the run:
+    this cell is not stored, --resume redoes it."""
+    for sink in sinks:
+        try:
+            sink(member.volume, member.spec, res)
+        except OutputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the codec's row stays; the output failure is said in it
+            res.row.update(status="failed", reason=f"output: {exc}" if isinstance(exc, MedpipeError)
+                           else f"output: {type(exc).__name__}: {exc}")
 
 
 def timing_note(out: Outcome) -> str:

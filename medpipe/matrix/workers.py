@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from .. import interrupt
 from ..codecs import CodecContext
 from ..errors import InputError
 from ..files import atomic_file, make_dirs
-from .cell import CellSettings, run_cell
+from .cell import CellResult, CellSettings, measure_cell
 from .resources import peak_rss_mb, reset_peak_rss
 
 CODEC_THREADS = 1  # threads per codec call in a matrix run (see the module docstring)
@@ -135,7 +135,19 @@ def _exit_on_signal(signum, frame):
 _CTX: dict[tuple, CodecContext] = {}
 
 
-def run_task(task: dict) -> dict:
+@dataclass
+class Finished:
+    """A cell as its worker sends it back: the typed result and how it ran (ffmpeg commands, seconds, peak
+    memory, process)."""
+
+    result: CellResult
+    commands: list = field(default_factory=list)
+    cell_s: float = 0.0
+    peak_rss_mb: float | None = None
+    pid: int | None = None
+
+
+def run_task(task: dict) -> Finished:
     """One cell in a worker (process pool, Dask worker, or the client itself for --jobs 1)."""
     key = (task["ffmpeg"], task["threads"], task["timeout_factor"])
     ctx = _CTX.get(key)
@@ -145,12 +157,11 @@ def run_task(task: dict) -> dict:
     logged = len(ctx.commands)
     reset_peak_rss()
     t0 = time.perf_counter()
-    result = run_cell(vol, task["spec"], ctx, task["settings"], keep=task["keep"])
+    result = measure_cell(vol, task["spec"], ctx, task["settings"], keep=task["keep"])
     cell_s = time.perf_counter() - t0
     if not task["want_encoded"]:
-        result["encoded"] = None
-    return {**result, "commands": ctx.commands[logged:], "cell_s": cell_s, "peak_rss_mb": peak_rss_mb(),
-            "pid": os.getpid()}
+        result.encoded = None  # no sink writes the streams: do not send them back
+    return Finished(result, ctx.commands[logged:], cell_s, peak_rss_mb(), os.getpid())
 
 
 def make_task(index: int, spec, ref: VolumeRef | None, volume, ctx: CodecContext, settings: CellSettings,

@@ -18,7 +18,7 @@ from ..archive.headers import read_header
 from ..codecs import CodecContext
 from ..dicom.writer import DicomSink
 from ..errors import MedpipeError, OutputError
-from ..matrix import CellSettings, run_cell
+from ..matrix import CellSettings, measure_cell
 from ..volumes import VolumeSource
 from ..volumes.dicom import read_dicom
 from ..volumes.series import Member, assemble
@@ -62,26 +62,26 @@ def folder_bytes(folder: Path) -> int:
 def code_volume(vol, spec, ctx, scratch: Path, lossy: bool = False) -> dict:
     """One (volume, codec): bytes as DICOM (or codestream + headers), codestream bytes, times, verdict. ``lossy``:
     a setting of the --lossy ladder (its quality is kept; it need not be bit-exact)."""
-    out = run_cell(vol, spec, ctx, LOSSY_SETTINGS if lossy else SETTINGS)
-    row = out["row"]
-    result = {"status": row["status"], "reason": row.get("reason") or "", "codestream_bytes": row["compressed_bytes"],
-              "encode_s": (row.get("encode_ms") or 0) / 1000, "decode_s": (row.get("decode_ms") or 0) / 1000,
+    out = measure_cell(vol, spec, ctx, LOSSY_SETTINGS if lossy else SETTINGS)
+    row = out.row
+    result = {"status": row.status, "reason": row.reason or "", "codestream_bytes": row.compressed_bytes,
+              "encode_s": (row.encode_ms or 0) / 1000, "decode_s": (row.decode_ms or 0) / 1000,
               "raw_bytes": vol.raw_bytes, "dicom_ts": None}
     if lossy:
-        result.update({k: row.get(k) for k in QUALITY})
-    if row["status"] != "ok":
+        result.update({k: getattr(row, k) for k in QUALITY})
+    if row.status != "ok":
         return result
-    if not lossy and not (row.get("lossless") and row.get("exact")):
+    if not lossy and not (row.lossless and row.exact):
         return {**result, "status": "lossy", "reason": "not bit-exact: only lossless rows are surveyed"}
-    if row.get("dicom_ts"):
-        DicomSink(scratch, ctx, verify=True)(vol, spec, out["mapping"], out["encoded"], row)
-        if row.get("dicom_dir") and row.get("dicom_bytes"):
-            result.update(bytes=folder_bytes(Path(row["dicom_dir"])), dicom_ts=row["dicom_ts"], sized="DICOM files")
-            shutil.rmtree(row["dicom_dir"], ignore_errors=True)
+    if row.dicom_ts:
+        DicomSink(scratch, ctx, verify=True)(vol, spec, out)  # records what it wrote in the row
+        if row.dicom_dir and row.dicom_bytes:
+            result.update(bytes=folder_bytes(Path(row.dicom_dir)), dicom_ts=row.dicom_ts, sized="DICOM files")
+            shutil.rmtree(row.dicom_dir, ignore_errors=True)
             return result
-        if row["status"] != "ok":
-            return {**result, "status": "failed", "reason": row.get("reason") or "DICOM not written"}
-    result.update(bytes=header_bytes(vol.files) + row["compressed_bytes"], sized="codestream + stored headers")
+        if row.status != "ok":
+            return {**result, "status": "failed", "reason": row.reason or "DICOM not written"}
+    result.update(bytes=header_bytes(vol.files) + row.compressed_bytes, sized="codestream + stored headers")
     return result
 
 
