@@ -54,7 +54,7 @@ def colour_problem(vol) -> str | None:
     series would need the archive to code colour samples, which none of its layouts does."""
     from ..codecs.jpeg_recompression import colour_of
 
-    stored = {str(h.file_meta.get("TransferSyntaxUID", "")) for h in vol.headers}
+    stored = {str(getattr(h, "file_meta", {}).get("TransferSyntaxUID", "")) for h in vol.headers}
     if not stored <= set(BASELINE_JPEG):
         return ("colour images cannot be archived exactly (they were converted to grey); only a colour series "
                 "stored as baseline JPEG is, by the jpegxl-jpeg candidate")
