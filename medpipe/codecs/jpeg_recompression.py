@@ -55,9 +55,14 @@ def colour_of(volume) -> dict | None:
     if int(header.get("SamplesPerPixel", 1) or 1) == 1:
         return None
     photometric = str(header.get("PhotometricInterpretation", ""))
-    if photometric not in BASELINE_PIXELS[1].photometric:
+    others = {str(h.get("PhotometricInterpretation", "")) for h in volume.headers} - {photometric}
+    if others:  # one conversion per volume: the stream's side data carries one
+        raise CodecSkip(f"a colour JPEG series whose files differ in Photometric Interpretation ({photometric}, "
+                        f"{', '.join(sorted(others))})")
+    allowed = next(p.photometric for p in BASELINE_PIXELS if p.samples == 3)
+    if photometric not in allowed:
         raise CodecSkip(f"a colour JPEG source with Photometric Interpretation {photometric or '(none)'}: baseline "
-                        f"JPEG holds {', '.join(BASELINE_PIXELS[1].photometric)}")
+                        f"JPEG holds {', '.join(allowed)}")
     mode = mode_of(volume.color, photometric)
     if mode is None:
         raise CodecSkip(f"a colour JPEG source loaded as {volume.color or 'it is'}: medpipe cannot reproduce that "
