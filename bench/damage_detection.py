@@ -32,18 +32,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pydicom import uid as pu  # noqa: E402
+
+from medpipe import syntaxes as ts  # noqa: E402
 from medpipe.codecs.frames import encode_frame  # noqa: E402
 from medpipe.errors import InputError  # noqa: E402
 from medpipe.volumes.damage import decode_checked, header_range_problem, series_outliers  # noqa: E402
 from medpipe.volumes.dicom import read_dicom  # noqa: E402
 
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-SYNTAXES = {  # name -> transfer syntax UID
-    "native": EXPLICIT_LE, "RLE": "1.2.840.10008.1.2.5", "JPEG baseline (8-bit)": JPEG_BASELINE,
-    "JPEG lossless SV1": "1.2.840.10008.1.2.4.70", "JPEG-LS lossless": "1.2.840.10008.1.2.4.80",
-    "JPEG 2000 lossless": "1.2.840.10008.1.2.4.90", "HTJ2K lossless": "1.2.840.10008.1.2.4.201",
-    "JPEG XL lossless": "1.2.840.10008.1.2.4.110", "Deflated Image Frame": "1.2.840.10008.1.2.8.1",
+EXPLICIT_LE, JPEG_BASELINE = pu.ExplicitVRLittleEndian, pu.JPEGBaseline8Bit
+SYNTAXES = {  # name -> transfer syntax UID (pydicom.uid, and the table for those pydicom lacks)
+    "native": EXPLICIT_LE, "RLE": pu.RLELossless, "JPEG baseline (8-bit)": JPEG_BASELINE,
+    "JPEG lossless SV1": pu.JPEGLosslessSV1, "JPEG-LS lossless": pu.JPEGLSLossless,
+    "JPEG 2000 lossless": pu.JPEG2000Lossless, "HTJ2K lossless": pu.HTJ2KLossless,
+    "JPEG XL lossless": ts.JPEGXLLossless, "Deflated Image Frame": ts.DeflatedImageFrameCompression,
 }
 KINDS = ("zero64", "flip", "truncate")
 DEV_DATA = next((p for p in ([Path(os.environ["MEDPIPE_DEV_DATA"])] if os.environ.get("MEDPIPE_DEV_DATA") else [])

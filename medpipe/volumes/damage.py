@@ -12,7 +12,7 @@ a real JPEG-LS CT slice with 64 zeroed bytes: pyjpegls and imagecodecs' CharLS r
 1. every decoder pydicom tried is heard: a lossless monochrome codestream that one decoder rejects (for a reason
    other than a missing feature) and another decodes is damaged;
 2. ``cross_check``: lossless codestreams are decoded again by every other installed decoder (pydicom's other
-   plugins; imagecodecs where pydicom has only one) and must agree bit for bit;
+   plugins; medpipe's frame coder where pydicom has only one) and must agree bit for bit;
 3. each slice's values must fit its header's BitsStored;
 4. each slice of a compressed series is compared with its neighbours: values far outside their range, or rows far
    rougher than theirs (the streaks of a codestream decoded past a damaged byte).
@@ -26,8 +26,8 @@ import numpy as np
 from pydicom.uid import (HTJ2KLossless, HTJ2KLosslessRPCL, JPEG2000Lossless, JPEGLossless, JPEGLosslessSV1,
                          JPEGLSLossless, JPEGLSNearLossless, RLELossless)
 
-from ..errors import DamagedInput, InputError
-from ..syntaxes import TABLE
+from ..errors import CodecSkip, DamagedInput, InputError
+from ..syntaxes import TABLE, PixelAttrs
 from .dicom import (DEFLATED_IMAGE_FRAME, JPEG_XL_SYNTAXES, decode_pixels, is_compressed_syntax, quiet,
                     transfer_syntax)
 from .structure import RLE_LOSSLESS, decode_rle, structure_problems
@@ -36,12 +36,6 @@ from .structure import RLE_LOSSLESS, decode_rle, structure_problems
 # is exactly specified too). Lossy JPEG/J2K decoders legitimately differ by rounding.
 EXACT_SYNTAXES = {u: TABLE[u].short for u in (JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless,
                                                JPEG2000Lossless, HTJ2KLossless, HTJ2KLosslessRPCL, RLELossless)}
-# imagecodecs functions used as the second decoder where pydicom has one plugin only (monochrome frames)
-IMAGECODECS_DECODERS = {
-    JPEGLossless: ("jpeg8_decode", "ljpeg_decode"), JPEGLosslessSV1: ("jpeg8_decode", "ljpeg_decode"),
-    HTJ2KLossless: ("htj2k_decode",), HTJ2KLosslessRPCL: ("htj2k_decode",),
-    JPEGLSLossless: ("jpegls_decode",), JPEGLSNearLossless: ("jpegls_decode",),
-}
 # A decoder that lacks a feature is not evidence of damage
 FEATURE_GAP = ("not support", "unsupported", "exceeds limit", "decompression bomb", "not implemented",
                "no module", "missing", "requires")
@@ -77,25 +71,21 @@ def _same(a: np.ndarray, b: np.ndarray, bits_stored: int) -> int:
     return int(np.count_nonzero((a.astype(np.int64) & mask) != (b.astype(np.int64) & mask)))
 
 
-def _imagecodecs_frames(ds, names: tuple[str, ...]) -> tuple[str, np.ndarray | None, str] | None:
-    """(decoder name, all frames or None, why not) from the first installed imagecodecs function; None when
-    imagecodecs has none of them."""
+def _frame_coder_frames(ds, ts: str) -> tuple[str, np.ndarray | None, str]:
+    """(decoder name, all frames or None, why not) from medpipe's frame coder of ``ts`` (codecs.frames, the one
+    codec layer), the second decoder where pydicom has one plugin only."""
+    from ..codecs.frames import coder, decode_frame
+
     try:
-        import imagecodecs
-        from pydicom.encaps import generate_frames
-    except ImportError:
-        return None
-    nframes = int(ds.get("NumberOfFrames", 1) or 1)
-    for name in names:
-        fn = getattr(imagecodecs, name, None)
-        if fn is None:
-            continue
-        try:
-            frames = [fn(f) for f in generate_frames(ds.PixelData, number_of_frames=nframes)]
-        except Exception as exc:  # noqa: BLE001 - reported by the caller as a rejection
-            return f"imagecodecs.{name}", None, _short(exc)
-        return f"imagecodecs.{name}", (np.stack(frames) if nframes > 1 else frames[0]), ""
-    return None
+        name = f"the {TABLE[ts].short} frame coder (imagecodecs.{coder(ts).imagecodecs_decoder})"
+    except CodecSkip as exc:
+        return "medpipe", None, f"not supported: {exc}"
+    try:
+        attrs = PixelAttrs.of(ds)
+        frames = [decode_frame(ts, f, attrs) for f in _fragments(ds)]
+    except Exception as exc:  # noqa: BLE001 - reported by the caller as a rejection
+        return name, None, _short(exc)
+    return name, (np.stack(frames) if len(frames) > 1 else frames[0]), ""
 
 
 OWN_DECODERS = JPEG_XL_SYNTAXES | {DEFLATED_IMAGE_FRAME}  # syntaxes pydicom 3.0 does not know: decoded in dicom.py
@@ -150,15 +140,13 @@ def _cross_check(out: Decoded, ds, decoder, plugins: list, ts, mono: bool, bits:
                 out.problems.append(f"{plugin} rejects the codestream ({_short(exc)}) that {used} decodes")
             continue
         _disagree(out, plugin, other, bits)
-    if not others and mono and ts in IMAGECODECS_DECODERS:
-        second = _imagecodecs_frames(ds, IMAGECODECS_DECODERS[ts])
-        if second is not None:
-            name, other, why = second
-            if other is None:
-                if not _feature_gap(why):
-                    out.problems.append(f"{name} rejects the codestream ({why}) that {used} decodes")
-            else:
-                _disagree(out, name, other, bits)
+    if not others and mono and ts in EXACT_SYNTAXES and ts != RLELossless:
+        name, other, why = _frame_coder_frames(ds, ts)
+        if other is None:
+            if not _feature_gap(why):
+                out.problems.append(f"{name} rejects the codestream ({why}) that {used} decodes")
+        else:
+            _disagree(out, name, other, bits)
 
 
 def decode_checked(ds, path: Path, cross_check: bool = True) -> Decoded:
@@ -256,11 +244,13 @@ def _like_neighbour(pixels: np.ndarray, i: int, near: list[int], rows) -> bool:
 def series_outliers(pixels: np.ndarray, padding: tuple[int, int] | None) -> dict[int, str]:
     """Slices that contradict their neighbours (the nearest 4): {slice index: reason}. Needs 3 slices or more.
 
-    - range: at least max(64, 0.5 %) of a slice's non-padding voxels lie beyond its neighbours' value range
+    - range: at least max(64, 2 % of the slice's voxels) non-padding voxels lie beyond its neighbours' value range
       widened by that range's own width on each side (a 16-bit slice decoded to -32768..32767 among -2000..2310);
     - texture: at least max(8, 2 %) of its rows are over 4 times rougher (mean |step| across and down) than the
-      roughest neighbour's same row, and than 1/64 of the series' typical span. A JPEG-LS or lossless-JPEG
-      decoder run past a damaged byte leaves every later row streaked (measured: 10 x the roughness of CT rows).
+      roughest neighbour's same row, and than 1/64 of the series' typical span: the streaks a JPEG-LS or
+      lossless-JPEG decoder leaves in every row after a damaged byte (README "Damaged input" has the rates).
+    Either holds only when the slice does not still show its nearest neighbour (``_like_neighbour``, r >= 0.9): a
+    real slice acquired brighter or noisier than the next is an image, not damage.
     Padding voxels are set to one value first, so the edge of a circular field of view is not taken for texture.
     """
     n = pixels.shape[0]
