@@ -210,8 +210,8 @@ def test_a_crashed_extract_leaves_nothing_and_the_next_cleans_up(built, sources,
             raise KeyboardInterrupt  # a crash half-way through the series
         return real(*args, **kwargs)
 
-    real = extract_module.native_file
-    monkeypatch.setattr(extract_module, "native_file", failing)
+    real = extract_module.restored_file  # each file of a lossless series, as it is written
+    monkeypatch.setattr(extract_module, "restored_file", failing)
     with pytest.raises(KeyboardInterrupt):
         extract_archive(built, out, _ctx())
     assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]

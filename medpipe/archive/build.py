@@ -12,14 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import CodecSkip, InputError
 from ..files import atomic_folder, atomic_write_bytes, safe_component
 from ..metrics import compare
 from ..results import library_versions
+from ..syntaxes import BASELINE_JPEG
 from ..volumes import Volume
 from .candidates import CANDIDATES, Trial, choose, codec_from_record, pick_candidates, try_candidate, \
     user_candidate
-from .dicomfile import native_file, native_value
+from .dicomfile import jpeg_layout, native_file, native_value
 from .headers import EXPLICIT_BE, NAME, NATIVE, RESIDUAL, header_sha, pack_store, read_header, record_syntax, xor
 from .index import DTYPES, FORMAT, HEADERS, ArchiveError, sha256, seal, slice_sha
 from .plan import GroupPlan, group_scans, scan_facts
@@ -30,15 +31,52 @@ FFV1 = next(c for c in CANDIDATES if c.name == "ffv1")  # a lossless user codec 
 
 
 def check_volume(vol) -> None:
-    """Only what an archive can restore exactly: DICOM, grey, integer cells of 8/16/32 bits."""
+    """Only what an archive can restore exactly: DICOM, integer cells of 8/16/32 bits, grey -- or colour stored as
+    baseline JPEG, whose own JPEG frames the jpegxl-jpeg candidate keeps (:func:`colour_problem`)."""
     if not vol.headers or not hasattr(vol.headers[0], "file_meta"):
         raise InputError(f"{vol.source}: no DICOM headers (PNG stack?); an archive restores DICOM, so give DICOM "
                          "series")
-    if vol.color or any("colour" in n for n in vol.notes):
-        raise InputError(f"{vol.source}: colour images cannot be archived exactly (they were converted to grey)")
+    problem = colour_problem(vol) if is_colour(vol) else None
+    if problem:
+        raise InputError(f"{vol.source}: {problem}")
     if (vol.bits_allocated, vol.signed) not in DTYPES or any("converted exactly" in n for n in vol.notes):
         raise InputError(f"{vol.source}: Bits Allocated {vol.bits_allocated} ({vol.pixels.dtype}) is not an "
                          "integer cell of 8, 16 or 32 bits; not archived")
+
+
+def is_colour(vol) -> bool:
+    return bool(vol.color) or any("colour" in n for n in vol.notes)
+
+
+def colour_problem(vol) -> str | None:
+    """Why a colour series cannot be archived, or None. Its slices are grey (converted on loading), so only its
+    own colour JPEG frames, kept as .111 streams and given back bit for bit, restore the files; any other colour
+    series would need the archive to code colour samples, which none of its layouts does."""
+    from ..codecs.jpeg_recompression import colour_of
+
+    stored = {str(getattr(h, "file_meta", {}).get("TransferSyntaxUID", "")) for h in vol.headers}
+    if not stored <= set(BASELINE_JPEG):
+        return ("colour images cannot be archived exactly (they were converted to grey); only a colour series "
+                "stored as baseline JPEG is, by the jpegxl-jpeg candidate")
+    try:
+        colour = colour_of(vol)
+    except CodecSkip as exc:
+        return str(exc)
+    if colour is None:
+        return "colour images cannot be archived exactly (they were converted to grey)"
+    if colour["mode"] != "gray":
+        return "colour coded per component (color: components) is not archived; load it with color: gray"
+    return None
+
+
+def colour_candidates(gid: str, tried: tuple) -> tuple:
+    """A colour group's slices are grey conversions: only the candidate that keeps its own JPEG frames may code it
+    (never one that codes the grey values, which would restore no file)."""
+    keep = tuple(c for c in tried if c.codec.get("codec") == "jpegxl-jpeg")
+    if not keep:
+        raise ArchiveError(f"{gid}: a colour series is archived only by the jpegxl-jpeg candidate (its own JPEG "
+                           f"frames, kept bit for bit); not among those tried: {', '.join(c.name for c in tried)}")
+    return keep
 
 
 def value_offset(vol) -> int:
@@ -81,6 +119,7 @@ def scan_record(sid: str, vol, gid: str) -> dict:
         "raw_bytes": vol.raw_bytes, "value_range": list(vol.value_range),
         "frame_order": [int(i) for i in vol.frame_order] if vol.frame_order is not None else None,
         "slice_sha256": [slice_sha(sl, DTYPES[(vol.bits_allocated, vol.signed)]) for sl in vol.pixels],
+        "colour": vol.color,  # "" for grey; else the slices are its conversion, and only the files restore it
     }
 
 
@@ -101,6 +140,17 @@ def write_headers(folder: Path, scan: dict, vol) -> None:
         files.append({"name": name, "frames": frames, "sop_uid": str(ds.get("SOPInstanceUID", "")),
                       "transfer_syntax": record_syntax(record), "source_bytes": Path(path).stat().st_size,
                       "source_sha256": source_sha, "header_sha256": header_sha(record)})
+        layout = jpeg_layout(record, pixel, frames, source_sha)
+        if layout:  # a baseline JPEG file that jpeg_original rebuilds from its own JPEG frames
+            files[-1].update(layout)
+        if scan["colour"]:  # the slices are grey: only the original file, from its own JPEG frames, restores it
+            if not layout:
+                raise InputError(f"{path}: a colour file whose JPEG encapsulation (several fragments per frame, or "
+                                 "other padding) medpipe cannot rebuild byte for byte; not archived")
+            files[-1].update(exact_copy=False, restored_sha256=source_sha)
+            records.append([*record, (NAME, name.encode("utf-8"))])
+            at += frames
+            continue
         restored = native_file(record, stored[at:at + frames], scan)
         files[-1]["exact_copy"] = record_syntax(record) in NATIVE or not record_syntax(record)
         if files[-1]["exact_copy"] and sha256(restored) != source_sha:
@@ -177,10 +227,12 @@ def _build_into(folder: Path, inputs: list, plans: list[GroupPlan], fingerprints
             scans[rec["id"]] = rec
             written.append(rec["headers"])
         values = [v.pixels.astype(np.int32) + r["value_offset"] for v, r in zip(vols, recs)]
-        names = tuple(c.name for c in tried)
-        trials = [try_candidate(c, vols, values, recs, settings, ctx, not auto, names) for c in tried]
+        colour = any(r["colour"] for r in recs)
+        here = colour_candidates(gid, tried) if colour else tried
+        names = tuple(c.name for c in here)
+        trials = [try_candidate(c, vols, values, recs, settings, ctx, not auto, names) for c in here]
         best = choose(trials)
-        if best is None and not auto and trials[0].status == "skipped":  # a lossless archive stays lossless
+        if best is None and not auto and not colour and trials[0].status == "skipped":  # stays lossless
             fallback = try_candidate(FFV1, vols, values, recs, settings, ctx)
             fallback.reason = f"{trials[0].candidate.name} not used: {trials[0].reason}"
             trials.append(fallback)

@@ -30,7 +30,6 @@ from ..roundtrip import round_trip, timed
 from ..syntaxes import JPEGXLLossless, PixelAttrs
 from .plan import scan_frames, stream_order
 
-JPEG_XL = JPEGXLLossless  # the syntax of the jpegxl-dicom layout (extract and verify name it so)
 LAYOUTS = ("dicom", "images", "stream", "volumes")
 
 
@@ -193,9 +192,9 @@ def _dicom_trial(trial: Trial, vols: list, scans: list[dict], settings) -> None:
     order, chunks = [], []
     for i, (vol, scan) in enumerate(zip(vols, scans)):
         for k, frame in enumerate(vol.pixels):
-            data, ms = timed(lambda f=frame: dicom_codestream(JPEG_XL, f, scan, settings.effort))
+            data, ms = timed(lambda f=frame: dicom_codestream(JPEGXLLossless, f, scan, settings.effort))
             trial.encode_ms += ms
-            back, ms = timed(lambda d=data: decode_codestream(JPEG_XL, d, scan))
+            back, ms = timed(lambda d=data: decode_codestream(JPEGXLLossless, d, scan))
             trial.decode_ms += ms
             if not np.array_equal(back, frame):
                 raise MedpipeError(f"LOSSLESS NOT EXACT: the JPEG XL DICOM codestream of {vol.name} slice {k} "

@@ -16,6 +16,7 @@ pydicom for an encapsulated output: its element values are kept, their encoding 
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 
@@ -87,17 +88,18 @@ def native_file(record: Record, frames: np.ndarray, scan: dict) -> bytes:
     return b"".join(parts)
 
 
-def encapsulated_value(codestreams: list[bytes]) -> bytes:
-    """PS3.5 A.4: Basic Offset Table item, one fragment per frame (even length), Sequence Delimitation Item."""
+def encapsulated_value(codestreams: list[bytes], has_bot: bool = True) -> bytes:
+    """PS3.5 A.4: Basic Offset Table item (empty when not ``has_bot``), one fragment per frame (even length),
+    Sequence Delimitation Item."""
     from pydicom.encaps import encapsulate
 
-    return encapsulate([bytes(c) for c in codestreams], fragments_per_frame=1, has_bot=True) + \
+    return encapsulate([bytes(c) for c in codestreams], fragments_per_frame=1, has_bot=has_bot) + \
         b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
-def encapsulated_file(record: Record, uid: str, codestreams: list[bytes]) -> bytes:
+def encapsulated_file(record: Record, uid: str, codestreams: list[bytes], has_bot: bool = True) -> bytes:
     """The file with its Pixel Data encapsulated in transfer syntax ``uid``."""
-    pixel = PIXEL_TAG + b"OB\x00\x00\xff\xff\xff\xff" + encapsulated_value(codestreams)
+    pixel = PIXEL_TAG + b"OB\x00\x00\xff\xff\xff\xff" + encapsulated_value(codestreams, has_bot)
     if record_syntax(record) in (IMPLICIT_LE, EXPLICIT_BE, ""):
         return _reencoded(record, uid, pixel)
     parts = [c for k, c in record if k == PREAMBLE] + meta_with_syntax(record, uid)
@@ -110,16 +112,35 @@ def encapsulated_file(record: Record, uid: str, codestreams: list[bytes]) -> byt
 def jpeg_original(record: Record, f: dict, slices, jpeg: dict | None) -> bytes | None:
     """A file the source stored as baseline JPEG, rebuilt from the archive's JPEG XL JPEG Recompression streams
     (slice -> stream; the jpegxl-jpeg candidate): its JPEG frames back bit for bit in their encapsulation. The
-    original file when the rebuild matches its SHA-256 (one fragment per frame, Basic Offset Table as medpipe
-    writes it), else None (the file then comes back native, as every compressed original does)."""
-    import hashlib
-
+    original file when the rebuild matches its SHA-256 (one fragment per frame, the Basic Offset Table filled or
+    empty as the original had it: ``jpeg_bot``, recorded at build time), else None (the file then comes back native,
+    as every compressed original does; a colour one is refused)."""
     from ..codecs.frames import original_jpeg
 
     if jpeg is None or f["transfer_syntax"] not in BASELINE_JPEG:
         return None
-    data = encapsulated_file(record, f["transfer_syntax"], [original_jpeg(jpeg[int(k)]) for k in slices])
+    streams = [original_jpeg(jpeg[int(k)]) for k in slices]
+    data = encapsulated_file(record, f["transfer_syntax"], streams, f.get("jpeg_bot", True))
     return data if hashlib.sha256(data).hexdigest() == f["source_sha256"] else None
+
+
+def jpeg_layout(record: Record, pixel: bytes, frames: int, source_sha: str) -> dict | None:
+    """{"jpeg_bot": bool} when the file, stored as baseline JPEG, comes back byte for byte from its JPEG frames
+    re-encapsulated as :func:`jpeg_original` does it (one fragment per frame, the Basic Offset Table filled or
+    empty); None when it does not (several fragments per frame, other padding) or is not baseline JPEG."""
+    from pydicom.encaps import generate_frames
+
+    syntax = record_syntax(record)
+    if syntax not in BASELINE_JPEG:
+        return None
+    try:
+        jpegs = list(generate_frames(pixel, number_of_frames=frames))
+    except Exception:  # noqa: BLE001 - pydicom raises several types on a damaged encapsulation: not rebuildable
+        return None
+    for bot in (True, False):
+        if hashlib.sha256(encapsulated_file(record, syntax, jpegs, bot)).hexdigest() == source_sha:
+            return {"jpeg_bot": bot}
+    return None
 
 
 def dataset(record: Record):

@@ -16,10 +16,12 @@ from pydicom.uid import generate_uid
 from ..codecs import codec_class
 from ..errors import CodecSkip, DamagedInput
 from ..files import clean_stale, inside, make_dirs, os_error, part_name
-from .candidates import JPEG_XL, decode_codestream, dicom_codestream
-from .dicomfile import OUTPUT_SYNTAXES, encapsulated_file, jpeg_original, lossy_file, native_file
+from ..syntaxes import JPEGXLLossless
+from .candidates import decode_codestream, dicom_codestream
+from .dicomfile import OUTPUT_SYNTAXES, encapsulated_file, lossy_file
 from .index import ArchiveError, select_scans, series_folder, sha256
-from .verify import load_headers, open_checked, restore_group, stream_chunks, stored_frames
+from .verify import jpeg_streams, load_headers, open_checked, restore_group, restored_file, stream_chunks, \
+    stored_frames
 
 
 def check_syntax(syntax: str, index: dict, chosen: list[dict]) -> str | None:
@@ -30,6 +32,10 @@ def check_syntax(syntax: str, index: dict, chosen: list[dict]) -> str | None:
     groups = {g["id"]: g for g in index["groups"]}
     if uid and any(not groups[s["group"]]["lossless"] for s in chosen):
         raise ArchiveError(f"--syntax {syntax}: a lossy archive restores as native (uncompressed) DICOM only")
+    colour = [s["name"] for s in chosen if s.get("colour")]
+    if uid and colour:
+        raise ArchiveError(f"--syntax {syntax}: {colour[0]} is colour; it restores as its original files only "
+                           "(--syntax native)")
     return uid
 
 
@@ -47,7 +53,7 @@ def _codestreams(uid: str, frames: np.ndarray, slices, scan: dict, reuse: dict |
     out = []
     for frame, k in zip(frames, slices):
         data = reuse[int(k)] if reuse is not None else dicom_codestream(uid, frame, scan,
-                                                                         effort if uid == JPEG_XL else None)
+                                                                         effort if uid == JPEGXLLossless else None)
         if not np.array_equal(decode_codestream(uid, data, scan), frame):
             raise ArchiveError(f"{scan['name']} slice {k}: the {uid} codestream does not decode to the stored "
                                "values; nothing was written")
@@ -57,17 +63,9 @@ def _codestreams(uid: str, frames: np.ndarray, slices, scan: dict, reuse: dict |
 
 def _reusable(folder: Path, g: dict, sid: str, uid: str | None) -> dict | None:
     """slice -> the archive's PS3.5 JPEG XL codestream of it, when the output is JPEG XL and the group has them."""
-    if uid != JPEG_XL or g["layout"] != "dicom":
+    if uid != JPEGXLLossless or g["layout"] != "dicom":
         return None
     chunks = stream_chunks(folder, g)[0]
-    return {k: chunks[p] for p, (s, k) in enumerate(g["order"]) if s == sid}
-
-
-def _jpeg_streams(folder: Path, g: dict, sid: str) -> dict | None:
-    """slice -> the group's JPEG XL JPEG Recompression stream of it (jpegxl-jpeg groups), else None."""
-    if g["codec"].get("codec") != "jpegxl-jpeg":
-        return None
-    chunks = [c for part in stream_chunks(folder, g) for c in part]
     return {k: chunks[p] for p, (s, k) in enumerate(g["order"]) if s == sid}
 
 
@@ -127,16 +125,13 @@ def _write_series(folder: Path, dest: Path, s: dict, g: dict, vol: np.ndarray, u
     records = load_headers(folder, s)  # each header checked by SHA-256 and against the index
     series_uid = None if g["lossless"] else generate_uid()  # a lossy copy is a new series
     reuse = _reusable(folder, g, s["id"], uid)
-    jpeg = _jpeg_streams(folder, g, s["id"]) if uid is None else None
+    jpeg = jpeg_streams(folder, g, s["id"]) if uid is None else None
     for record, (f, frames, slices) in zip(records, stored_frames(s, vol)):
         if not g["lossless"]:
             method = codec_class(g["codec"]["codec"]).lossy_method if g["codec"].get("codec") else None
             data = lossy_file(record, frames, s, method, g["cr"], series_uid, g["label"])
         elif uid is None:
-            data = jpeg_original(record, f, slices, jpeg) or native_file(record, frames, s)
-            if sha256(data) not in (f["restored_sha256"], f["source_sha256"]):
-                raise ArchiveError(f"{folder / s['headers']}: {f['name']} does not restore as recorded at build "
-                                   "time; nothing was written")
+            data = restored_file(folder, s, record, f, frames, slices, jpeg)
         else:
             try:
                 data = encapsulated_file(record, uid, _codestreams(uid, frames, slices, s, reuse, effort))

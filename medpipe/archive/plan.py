@@ -34,11 +34,14 @@ def scan_meta(vol) -> dict:
         "size": tuple(vol.shape[1:]),
         "spacing": _float(spacing[0]) if spacing else None,
         "thickness": _float(h.get("SliceThickness")) if hasattr(h, "get") else None,
+        "colour": bool(vol.color),
     }
 
 
 def meta_mismatch(a: dict, b: dict, s) -> str | None:
     """Why two scans' metadata keep them apart, or None."""
+    if a.get("colour") != b.get("colour"):  # a colour scan's own JPEG frames, not its grey slices, are archived
+        return "one scan is colour (archived from its own JPEG frames), the other grey"
     if a["size"] != b["size"]:
         return f"image size {a['size'][0]}x{a['size'][1]} vs {b['size'][0]}x{b['size'][1]}"
     for key in s.group_by:

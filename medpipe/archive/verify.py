@@ -12,8 +12,9 @@ from ..codecs import Encoded
 from ..depth import mapping_from_dict
 from ..errors import MedpipeError
 from ..memory import TooLarge, check_fits
-from .candidates import JPEG_XL, codec_from_record, decode_codestream
-from .dicomfile import dataset, native_file
+from ..syntaxes import JPEGXLLossless
+from .candidates import codec_from_record, decode_codestream
+from .dicomfile import dataset, jpeg_original, native_file
 from .headers import HeaderError, Record, header_sha, record_name, unpack_store
 from .index import ArchiveError, check_files, check_views, open_archive, sha256, slice_sha
 from .plan import scan_frames
@@ -127,7 +128,7 @@ def restore_group(folder: Path, index: dict, g: dict, ctx) -> dict[str, np.ndarr
             raise ArchiveError(f"{path}: the index says lossless {g['lossless']}, its codec and mapping say "
                                f"{lossless}; the index was edited or is damaged")
         if g["layout"] == "dicom":
-            frames = np.stack([decode_codestream(JPEG_XL, c, scans[g["scans"][i]])
+            frames = np.stack([decode_codestream(JPEGXLLossless, c, scans[g["scans"][i]])
                                for c, (i, _) in zip(parts[0], order)]).astype(np.int32)
         else:
             codec = codec_from_record(g["codec"])
@@ -177,6 +178,27 @@ def stored_frames(scan: dict, vol: np.ndarray):
         start += f["frames"]
 
 
+def jpeg_streams(folder: Path, g: dict, sid: str) -> dict | None:
+    """slice -> the group's JPEG XL JPEG Recompression stream of it (jpegxl-jpeg groups), else None."""
+    if g["codec"].get("codec") != "jpegxl-jpeg":
+        return None
+    chunks = [c for part in stream_chunks(folder, g) for c in part]
+    return {k: chunks[p] for p, (s, k) in enumerate(g["order"]) if s == sid}
+
+
+def restored_file(folder: Path, scan: dict, record: Record, f: dict, frames: np.ndarray, slices,
+                  jpeg: dict | None) -> bytes:
+    """One file of a lossless group as extract writes it natively: the original rebuilt from its own JPEG frames
+    (jpegxl-jpeg groups), else native Pixel Data; ArchiveError unless it is what the build recorded."""
+    data = jpeg_original(record, f, slices, jpeg)
+    if data is None and not scan.get("colour"):  # a colour file's slices are grey: never a native file of them
+        data = native_file(record, frames, scan)
+    if data is None or sha256(data) not in (f["restored_sha256"], f["source_sha256"]):
+        raise ArchiveError(f"{folder / scan['headers']}: {f['name']} would not be restored as recorded at build "
+                           "time; the archive is damaged (nothing was written)")
+    return data
+
+
 def verify_archive(folder: Path, ctx, console=None, key: Path | None = None, require_signature: bool = False
                    ) -> dict:
     """Every check extract makes, on every scan, writing nothing; ArchiveError on the first problem."""
@@ -191,10 +213,9 @@ def verify_archive(folder: Path, ctx, console=None, key: Path | None = None, req
             s = scans[sid]
             records = load_headers(folder, s)
             if g["lossless"]:
-                for record, (f, frames, _) in zip(records, stored_frames(s, vol)):
-                    if sha256(native_file(record, frames, s)) != f["restored_sha256"]:
-                        raise ArchiveError(f"{folder / s['headers']}: {f['name']} would not be restored as "
-                                           "recorded at build time; the archive is damaged")
+                jpeg = jpeg_streams(folder, g, sid)
+                for record, (f, frames, slices) in zip(records, stored_frames(s, vol)):
+                    restored_file(folder, s, record, f, frames, slices, jpeg)
             n += 1
         if console:
             what = ("bit-exact: every slice and every restored file checked by SHA-256" if g["lossless"]

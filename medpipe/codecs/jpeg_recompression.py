@@ -6,13 +6,21 @@ bytes (the column ``cr`` stays raw / compressed, like every row).
 
 A lossy source stays lossy: the values are the JPEG's, nothing new is lost, so the DICOM output keeps the instance
 (Lossy Image Compression stays 01, its method and ratio history unchanged).
+
+A colour source (ultrasound, endoscopy, secondary captures: YBR_FULL_422, YBR_FULL or RGB) was loaded as grey
+(:mod:`medpipe.volumes.colour`). The JPEG bitstream is re-coded as it is, colour and all; decoding gives its JPEG bytes
+back bit for bit and then its values converted by the very conversion the loader used (the same pydicom decoder,
+then the same ``colour_to_slices`` mode, found from the volume's ``color``), so the round trip's bit-exact comparison
+with the loaded volume is an honest one. The colour facts travel in the stream's side data: an archive decodes
+without the source.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import CodecSkip, DamagedInput
-from ..syntaxes import BASELINE_JPEG, JPEGXLJPEGRecompression, PixelAttrs, name
+from ..syntaxes import BASELINE_JPEG, BASELINE_PIXELS, JPEGXLJPEGRecompression, PixelAttrs, name
+from ..volumes.colour import colour_to_slices, mode_of
 from .base import Codec, Encoded, WrittenAs
 from .frames import decode_jpeg, original_jpeg, recompress_jpeg
 
@@ -28,18 +36,42 @@ def source_jpeg_frames(volume) -> list[bytes]:
     if any(uid not in BASELINE_JPEG for uid in stored):
         raise CodecSkip(f"the source is stored as {', '.join(name(u) for u in stored)}, not baseline JPEG (.50/.51): "
                         "nothing to recompress")
-    if int(volume.headers[0].get("SamplesPerPixel", 1) or 1) != 1:
-        raise CodecSkip("a colour JPEG source: the row compares the grey values loaded from it; recompress it "
-                        "through the DICOM output's own path instead")
     out = []
     for path, header in zip(volume.files, volume.headers):
         ds = pydicom.dcmread(path)
         out += list(generate_frames(ds.PixelData, number_of_frames=int(header.get("NumberOfFrames", 1) or 1)))
     if volume.frame_order is not None:
         out = [out[i] for i in volume.frame_order]
-    if len(out) != volume.shape[0]:
+    per = slices_per_image(colour_of(volume))
+    if len(out) * per != volume.shape[0]:
         raise CodecSkip(f"{len(out)} JPEG frames for {volume.shape[0]} slices")
     return out
+
+
+def colour_of(volume) -> dict | None:
+    """None for a grey source; for a colour one {"photometric", "mode"}: how its decoded pixels became the loaded
+    slices. CodecSkip when the loaded volume's conversion cannot be reproduced from the JPEG."""
+    header = volume.headers[0]
+    if int(header.get("SamplesPerPixel", 1) or 1) == 1:
+        return None
+    photometric = str(header.get("PhotometricInterpretation", ""))
+    others = {str(h.get("PhotometricInterpretation", "")) for h in volume.headers} - {photometric}
+    if others:  # one conversion per volume: the stream's side data carries one
+        raise CodecSkip(f"a colour JPEG series whose files differ in Photometric Interpretation ({photometric}, "
+                        f"{', '.join(sorted(others))})")
+    allowed = next(p.photometric for p in BASELINE_PIXELS if p.samples == 3)
+    if photometric not in allowed:
+        raise CodecSkip(f"a colour JPEG source with Photometric Interpretation {photometric or '(none)'}: baseline "
+                        f"JPEG holds {', '.join(allowed)}")
+    mode = mode_of(volume.color, photometric)
+    if mode is None:
+        raise CodecSkip(f"a colour JPEG source loaded as {volume.color or 'it is'}: medpipe cannot reproduce that "
+                        "conversion from the decoded JPEG, so the values could not be compared")
+    return {"photometric": photometric, "mode": mode}
+
+
+def slices_per_image(colour: dict | None) -> int:
+    return 3 if colour and colour["mode"] == "components" else 1
 
 
 class JpegXLRecompression(Codec):
@@ -52,6 +84,7 @@ class JpegXLRecompression(Codec):
     cost = 3.0
     dicom = (WrittenAs(JPEGXLJPEGRecompression),)
     jpeg: list[bytes] | None = None
+    colour: dict | None = None  # colour_of(the source)
     low = 0  # the smallest stored value of the volume prepared: the codec's input may be offset from it
 
     def version(self, ctx) -> str:
@@ -60,29 +93,40 @@ class JpegXLRecompression(Codec):
         return f"imagecodecs {imagecodecs.__version__} ({imagecodecs.jpegxl_version()})"
 
     def take_source(self, volume) -> None:
+        self.colour = colour_of(volume) if volume.headers else None
         self.jpeg = source_jpeg_frames(volume)
         self.low = int(volume.pixels.min())
 
     def encode(self, frames: np.ndarray, ctx) -> Encoded:
-        if self.jpeg is None or len(self.jpeg) != len(frames):
+        if self.jpeg is None or len(self.jpeg) * slices_per_image(self.colour) != len(frames):
             raise CodecSkip("needs the source's own JPEG frames (a DICOM source stored as baseline JPEG)")
         chunks = [recompress_jpeg(j) for j in self.jpeg]
         jpeg_bytes, coded = sum(len(j) for j in self.jpeg), sum(len(c) for c in chunks)
         note = (f"against the source's own JPEG: {jpeg_bytes:,} -> {coded:,} bytes (CR {jpeg_bytes / coded:.3f}, "
                 f"{100 * (1 - coded / jpeg_bytes):.1f} % smaller); the JPEG bytes come back bit for bit")
         # the JPEG decodes to the stored values; a value mapping may have offset the input from them
-        return Encoded(chunks, frames.shape, frames.dtype.str, side={"note": note,
-                                                                      "offset": self.low - int(frames.min())})
+        side = {"note": note, "offset": self.low - int(frames.min())}
+        if self.colour:
+            side["colour"] = dict(self.colour)
+        return Encoded(chunks, frames.shape, frames.dtype.str, side=side)
 
     def decode(self, enc: Encoded, ctx) -> np.ndarray:
         n, rows, cols = enc.shape
-        attrs = PixelAttrs(rows, cols, 1, "MONOCHROME2", False, 8, 8, 7)
+        colour = enc.side.get("colour")
+        per = slices_per_image(colour)
+        attrs = (PixelAttrs(rows, cols, 3, colour["photometric"], False, 8, 8, 7) if colour else
+                 PixelAttrs(rows, cols, 1, "MONOCHROME2", False, 8, 8, 7))
+        if len(enc.chunks) * per != n:
+            raise DamagedInput(f"{len(enc.chunks)} JPEG XL streams for {n} slices")
         out = np.empty(enc.shape, np.dtype(enc.dtype))
         for i, chunk in enumerate(enc.chunks):
             jpeg = original_jpeg(chunk)
             if self.jpeg is not None and jpeg != self.jpeg[i]:
                 raise DamagedInput(f"slice {i}: the JPEG bitstream did not come back bit for bit")
-            out[i] = decode_jpeg(jpeg, attrs).astype(np.int32) - enc.side.get("offset", 0)
+            values = decode_jpeg(jpeg, attrs)
+            if colour:  # the loader's own conversion (module docstring)
+                values = colour_to_slices(values, colour["photometric"], colour["mode"])[0]
+            out[i * per:(i + 1) * per] = values.astype(np.int32) - enc.side.get("offset", 0)
         return out
 
 

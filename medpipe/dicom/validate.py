@@ -166,9 +166,10 @@ def decode_frames(ds, uid: str, fragments: list[bytes]) -> list[np.ndarray] | No
         return None
 
 
-def check_file(path: Path, uid: str, expected: list[np.ndarray] | None = None) -> list[str]:
+def check_file(path: Path, uid: str, expected: list[np.ndarray] | None = None, convert=None) -> list[str]:
     """Problems of one written file: its transfer syntax, encapsulation, every frame against the header (lossless
-    syntaxes), and, with `expected`, every frame decoded against the stored values it must hold."""
+    syntaxes), and, with `expected`, every frame decoded (then passed through ``convert`` when given: a colour
+    frame as a loader converts it) against the stored values it must hold."""
     import pydicom
 
     ds = pydicom.dcmread(path)
@@ -187,6 +188,7 @@ def check_file(path: Path, uid: str, expected: list[np.ndarray] | None = None) -
     if decoded is None:
         return [f"cannot verify: no decoder for transfer syntax {uid} is installed here"]
     for i, (got, want) in enumerate(zip(decoded, expected)):
+        got = convert(got) if convert is not None else got
         if got.shape != want.shape or not np.array_equal(got, want):
             diff = (int(np.abs(got.astype(np.int64) - want.astype(np.int64)).max()) if got.shape == want.shape
                     else f"shape {got.shape} vs {want.shape}")

@@ -39,7 +39,7 @@ from ..codecs.frames import encode_frame, strip_jpeg_wrappers
 from ..errors import CodecSkip, DamagedInput, MedpipeError, OutputError
 from ..files import atomic_folder, os_error, safe_component
 from ..options import Option
-from ..syntaxes import TABLE, JPEGXLJPEGRecompression
+from ..syntaxes import TABLE, JPEGXLJPEGRecompression, pixel_module_problems
 from .header import (DROP_TAGS, SOURCE_FOR_PROCESSING, TYPE2_FILL, derive, fit_stored_values, grey_pixel_module,
                      mark_lossy, mark_offset_copy)
 from .part10 import save
@@ -80,10 +80,36 @@ def choose_syntax(volume, spec, uid: str | None, htj2k: str = "rpcl") -> str:
 
 
 def kind_of(volume, codec, dmap, uid: str) -> str:
-    """Same instance only where the values are unchanged and the table says the syntax may keep it."""
+    """Same instance only where the values are unchanged and the table says the syntax may keep it. A colour
+    source's .111 streams are its own colour JPEG: the same instance too, not a grey derived series."""
     if not (codec.lossless and dmap.exact) or not TABLE[uid].keeps_instance:
         return LOSSY
-    return GREY if any(n.startswith("colour") for n in volume.notes) else SAME
+    colour = any(n.startswith("colour") for n in volume.notes)
+    return GREY if colour and uid != JPEGXLJPEGRecompression else SAME
+
+
+def recompressed_pixel_module(ds, uid: str, colour: dict | None):
+    """The Image Pixel module of a .111 instance, which is the source's own (its JPEG bitstream, re-coded): PS3.5
+    8.2.15 wants the Pixel Data related attributes "consistent with the characteristics of the compressed data
+    stream", for .111 the reconstructed JPEG (Table 8.2.15-1: as baseline JPEG, PS3.5 8.2.1): Samples per Pixel 3,
+    Photometric Interpretation YBR_FULL_422 / YBR_FULL / RGB as the source says, 8 bits, and Planar Configuration 0
+    (irrelevant to a coding that interleaves components itself, hence 0 as 8.2.1 and 8.2.4 say; PS3.3 C.7.6.3.1.3
+    requires 0 for YBR_FULL_422). Returns the check's conversion of a decoded colour frame (None for grey)."""
+    from ..volumes.colour import colour_to_slices
+
+    if int(ds.get("SamplesPerPixel", 1) or 1) == 3:
+        ds.PlanarConfiguration = 0
+    attrs = PixelAttrs.of(ds)
+    problems = pixel_module_problems(uid, attrs.samples, attrs.photometric, int(attrs.signed), attrs.bits_allocated,
+                                     attrs.bits_stored, attrs.high_bit, attrs.planar)
+    if problems:
+        raise NotWritable("no DICOM written: " + "; ".join(problems))
+    if not colour:
+        return None
+    if colour["mode"] != "gray" or colour["photometric"] != attrs.photometric:
+        raise NotWritable(f"no DICOM written: the streams were decoded as {colour}, the header says "
+                          f"{attrs.photometric}")
+    return lambda rgb: colour_to_slices(rgb, colour["photometric"], colour["mode"])[0][0]
 
 
 def file_groups(volume) -> list[list[int]]:
@@ -240,7 +266,7 @@ class DicomSink:
                         setattr(ds, kw, None)
             if kind in (GREY, LOSSY) and any(n.startswith("colour") for n in volume.notes):
                 grey_pixel_module(ds)
-            expected = None
+            expected, convert = None, None
             if kind == LOSSY:
                 fit_stored_values(ds, volume, dmap, *lossy_bits)
                 frames = [strip_jpeg_wrappers(chunks[i]) for i in idx]
@@ -252,6 +278,8 @@ class DicomSink:
                 elif kind == OFFSET:
                     fit_stored_values(ds, volume, dmap, max(1, dmap.bits_in), volume.bits_allocated)
                     mark_offset_copy(ds, dmap.offset, series_uid, label)
+                if recompressed:
+                    convert = recompressed_pixel_module(ds, uid, enc.side.get("colour"))
                 attrs = PixelAttrs.of(ds)
                 expected = [dmap.forward(volume.pixels[i]) if kind == OFFSET else volume.pixels[i] for i in idx]
                 frames = [chunks[i] for i in idx] if recompressed else [
@@ -260,7 +288,7 @@ class DicomSink:
             name = safe_component(volume.files[k].name) if k < len(volume.files) else f"{k + 1:04d}.dcm"
             path = folder / name
             total += save(ds, uid, frames, path, self.offset_table if len(idx) > 1 else "basic")
-            self.check(path, uid, expected, kind, volume, idx, codec, dmap)
+            self.check(path, uid, expected, kind, volume, idx, codec, dmap, convert)
         return total
 
     def frame(self, uid: str, values: np.ndarray, attrs: PixelAttrs, candidate: bytes | None, effort) -> bytes:
@@ -289,11 +317,12 @@ class DicomSink:
         return min(allocated, max(needed, precision)), allocated
 
     # -- verification
-    def check(self, path: Path, uid: str, expected, kind: str, volume, idx: list[int], codec, dmap) -> None:
+    def check(self, path: Path, uid: str, expected, kind: str, volume, idx: list[int], codec, dmap,
+              convert=None) -> None:
         """Before the series is renamed into place: the file's structure and frames against the syntax's rules,
-        then (``verify``) every frame decoded: exactly the values it must hold (lossless), or within the codec's
-        bound of the source's modality values (lossy)."""
-        problems = check_file(path, uid, expected if self.verify else None)
+        then (``verify``) every frame decoded: exactly the values it must hold (lossless; ``convert``: a colour
+        frame as the loader converted it), or within the codec's bound of the source's modality values (lossy)."""
+        problems = check_file(path, uid, expected if self.verify else None, convert)
         if not problems and self.verify and kind == LOSSY:
             problems = self.lossy_problems(path, uid, volume, idx, codec, dmap)
         if problems:

@@ -33,10 +33,26 @@ def colour_to_slices(arr: np.ndarray, photometric: str, mode: str) -> tuple[np.n
     if arr.dtype.itemsize > 1:
         raise InputError(f"colour images of {arr.dtype.itemsize * 8} bits per component are not supported "
                          "(8-bit RGB only)")
+    note, text = colour_texts(photometric, mode)
+    if mode == "components":
+        return np.moveaxis(arr, -1, 1).reshape(-1, *arr.shape[1:3]), note, text
+    return to_gray(arr), note, text
+
+
+def colour_texts(photometric: str, mode: str) -> tuple[str, str]:
+    """(note, Volume.color text) of converting a `photometric` image in ``mode``."""
     source = "RGB" if photometric in ("", "RGB") else f"{photometric} (decoded to RGB)"
     if mode == "components":
-        planes = np.moveaxis(arr, -1, 1).reshape(-1, *arr.shape[1:3])
-        return (planes, f"colour ({photometric or 'RGB'}) coded per component: {arr.shape[-1]} planes per image, "
-                "slice = image x components + component (RGB order)", f"{source} coded per component")
-    return (to_gray(arr), f"colour ({photometric or 'RGB'}) converted to 8-bit grey (BT.601 luma)",
+        return (f"colour ({photometric or 'RGB'}) coded per component: 3 planes per image, slice = image x "
+                "components + component (RGB order)", f"{source} coded per component")
+    return (f"colour ({photometric or 'RGB'}) converted to 8-bit grey (BT.601 luma)",
             f"{source} -> 8-bit grey (BT.601 luma)")
+
+
+def mode_of(color: str, photometric: str) -> str | None:
+    """The mode whose conversion of a `photometric` image reads ``color`` (a loaded Volume's ``color``): a coder
+    of the source's own colour bitstream converts its decoded pixels the same way (.111). None: no mode does."""
+    return next((m for m in MODES if colour_texts(photometric, m)[1] == color), None)
+
+
+MODES = ("gray", "components")
