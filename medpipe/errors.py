@@ -31,3 +31,10 @@ class CodecSkip(MedpipeError):
 
 class FfmpegError(MedpipeError):
     """ffmpeg exited non-zero or timed out; the message carries the command line and the tail of stderr."""
+
+
+def described(exc: BaseException) -> str:
+    """``Type: message`` on one line. Some libraries put a whole traceback in the message (pydicom's
+    ``tag_in_exception``); the first non-empty line is what names the problem."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")

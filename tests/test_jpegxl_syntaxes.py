@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
+from pathlib import Path
 
 import imagecodecs
 import numpy as np
@@ -111,6 +112,28 @@ def test_the_survey_offers_it_for_a_jpeg_stored_series(jpeg_volume):
     got = record["codecs"]["JPEG XL JPEG Recompression"]
     assert got["status"] == "ok" and got["dicom_ts"] == JPEGXLJPEGRecompression, got
     assert got["bytes"] < record["stored_bytes"]
+
+
+@pytest.mark.slow
+def test_the_command_runs_it_in_worker_processes(tmp_path, jpeg_volume):
+    """The product path: `run.py` with a 2-process pool, whose workers get a volume's metadata without its DICOM
+    headers. The row still finds the source's JPEG frames (read again from the files) and writes .111."""
+    import csv
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    preset = tmp_path / "p.yaml"
+    preset.write_text("name: p\noutput: out\ndicom_out: {folder: dicom}\ncodecs:\n"
+                      "  - {codec: jpegxl-jpeg, label: jxl-jpeg}\n  - {codec: jpegls, label: jls}\n")
+    done = subprocess.run([sys.executable, str(root / "run.py"), str(preset), "--input",
+                           str(jpeg_volume.files[0].parent), "--jobs", "2"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Traceback" not in done.stdout + done.stderr
+    (results,) = (tmp_path / "out").rglob("results.csv")
+    rows = {r["label"]: r for r in csv.DictReader(results.open())}
+    assert rows["jxl-jpeg"]["status"] == "ok" and rows["jxl-jpeg"]["dicom_ts"] == JPEGXLJPEGRecompression, rows
+    assert "bit for bit" in rows["jxl-jpeg"]["reason"]
 
 
 def test_a_source_that_is_not_jpeg_skips_the_row(sample_volume, ctx):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MedpipeError, OutputError
+from ..errors import MedpipeError, OutputError, described
 from ..files import atomic_write_bytes, atomic_write_text, component_problem
 
 FORMAT = "medpipe-archive/2"
@@ -144,7 +144,7 @@ def open_archive(folder: Path) -> dict:
         index = json.loads(data.decode("utf-8"))
         check_index(index)
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise ArchiveError(f"{ipath}: inconsistent ({type(exc).__name__}: {exc}); the archive is damaged") from None
+        raise ArchiveError(f"{ipath}: inconsistent ({described(exc)}); the archive is damaged") from None
     except OutputError as exc:
         raise ArchiveError(f"{ipath}: {exc}") from None
     return index

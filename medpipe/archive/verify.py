@@ -10,7 +10,7 @@ import numpy as np
 
 from ..codecs import Encoded
 from ..depth import mapping_from_dict
-from ..errors import MedpipeError
+from ..errors import MedpipeError, described
 from ..memory import TooLarge, check_fits
 from ..syntaxes import JPEGXLLossless
 from .candidates import codec_from_record, decode_codestream
@@ -145,7 +145,7 @@ def restore_group(folder: Path, index: dict, g: dict, ctx) -> dict[str, np.ndarr
     except TooLarge as exc:
         raise ArchiveError(str(exc)) from None
     except (MedpipeError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise ArchiveError(f"{path}: cannot be decoded ({type(exc).__name__}: {exc})") from None
+        raise ArchiveError(f"{path}: cannot be decoded ({described(exc)})") from None
     if len(frames) != len(order) or sha256(np.ascontiguousarray(frames).tobytes()) != g["restored_sha256"]:
         raise ArchiveError(f"{path}: decoded frames differ from those recorded at build time; the stream, the "
                            "value mapping or the decoder changed")

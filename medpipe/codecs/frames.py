@@ -33,7 +33,7 @@ import numpy as np
 
 from ..depth import stored_pattern, values_from_pattern
 from ..dicom.streaminfo import codestream_info
-from ..errors import CodecSkip, DamagedInput
+from ..errors import CodecSkip, DamagedInput, described
 from ..syntaxes import TABLE, PixelAttrs, pixel_module_problems
 
 
@@ -173,7 +173,7 @@ class JpegRecompression(FrameCoder):
         try:
             return bytes(_ic().jpegxl_encode_jpeg(bytes(jpeg)))  # libjxl's default effort; imagecodecs takes none
         except Exception as exc:  # noqa: BLE001 - libjxl refuses JPEGs it cannot reconstruct (e.g. 12-bit)
-            raise CodecSkip(f"libjxl cannot recompress this JPEG ({type(exc).__name__}: {exc})") from None
+            raise CodecSkip(f"libjxl cannot recompress this JPEG ({described(exc)})") from None
 
     @staticmethod
     def jpeg(data: bytes) -> bytes:

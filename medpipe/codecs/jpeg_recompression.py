@@ -25,37 +25,51 @@ from .base import Codec, Encoded, WrittenAs
 from .frames import decode_jpeg, original_jpeg, recompress_jpeg
 
 
-def source_jpeg_frames(volume) -> list[bytes]:
+def source_headers(volume) -> list:
+    """The volume's DICOM headers, read again from its files where the volume travelled without them (a matrix
+    worker gets a volume's metadata only); [] for a source that is not DICOM."""
+    if volume.headers or not volume.files:
+        return list(volume.headers)
+    import pydicom
+
+    try:
+        return [pydicom.dcmread(p, stop_before_pixels=True) for p in volume.files]
+    except Exception:  # noqa: BLE001 - not DICOM (a picture, NIfTI, ...): no JPEG bitstream to take
+        return []
+
+
+def source_jpeg_frames(volume, headers: list) -> list[bytes]:
     """The source's baseline JPEG bitstream of each slice (slice order), or CodecSkip saying why there is none."""
     import pydicom
     from pydicom.encaps import generate_frames
 
-    if not volume.headers:
+    if not headers:
         raise CodecSkip("the source is not DICOM: no JPEG bitstream to recompress")
-    stored = sorted({str(getattr(h, "file_meta", {}).get("TransferSyntaxUID", "")) for h in volume.headers})
+    stored = sorted({str(getattr(h, "file_meta", {}).get("TransferSyntaxUID", "")) for h in headers})
     if any(uid not in BASELINE_JPEG for uid in stored):
         raise CodecSkip(f"the source is stored as {', '.join(name(u) for u in stored)}, not baseline JPEG (.50/.51): "
                         "nothing to recompress")
     out = []
-    for path, header in zip(volume.files, volume.headers):
+    for path, header in zip(volume.files, headers):
         ds = pydicom.dcmread(path)
         out += list(generate_frames(ds.PixelData, number_of_frames=int(header.get("NumberOfFrames", 1) or 1)))
     if volume.frame_order is not None:
         out = [out[i] for i in volume.frame_order]
-    per = slices_per_image(colour_of(volume))
+    per = slices_per_image(colour_of(volume, headers))
     if len(out) * per != volume.shape[0]:
         raise CodecSkip(f"{len(out)} JPEG frames for {volume.shape[0]} slices")
     return out
 
 
-def colour_of(volume) -> dict | None:
+def colour_of(volume, headers: list | None = None) -> dict | None:
     """None for a grey source; for a colour one {"photometric", "mode"}: how its decoded pixels became the loaded
     slices. CodecSkip when the loaded volume's conversion cannot be reproduced from the JPEG."""
-    header = volume.headers[0]
+    headers = volume.headers if headers is None else headers
+    header = headers[0]
     if int(header.get("SamplesPerPixel", 1) or 1) == 1:
         return None
     photometric = str(header.get("PhotometricInterpretation", ""))
-    others = {str(h.get("PhotometricInterpretation", "")) for h in volume.headers} - {photometric}
+    others = {str(h.get("PhotometricInterpretation", "")) for h in headers} - {photometric}
     if others:  # one conversion per volume: the stream's side data carries one
         raise CodecSkip(f"a colour JPEG series whose files differ in Photometric Interpretation ({photometric}, "
                         f"{', '.join(sorted(others))})")
@@ -93,8 +107,9 @@ class JpegXLRecompression(Codec):
         return f"imagecodecs {imagecodecs.__version__} ({imagecodecs.jpegxl_version()})"
 
     def take_source(self, volume) -> None:
-        self.colour = colour_of(volume) if volume.headers else None
-        self.jpeg = source_jpeg_frames(volume)
+        headers = source_headers(volume)
+        self.colour = colour_of(volume, headers) if headers else None
+        self.jpeg = source_jpeg_frames(volume, headers)
         self.low = int(volume.pixels.min())
 
     def encode(self, frames: np.ndarray, ctx) -> Encoded:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medpipe.errors import PresetError
+from medpipe.errors import PresetError, described
 from medpipe.syntaxes import row
 
 MAX_CONTEXTS = 128
@@ -140,7 +140,7 @@ def _read_meta(path: Path) -> FileResult:
         _ = meta.MediaStorageSOPInstanceUID
     except (OSError, InvalidDicomError, AttributeError, ValueError) as exc:
         result.outcome = "unreadable"
-        result.detail = f"not a DICOM Part 10 file with File Meta Information ({type(exc).__name__}: {exc})"
+        result.detail = f"not a DICOM Part 10 file with File Meta Information ({described(exc)})"
     return result
 
 
@@ -225,7 +225,7 @@ def _store(assoc, r: FileResult) -> None:
     try:
         status = assoc.send_c_store(r.path)
     except (OSError, ValueError, AttributeError, RuntimeError) as exc:
-        r.outcome, r.detail = "failed", f"could not send ({type(exc).__name__}: {exc})"
+        r.outcome, r.detail = "failed", f"could not send ({described(exc)})"
         return
     code = getattr(status, "Status", None)
     r.status = code

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codecs.frames import decode_frame
-from ..errors import CodecSkip, DamagedInput
+from ..errors import CodecSkip, DamagedInput, described
 from .streaminfo import codestream_info, read_items
 from .syntaxes import (DEFLATED_IMAGE_FRAME, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, J2K_FAMILY, JPEG_LOSSLESS_SV1,
                        JPEG_LS_LOSSLESS, JPEG_XL_LOSSLESS, RLE_LOSSLESS, SYNTAXES, PixelAttrs, attrs_problems,
@@ -36,7 +36,7 @@ def frame_problems(uid: str, data: bytes, attrs: PixelAttrs) -> list[str]:
     try:
         info = codestream_info(uid, bytes(data))
     except UNREADABLE as exc:
-        return problems + [f"codestream unreadable ({type(exc).__name__}: {exc})"]
+        return problems + [f"codestream unreadable ({described(exc)})"]
     if uid in J2K_FAMILY:
         problems += _j2k(uid, info, attrs)
     elif uid in (JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS):

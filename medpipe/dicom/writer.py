@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codecs.frames import encode_frame, strip_jpeg_wrappers
-from ..errors import CodecSkip, DamagedInput, MedpipeError, OutputError
+from ..errors import CodecSkip, DamagedInput, MedpipeError, OutputError, described
 from ..files import atomic_folder, os_error, safe_component
 from ..options import Option
 from ..syntaxes import TABLE, JPEGXLJPEGRecompression, pixel_module_problems
@@ -188,8 +188,8 @@ class DicomSink:
         if isinstance(exc, OSError):
             raise os_error(exc, final) from None
         row.update(dicom_ts=None, dicom_dir=None, status="failed",
-                   reason=_join(row.reason, f"DICOM not written: {type(exc).__name__}: {exc}"))
-        self.say(f"[red]DICOM output failed[/] for {volume.name} / {spec.label}: {exc}")
+                   reason=_join(row.reason, f"DICOM not written: {described(exc)}"))
+        self.say(f"[red]DICOM output failed[/] for {volume.name} / {spec.label}: {described(exc)}")
 
     def write_offset_copy(self, volume, spec, dmap, enc, uid: str, row) -> None:
         final = self.root / safe_component(volume.name) / OFFSET_DIR / safe_component(spec.label)
@@ -224,7 +224,7 @@ class DicomSink:
             except OSError as exc:
                 raise os_error(exc, final) from None
             except Exception as exc:  # noqa: BLE001 - the matrix's results still get written
-                self.say(f"[red]Deflated Image Frame not written[/] for {volume.name}: {type(exc).__name__}: {exc}")
+                self.say(f"[red]Deflated Image Frame not written[/] for {volume.name}: {described(exc)}")
                 continue
             self.extras.append(_record(volume, DEFLATED_IMAGE_FRAME, kind, final, size))
         return self.extras
@@ -258,6 +258,8 @@ class DicomSink:
         total, self.last_reused = 0, 0
         for k, idx in enumerate(file_groups(volume)):
             ds = copy.deepcopy(volume.headers[k])  # file k holds group k
+            for _ in ds.iterall():
+                pass  # decode every raw element: pydicom writes a still-raw implicit-VR element with no VR (TypeError)
             for kw in DROP_TAGS:
                 ds.pop(kw, None)
             if kind != SAME:  # a new instance, made by medpipe: its Type 2 attributes exist (possibly empty)

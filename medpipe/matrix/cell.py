@@ -16,7 +16,7 @@ import numpy as np
 
 from ..codecs import CodecContext, CodecSpec
 from ..depth import plan_depth
-from ..errors import CodecSkip, CodecUnavailable, MedpipeError
+from ..errors import CodecSkip, CodecUnavailable, MedpipeError, described
 from ..metrics import compare, fixed_window
 from ..results import Row
 from ..roundtrip import round_trip
@@ -124,5 +124,5 @@ def measure_cell(volume, spec: CodecSpec, ctx: CodecContext, settings: CellSetti
     except MedpipeError as exc:
         row.update(status="failed", reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - a codec library's own error: record the cell, go on with the matrix
-        row.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+        row.update(status="failed", reason=f"{described(exc)}")
     return out

@@ -5,7 +5,7 @@ import concurrent.futures as cf
 import time
 
 from .. import interrupt
-from ..errors import MedpipeError
+from ..errors import MedpipeError, described
 from .workers import run_task, worker_init
 
 
@@ -125,7 +125,7 @@ class DaskCluster:
             hint = ("the scheduler and every worker need medpipe and its requirements installed (or PYTHONPATH set "
                     "to the medpipe checkout): Dask unpickles tasks on both" if "medpipe" in str(exc)
                     or "deserializ" in str(exc) else "check the scheduler's and workers' logs")
-            raise MedpipeError(f"the Dask workers cannot run medpipe tasks ({type(exc).__name__}: {exc}); "
+            raise MedpipeError(f"the Dask workers cannot run medpipe tasks ({described(exc)}); "
                                f"{hint}") from None
         self.slots = max(1, sum(self.client.nthreads().values()))
         return self

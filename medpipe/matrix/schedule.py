@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..codecs import CodecContext, CodecSpec
-from ..errors import MedpipeError, OutputError
+from ..errors import MedpipeError, OutputError, described
 from ..results import Row
 from .cell import CellResult, CellSettings, cell_id, measure_cell, new_row
 from .executors import DaskCluster, InProcess, LocalPool
@@ -256,7 +256,7 @@ def _hand_over(member: Cell, res: CellResult, sinks) -> None:
             raise
         except Exception as exc:  # noqa: BLE001 - the codec's row stays; the output failure is said in it
             res.row.update(status="failed", reason=f"output: {exc}" if isinstance(exc, MedpipeError)
-                           else f"output: {type(exc).__name__}: {exc}")
+                           else f"output: {described(exc)}")
 
 
 def timing_note(out: Outcome) -> str:

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MedpipeError
+from ..errors import MedpipeError, described
 from ..results import read_rows
 
 
@@ -42,7 +42,7 @@ def load_results(path: Path) -> Results:
             doc = json.loads(jpath.read_text(encoding="utf-8"))
             rows = [{k: _num(v) for k, v in r.items()} for r in doc["rows"]]
         except (ValueError, KeyError, TypeError) as exc:
-            raise MedpipeError(f"{jpath}: not a medpipe results.json ({type(exc).__name__}: {exc}); "
+            raise MedpipeError(f"{jpath}: not a medpipe results.json ({described(exc)}); "
                                "run the preset again or give the folder's results.csv")
         return Results(folder, rows, doc.get("volumes") or [], doc.get("provenance") or {}, "results.json",
                        doc.get("configurations") or [])

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..archive.headers import read_header
 from ..codecs import CodecContext
 from ..dicom.writer import DicomSink
-from ..errors import MedpipeError, OutputError
+from ..errors import MedpipeError, OutputError, described
 from ..matrix import CellSettings, measure_cell
 from ..volumes import VolumeSource
 from ..volumes.dicom import read_dicom
@@ -130,7 +130,7 @@ def measure_series(task: dict) -> dict:
     except MedpipeError as exc:
         record.update(status="unreadable", reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - one odd series must not end the survey: it is recorded
-        record.update(status="unreadable", reason=f"{type(exc).__name__}: {exc}")
+        record.update(status="unreadable", reason=f"{described(exc)}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     record["seconds"] = round(time.perf_counter() - t0, 3)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import MedpipeError
+from ..errors import MedpipeError, described
 from ..files import make_dirs, safe_component
 from ..matrix import ResultStore, cap_jobs_for_memory, default_jobs, find_resume_folder
 from ..matrix.executors import DaskCluster, LocalPool
@@ -120,7 +120,7 @@ def outcome(fut, task: dict) -> dict:
         paths = [Path(p) for p in task["paths"]]
         return {"series_uid": task["series_uid"], "stored_bytes": sum(p.stat().st_size for p in paths if p.exists()),
                 "files": len(paths), "codecs": {}, "status": "unreadable", "seconds": 0.0,
-                "reason": f"not measured: the worker failed ({type(exc).__name__}: {exc})"}
+                "reason": f"not measured: the worker failed ({described(exc)})"}
 
 
 def measure_all(todo: list[tuple], plan: SurveyPlan, folder: Path, store: ResultStore, console) -> None:

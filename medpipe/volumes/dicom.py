@@ -15,7 +15,7 @@ import numpy as np
 
 from pydicom.uid import JPEGLSNearLossless
 
-from ..errors import InputError
+from ..errors import InputError, described
 from ..memory import TooLarge, check_fits
 from ..syntaxes import JXL_FAMILY, TABLE, DeflatedImageFrameCompression, JPEGXL, PixelAttrs, is_encapsulated, \
     lossy_description
@@ -79,9 +79,9 @@ def read_dicom(path: Path, *, pixels: bool = True, defer_size: int | None = None
     except InvalidDicomError:
         ds = None
     except (OSError, MemoryError) as exc:
-        raise InputError(f"{path}: cannot be read ({type(exc).__name__}: {exc})")
+        raise InputError(f"{path}: cannot be read ({described(exc)})")
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged headers
-        raise InputError(f"{path}: damaged DICOM header ({type(exc).__name__}: {exc}); is the file truncated?")
+        raise InputError(f"{path}: damaged DICOM header ({described(exc)}); is the file truncated?")
     if ds is None:
         try:
             with quiet():
@@ -190,13 +190,13 @@ def decode_pixels(ds, path: Path) -> np.ndarray:
             raise InputError(f"{path}: no decoder installed for transfer syntax {ts} ({name}): install the "
                              "decoders in requirements.txt (pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg, "
                              "pyjpegls)")
-        raise InputError(f"{path}: pixel data cannot be decoded ({type(exc).__name__}: {exc}); damaged?")
+        raise InputError(f"{path}: pixel data cannot be decoded ({described(exc)}); damaged?")
     except MemoryError:
         raise InputError(f"{path}: pixel data too large for the memory here")
     except TooLarge as exc:
         raise InputError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - decoders raise anything on a damaged codestream
-        raise InputError(f"{path}: pixel data is damaged or truncated ({type(exc).__name__}: {exc})")
+        raise InputError(f"{path}: pixel data is damaged or truncated ({described(exc)})")
 
 
 def first_fragment(ds) -> bytes | None:

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, described
 from ..files import safe_component
 from .dicom import is_dicomdir, is_image, read_dicom, sop_class_name
 from .input_options import input_settings
@@ -160,7 +160,7 @@ def discover(root: Path, options: dict | None = None, taken: set[str] | None = N
         except InputError as exc:
             found.errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - one odd file never ends the walk; this names it
-            found.errors.append(f"{path}: could not be examined ({type(exc).__name__}: {exc}); skipped")
+            found.errors.append(f"{path}: could not be examined ({described(exc)}); skipped")
     for folder in sorted(png_dirs, key=lambda p: natural_key(str(p))):
         singles.append(VolumeSource("png_folder", [folder], folder.name, dict(options or {}), label=str(folder),
                                     source=folder))

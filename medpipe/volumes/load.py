@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..errors import InputError, MedpipeError
+from ..errors import InputError, MedpipeError, described
 from ..sources import fetch_address, is_address
 from ..sources.cache import transcoded
 from ..sources.settings import source_settings
@@ -83,7 +83,7 @@ def _discover_one(path: Path, options, taken: set[str], console, sources: list, 
         _skip(console, errors, str(exc))
         return
     except Exception as exc:  # noqa: BLE001 - a medpipe bug must not end the run for the other inputs
-        _skip(console, errors, f"{path}: could not be examined ({type(exc).__name__}: {exc}); this is a medpipe "
+        _skip(console, errors, f"{path}: could not be examined ({described(exc)}); this is a medpipe "
               "bug, please report")
         return
     for msg in found.errors:
@@ -112,7 +112,7 @@ def load_source(src: VolumeSource, console=None, errors: list[str] | None = None
     except MedpipeError:
         raise
     except Exception as exc:  # noqa: BLE001 - a medpipe bug must not end the run for the other volumes
-        raise InputError(f"{src.label or src.name}: could not be loaded ({type(exc).__name__}: {exc}); this is a "
+        raise InputError(f"{src.label or src.name}: could not be loaded ({described(exc)}); this is a "
                          "medpipe bug, please report it with the file") from None
     for msg in errors[before:]:
         _say(console, "skipped:", msg)

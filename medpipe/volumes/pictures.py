@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, described
 from ..files import atomic_write_bytes
 from .colour import colour_to_slices
 from .input_options import input_settings
@@ -129,7 +129,7 @@ def _decode_tiff(path: Path, settings: dict) -> tuple[np.ndarray, str, str]:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - tifffile/imagecodecs raise many types on odd files
-        raise InputError(f"{path}: not a readable TIFF ({type(exc).__name__}: {exc})")
+        raise InputError(f"{path}: not a readable TIFF ({described(exc)})")
     lossy = ""
     if code in LOSSY_TIFF:
         quality = re.search(r"\bQ=(\d+)", description)

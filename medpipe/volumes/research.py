@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, PresetError
+from ..errors import InputError, PresetError, described
 from ..options import Option, check_section
 from .colour import colour_to_slices
 from .input_options import input_settings
@@ -119,7 +119,7 @@ def load_nifti(path: Path, name: str, options: dict | None = None) -> Volume:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on damaged files
-        raise InputError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {exc})")
+        raise InputError(f"{path}: not a readable NIfTI file ({described(exc)})")
     notes: list[str] = []
     if raw.dtype.names:  # NIfTI RGB24/RGBA32: a structured dtype with one field per component
         raw = np.stack([raw[n] for n in raw.dtype.names[:3]], axis=-1)
@@ -141,7 +141,7 @@ def load_nrrd(path: Path, name: str, options: dict | None = None) -> Volume:
     try:
         data, header = nrrd.read(str(path), index_order="F")  # (x, y, z, ...) like NIfTI
     except Exception as exc:  # noqa: BLE001 - pynrrd raises NRRDError, ValueError, OSError ...
-        raise InputError(f"{path}: not a readable NRRD file ({type(exc).__name__}: {exc})")
+        raise InputError(f"{path}: not a readable NRRD file ({described(exc)})")
     notes: list[str] = []
     kinds = [str(k).lower() for k in header.get("kinds", [])]
     rgb = bool(kinds) and kinds[0] in ("rgb-color", "3-color", "rgba-color") and data.dtype == np.uint8
@@ -171,7 +171,7 @@ def load_metaimage(path: Path, name: str, options: dict | None = None) -> Volume
     try:
         image, meta = metaimageio.read(str(path))
     except Exception as exc:  # noqa: BLE001 - metaimageio raises ValueError, OSError, zlib.error ...
-        raise InputError(f"{path}: not a readable MetaImage file ({type(exc).__name__}: {exc})")
+        raise InputError(f"{path}: not a readable MetaImage file ({described(exc)})")
     if image is None:
         raise InputError(f"{path}: MetaImage without image data")
     notes: list[str] = []
@@ -223,7 +223,7 @@ def numpy_arrays(path: Path) -> list[str]:
         with np.load(path, allow_pickle=False) as npz:
             return list(npz.files)
     except Exception as exc:  # noqa: BLE001 - zipfile/numpy raise many types on damaged archives
-        raise InputError(f"{path}: not a readable .npz ({type(exc).__name__}: {exc})")
+        raise InputError(f"{path}: not a readable .npz ({described(exc)})")
 
 
 def load_numpy(path: Path, name: str, options: dict | None = None, member: str = "") -> Volume:
@@ -236,7 +236,7 @@ def load_numpy(path: Path, name: str, options: dict | None = None, member: str =
         else:
             arr = np.load(path, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - numpy raises ValueError (pickled objects), OSError, zip errors
-        raise InputError(f"{path}: not a readable NumPy file ({type(exc).__name__}: {exc}); object arrays are "
+        raise InputError(f"{path}: not a readable NumPy file ({described(exc)}); object arrays are "
                          "refused (never unpickled)")
     where = f"{path}{f'[{member}]' if member else ''}"
     notes: list[str] = [] if meta else [f"no JSON sidecar ({path.stem}.json): bits stored from the dtype, "
