@@ -266,3 +266,58 @@ def test_nothing_to_survey_is_one_line_and_leaves_no_folder(tmp_path, capsys):
     code, out = run_cli([tmp_path / "src", "--out", tmp_path / "out"], capsys)
     assert code == 2 and "nothing to survey" in out
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_survey_on_a_dask_scheduler_gives_the_same_figures(tmp_path, capsys):
+    """--scheduler: a real `dask scheduler` and one `dask worker` (2 processes of their own, on 127.0.0.1) measure
+    the sampled series; every figure but the timings equals the survey run in worker processes here."""
+    pytest.importorskip("distributed")
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from medpipe.results import read_rows
+
+    root = small_archive(tmp_path / "src", CT12[:2], slices=2, xray=False)
+    code, out = run_cli([root, "--codecs", "jpegls", "--sample", "1", "--out", tmp_path / "local"], capsys)
+    assert code == 0, out
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--dashboard-address", ":0"], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        time.sleep(2)
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads",
+                                       "1", "--nworkers", "2", "--dashboard-address", ":0", "--host", "127.0.0.1"],
+                                      env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        code, out = run_cli([root, "--codecs", "jpegls", "--sample", "1", "--out", tmp_path / "dask",
+                             "--scheduler", address], capsys)
+        assert code == 0, out
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    timing = ("encode", "decode", "hours", "_s", "seconds", "wall")
+    local, dask = (read_rows(survey_folder(tmp_path / d) / "survey.csv") for d in ("local", "dask"))
+    strip = [{k: v for k, v in r.items() if not any(t in k for t in timing)} for r in local]
+    assert [{k: v for k, v in r.items() if not any(t in k for t in timing)} for r in dask] == strip
+    doc = json.loads((survey_folder(tmp_path / "dask") / "survey.json").read_text())
+    assert doc["provenance"]["scheduler"] == address
+    workers = {m["worker"] for m in doc["measured"].values()}
+    assert workers and all(int(w.rsplit(":", 1)[1]) not in (os.getpid(), *(p.pid for p in procs)) for w in workers)

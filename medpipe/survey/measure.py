@@ -9,7 +9,9 @@ worker at the same path).
 """
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -134,4 +136,5 @@ def measure_series(task: dict) -> dict:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     record["seconds"] = round(time.perf_counter() - t0, 3)
+    record["worker"] = f"{socket.gethostname()}:{os.getpid()}"  # where it was measured (a process, a Dask worker)
     return record
