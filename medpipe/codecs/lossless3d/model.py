@@ -130,6 +130,101 @@ CP = 24  # counters: context models, then LOWP
 LOWP = CP + CTX_TOTAL
 MW = CP + CTX_TOTAL + LOW_TOTAL  # mixer weights (N_IN + 1 per set)
 STATE_SIZE = MW + N_WSEL * (N_IN + 1)
+CBASE = tuple(sum(CTX_SIZES[:k]) * N_D for k in range(N_IN))  # first counter of each context model
+
+# ---- the steps of run() that cost no speed as functions (A/B in fresh processes, byte-identical streams; issue
+# 20): once per volume or slice (new_state, flush, next_slice_edges), once per row but inlined (row_error_sums: as
+# a real call it cost 4 %), and per voxel those of scalars alone (med, texture). Per-voxel steps that take an
+# array stay in run: numba reference-counts every array handed to a function, even an inlined one; the residual
+# coder and the context setter as steps taking only st and buf cost 7-9 %, the 2026-12-05 split with the row
+# arrays 60 %.
+
+
+@njit(cache=True, nogil=True)
+def new_state(decode, buf):
+    """The coder's state array: counters at 1/2, mixer weights at 1/3 each, the arithmetic coder reset (and, to
+    decode, its first four bytes read)."""
+    st = np.zeros(STATE_SIZE, np.int64)
+    st[CP:MW] = 32768
+    for i in range(N_WSEL):
+        for k in range(N_IN):
+            st[MW + (N_IN + 1) * i + k] = 65536 // 3
+    st[AC + 1] = 0xFFFFFFFF
+    if decode:
+        for t in range(4):
+            c = 0
+            if t < buf.shape[0]:
+                c = buf[t]
+            else:
+                st[AC + 4] += 1
+            st[AC + 2] = (st[AC + 2] << 8) | c
+        st[AC + 3] = 4
+    return st
+
+
+@njit(cache=True, nogil=True)
+def flush(st, buf):
+    """End an encode: the low end of the interval fixes it; the bytes used."""
+    for t in range(4):
+        buf[st[AC + 3]] = (st[AC] >> (24 - 8 * t)) & 255
+        st[AC + 3] += 1
+    return st[AC + 3]
+
+
+@njit(cache=True, inline="always")
+def row_error_sums(erow, perr, perr_p, i, C, NP, use3e):
+    """Each predictor's recent error around each place of row i, the part known for the whole row: the rows
+    above and, in 3-D, the previous slice around the same place (including below and right)."""
+    for j in range(2, C + 2):
+        for k in range(NP):
+            erow[j, k] = (2 * perr[i - 1, j, k] + perr[i - 1, j - 1, k] + perr[i - 1, j + 1, k]
+                          + perr[i - 1, j - 2, k] + perr[i - 1, j + 2, k] + perr[i - 2, j, k])
+        if use3e:
+            for k in range(NP):
+                erow[j, k] += perr_p[i, j, k] + ((perr_p[i + 1, j, k] + perr_p[i, j + 1, k]
+                                                  + perr_p[i - 1, j, k] + perr_p[i, j - 1, k]) >> 1)
+
+
+@njit(cache=True, nogil=True)
+def next_slice_edges(cur, prv, R, Wd):
+    """prv (the slice just coded) gets its bottom pad; the next slice's top pad is prv's first row."""
+    for j in range(Wd):
+        prv[R + 2, j] = prv[R + 1, j]
+    for j in range(Wd):
+        cur[0, j] = prv[2, j]
+        cur[1, j] = prv[2, j]
+
+
+@njit(cache=True, inline="always")
+def med(W, N, NW):
+    """LOCO-I's median edge detector."""
+    lo_ = min(W, N)
+    hi_ = max(W, N)
+    return lo_ if NW >= hi_ else (hi_ if NW <= lo_ else W + N - NW)
+
+
+@njit(cache=True, inline="always")
+def texture(W, N, NW, NE, WW, NN, P, use3p, fN, fW, pred8):
+    """CALIC's texture pattern: which neighbours (and simple extrapolations) lie above the prediction, and the
+    sign of the neighbours' final errors."""
+    tex = 0
+    if W * 8 > pred8:
+        tex |= 1
+    if N * 8 > pred8:
+        tex |= 2
+    if NW * 8 > pred8:
+        tex |= 4
+    if NE * 8 > pred8:
+        tex |= 8
+    if (2 * W - WW) * 8 > pred8:
+        tex |= 16
+    if (2 * N - NN) * 8 > pred8:
+        tex |= 32
+    if use3p and P * 8 > pred8:
+        tex |= 64
+    if fN + fW > 0:
+        tex |= 128
+    return tex
 
 
 @njit(cache=True, nogil=True)  # nogil: slabs decode in parallel threads
@@ -165,26 +260,7 @@ def run(decode, vol, buf, maxval, flags):
     eu = np.zeros(N_EF, np.int64)
     ew = np.zeros(N_EF, np.int64)
     cavg = np.full(N_Q * 8, 4 * 256, np.int64)  # mean magnitude class per activity level, x256
-    cbase = np.zeros(N_IN, np.int64)
-    total = 0
-    for k in range(N_IN):
-        cbase[k] = total
-        total += CTX_SIZES[k] * N_D
-    st = np.zeros(STATE_SIZE, np.int64)
-    st[CP:MW] = 32768
-    for i in range(N_WSEL):
-        for k in range(N_IN):
-            st[MW + (N_IN + 1) * i + k] = 65536 // 3
-    st[AC + 1] = 0xFFFFFFFF
-    if decode:
-        for t in range(4):
-            c = 0
-            if t < buf.shape[0]:
-                c = buf[t]
-            else:
-                st[AC + 4] += 1
-            st[AC + 2] = (st[AC + 2] << 8) | c
-        st[AC + 3] = 4
+    st = new_state(decode, buf)
 
     for s in range(S):
         for r in range(R):
@@ -195,16 +271,7 @@ def run(decode, vol, buf, maxval, flags):
                 return ERR_OVERRUN, st[AC + 3]
             cur[i, 0] = cur[i - 1, 2]
             cur[i, 1] = cur[i - 1, 2]
-            # each predictor's recent error around the pixel: the part known for the whole row first (rows
-            # above; in 3-D the previous slice around the same place, including below and right)
-            for j in range(2, C + 2):
-                for k in range(NP):
-                    erow[j, k] = (2 * perr[i - 1, j, k] + perr[i - 1, j - 1, k] + perr[i - 1, j + 1, k]
-                                  + perr[i - 1, j - 2, k] + perr[i - 1, j + 2, k] + perr[i - 2, j, k])
-                if use3e:
-                    for k in range(NP):
-                        erow[j, k] += perr_p[i, j, k] + ((perr_p[i + 1, j, k] + perr_p[i, j + 1, k]
-                                                          + perr_p[i - 1, j, k] + perr_p[i, j - 1, k]) >> 1)
+            row_error_sums(erow, perr, perr_p, i, C, NP, use3e)
             for c in range(C):
                 j = c + 2
                 W = cur[i, j - 1]
@@ -223,10 +290,8 @@ def run(decode, vol, buf, maxval, flags):
                     pk[4] = (P + W - prv[i, j - 1]) * 8
                     pk[5] = (P + N - prv[i - 1, j]) * 8
                 lnorm = 64
-                if use_lms:  # NLMS over the neighbours' offsets from MED (LOCO-I's median predictor)
-                    lo_ = min(W, N)
-                    hi_ = max(W, N)
-                    med8 = (lo_ if NW >= hi_ else (hi_ if NW <= lo_ else W + N - NW)) * 8
+                if use_lms:  # NLMS over the neighbours' offsets from MED
+                    med8 = med(W, N, NW) * 8
                     lu[0] = N * 8 - med8
                     lu[1] = W * 8 - med8
                     lu[2] = NW * 8 - med8
@@ -291,11 +356,7 @@ def run(decode, vol, buf, maxval, flags):
                     enorm += eu[t] * eu[t]
                 blend8 = pred8
                 pred8 += (eacc + 32768) >> 16
-                pred = (pred8 + 4) >> 3
-                if pred < 0:
-                    pred = 0
-                if pred > maxval:
-                    pred = maxval
+                pred = min(max((pred8 + 4) >> 3, 0), maxval)
                 # ---- contexts: expected error (final errors around; in 3-D also the previous slice's), best
                 # predictor's error, error signs, texture (CALIC), spread of the predictions
                 fN = np.int64(ferr[i - 1, j])
@@ -308,35 +369,19 @@ def run(decode, vol, buf, maxval, flags):
                 ca = q * 8 + (qe >> 2)
                 wq = ((q >> 2) * (N_Q // 4) + (qe >> 2)) * N_D
                 if mix:
-                    tex = 0
-                    if W * 8 > pred8:
-                        tex |= 1
-                    if N * 8 > pred8:
-                        tex |= 2
-                    if NW * 8 > pred8:
-                        tex |= 4
-                    if NE * 8 > pred8:
-                        tex |= 8
-                    if (2 * W - WW) * 8 > pred8:
-                        tex |= 16
-                    if (2 * N - NN) * 8 > pred8:
-                        tex |= 32
-                    if use3p and P * 8 > pred8:
-                        tex |= 64
-                    if fN + fW > 0:
-                        tex |= 128
+                    tex = texture(W, N, NW, NE, WW, NN, P, use3p, fN, fW, pred8)
                     sp = (0 if fN < -4 else (1 if fN <= 4 else 2)) * 3 + (0 if fW < -4 else (1 if fW <= 4 else 2))
                     pmin = pk[0]
                     pmax = pk[0]
                     for k in range(1, NP):
                         pmin = min(pmin, pk[k])
                         pmax = max(pmax, pk[k])
-                    st[CX] = cbase[0] + ((q >> 2) * 256 + tex) * N_D
-                    st[CX + 1] = cbase[1] + qe * N_D
-                    st[CX + 2] = cbase[2] + ((q >> 1) * N_SIGNPAT + sp) * N_D
-                    st[CX + 3] = cbase[3] + qlog((pmax - pmin) >> 3) * N_D
+                    st[CX] = CBASE[0] + ((q >> 2) * 256 + tex) * N_D
+                    st[CX + 1] = CBASE[1] + qe * N_D
+                    st[CX + 2] = CBASE[2] + ((q >> 1) * N_SIGNPAT + sp) * N_D
+                    st[CX + 3] = CBASE[3] + qlog((pmax - pmin) >> 3) * N_D
                 else:
-                    st[CX] = cbase[0] + q * N_D
+                    st[CX] = CBASE[0] + q * N_D
                 # ---- the residual: magnitude class cl = bit length of |e| by a unary walk up or down from the
                 # class expected at this activity, then the sign, then the bits below the leading one
                 x = 0
@@ -346,9 +391,8 @@ def run(decode, vol, buf, maxval, flags):
                     x = np.int64(vol[s, r, c])
                     m = abs(x - pred)
                     neg = 1 if x < pred else 0
+                c0 = max(1, min((cavg[ca] + 128) >> 8, kmax))
                 cl = bitlen(m)
-                c0 = (cavg[ca] + 128) >> 8
-                c0 = max(1, min(c0, kmax))
                 if model_bit(decode, st, buf, 1 if cl >= c0 else 0, mix, D_FIRST + c0, wq):
                     t = c0
                     while t < kmax:
@@ -362,7 +406,6 @@ def run(decode, vol, buf, maxval, flags):
                             break
                         t -= 1
                 cl = t
-                cavg[ca] += (cl * 256 - cavg[ca]) >> 5
                 if cl > 0:
                     neg = model_bit(decode, st, buf, neg, mix, D_SIGN, wq)
                     mm = 1
@@ -377,12 +420,13 @@ def run(decode, vol, buf, maxval, flags):
                         counter_update(st, li, bit, 30)
                         mm = 2 * mm + bit
                     m = mm
+                cavg[ca] += (cl * 256 - cavg[ca]) >> 5
                 if decode:
                     x = pred - m if neg else pred + m
                     if x < 0 or x > maxval:
                         return ERR_RANGE, st[AC + 3]
                     vol[s, r, c] = x
-                # ---- learn: each predictor's error, the final error, the NLMS step
+                # ---- learn: each predictor's error, the final error, the NLMS steps
                 cur[i, j] = x
                 x8 = x * 8
                 for k in range(NP):
@@ -398,19 +442,12 @@ def run(decode, vol, buf, maxval, flags):
                         lw[t] += (g * lu[t] + 32768) >> 16
             cur[i, C + 2] = cur[i, C + 1]
             cur[i, C + 3] = cur[i, C + 1]
-        # bottom pad, then this slice becomes the previous one; the next slice's top pad is its first row
-        for j in range(Wd):
-            cur[R + 2, j] = cur[R + 1, j]
+        # this slice becomes the previous one
         cur, prv = prv, cur
         perr, perr_p = perr_p, perr
         ferr, ferr_p = ferr_p, ferr
         berr, berr_p = berr_p, berr
-        for j in range(Wd):
-            cur[0, j] = prv[2, j]
-            cur[1, j] = prv[2, j]
+        next_slice_edges(cur, prv, R, Wd)
     if decode:
         return (ERR_OVERRUN if st[AC + 4] > 0 else OK), st[AC + 3]
-    for t in range(4):  # flush: the low end fixes the final interval
-        buf[st[AC + 3]] = (st[AC] >> (24 - 8 * t)) & 255
-        st[AC + 3] += 1
-    return OK, st[AC + 3]
+    return OK, flush(st, buf)
