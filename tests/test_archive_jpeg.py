@@ -22,6 +22,7 @@ from pydicom.uid import JPEGBaseline8Bit
 
 from medpipe.archive import ArchiveError, Settings, build_archive, extract_archive, verify_archive
 from medpipe.archive.index import INDEX, SEAL, sha256
+from medpipe.errors import InputError
 from medpipe.jpeg_decoder import ENV_VAR
 from medpipe.volumes import load_volume
 
@@ -172,6 +173,9 @@ def test_a_damaged_stream_is_still_refused(grey, tmp_path, ctx, monkeypatch):
     short = _edited(arc, tmp_path / "short", edit=lambda g: g["jpeg_sha256"].pop())
     with pytest.raises(ArchiveError, match="jpeg_sha256 is not one SHA-256 per stream"):
         verify_archive(short, ctx)
+    markup = _edited(arc, tmp_path / "markup", edit=lambda g: g.__setitem__("jpeg_decoder", "[/x]"))
+    with pytest.raises(ArchiveError, match="jpeg_decoder .* is malformed"):  # it is printed in the note
+        verify_archive(markup, ctx)
     verify_archive(arc, ctx)  # the original is untouched
 
 
@@ -217,9 +221,13 @@ def test_the_command_names_both_decoders_and_refuses_an_unknown_one(grey, tmp_pa
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     notes = [ln for ln in run.stdout.splitlines() if ln.startswith("note:")]
-    assert len(notes) == 1 and OTHER in notes[0] and BUILD in notes[0], run.stdout
+    assert len(notes) == 1 and OTHER in notes[0] and BUILD in notes[0] and notes[0].endswith("SHA-256"), run.stdout
     env[ENV_VAR] = "nosuch"
     run = subprocess.run([sys.executable, "run.py", "archive", "verify", str(arc)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     out = run.stdout + run.stderr
     assert run.returncode == 2 and f"{ENV_VAR}=nosuch" in out and "Traceback" not in out, out
+    # reading a JPEG series with it: refused in one line too, never another decoder silently
+    with pytest.raises(InputError, match=f"{ENV_VAR}=nosuch"):
+        monkeypatch.setenv(ENV_VAR, "nosuch")
+        load_volume(grey)

@@ -21,8 +21,8 @@ from ..syntaxes import JPEGXLLossless
 from .candidates import decode_codestream, dicom_codestream
 from .dicomfile import OUTPUT_SYNTAXES, encapsulated_file, lossy_file
 from .index import ArchiveError, select_scans, series_folder, sha256
-from .verify import jpeg_streams, load_headers, open_checked, restore_group, restored_file, stream_chunks, \
-    stored_frames
+from .verify import jpeg_claim, jpeg_streams, load_headers, open_checked, restore_group, restored_file, \
+    stream_chunks, stored_frames
 
 
 def check_syntax(syntax: str, index: dict, chosen: list[dict]) -> str | None:
@@ -102,10 +102,10 @@ def extract_archive(folder: Path, out: Path, ctx, patient: str | None = None, co
                 if valued and g["codec"].get("codec") == "jpegxl-jpeg" and say:
                     say(f"note: {s['id']} ({s['name']}): {valued} file(s) written from the values this machine's "
                         f"JPEG decoder gives ({described_decoder()}), not as the original JPEG; another JPEG "
-                        "decoder may give values 1 apart (ISO 10918-1)", highlight=False)
+                        "decoder may give values 1 apart (ISO 10918-1)", highlight=False, soft_wrap=True)
                 q = s.get("quality") or {}
                 report.append({"scan": s["id"], "name": s["name"], "patient_id": s["patient_id"],
-                               "slices": s["shape"][0], "lossless": g["lossless"], **q})
+                               "slices": s["shape"][0], "lossless": g["lossless"], "jpeg": jpeg_claim(g), **q})
         for sid, target in targets.items():
             if target.exists():
                 raise ArchiveError(f"{target}: appeared while extracting; extract never overwrites")
@@ -162,6 +162,7 @@ def _print_quality(report: list[dict], console, syntax: str) -> None:
     for r in report:
         exact = r.get("exact")
         t.add_row(r["scan"], r["name"], r["patient_id"] or "-", str(r["slices"]),
+                  "[green]JPEG frames bit-exact (SHA-256 of every frame and file)[/]" if r.get("jpeg") else
                   "[green]bit-exact (SHA-256 of every slice and file)[/]" if r["lossless"] else "[yellow]lossy[/]",
                   "inf" if exact else f"{r.get('psnr_db', float('nan')):.2f}", str(r.get("max_abs_err", "-")))
     console.print(t)

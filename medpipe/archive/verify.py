@@ -187,7 +187,7 @@ def restore_group(folder: Path, index: dict, g: dict, ctx, say=None) -> dict[str
         say(f"note: {g['id']}: {differ} of {len(order)} slice(s) decode to other values here "
             f"({described_decoder()}) than at build ({g.get('jpeg_decoder') or 'decoder not recorded'}): JPEG "
             "decoders may differ by 1 (ISO 10918-1); the JPEG frames and the files are checked by SHA-256",
-            highlight=False)
+            highlight=False, soft_wrap=True)
     return out
 
 
@@ -282,4 +282,4 @@ def verify_archive(folder: Path, ctx, console=None, key: Path | None = None, req
                     else "lossy: decoded frames match the build")
             console.print(f"{g['id']}: {g['stream']} ({g['candidate']}) ok, {what}", highlight=False)
     return {"groups": len(index["groups"]), "scans": n, "seconds": time.perf_counter() - t0,
-            "lossless": index["lossless"]}
+            "lossless": index["lossless"], "jpeg_groups": sum(jpeg_claim(g) for g in index["groups"])}

@@ -167,10 +167,10 @@ def decode_checked(ds, path: Path, cross_check: bool = True) -> Decoded:
     try:
         decoder = get_decoder(uid)
         plugins = list(decoder.available_plugins)
-        if str(uid) in BASELINE_JPEG:  # the decoder a kept JPEG frame is decoded with again (jpeg_decoder.py)
-            plugins = plugin_order(plugins)
     except Exception:  # noqa: BLE001 - no decoder for this syntax: decode_pixels gives the clean message
         plugins = []
+    if plugins and str(uid) in BASELINE_JPEG:  # the decoder a kept JPEG frame is decoded with again
+        plugins = plugin_order(plugins)  # (jpeg_decoder.py; a plugin named that is not installed: InputError)
     if not plugins:
         return Decoded(decode_pixels(ds, path))
     ts = transfer_syntax(ds)
