@@ -1,11 +1,11 @@
 """Which of pydicom's decoders decodes lossy baseline JPEG (.50/.51) here.
 
-Two conformant JPEG decoders may differ by one (ISO 10918-1 sets an IDCT accuracy, not its rounding): Pillow
-(libjpeg-turbo) and pylibjpeg-libjpeg do on a few % of samples (tests/test_archive_jpeg.py). So what a JPEG "is" in
-values depends on the decoder. medpipe reads a baseline JPEG source with the first of pydicom's available plugins
-(in pydicom's sorted order, the others kept for rejections) and decodes a kept JPEG frame again with that same one,
-so both agree on one machine. ``MEDPIPE_JPEG_DECODER`` picks another installed plugin (``pillow``, ``pylibjpeg``,
-``gdcm``): to get the values another machine got, or to avoid one decoder.
+Two conformant JPEG decoders may round differently (ISO 10918-1 sets an IDCT accuracy, not its rounding; colour
+upsampling and conversion add their own): Pillow (libjpeg-turbo) and pylibjpeg-libjpeg do on a few % of samples
+(tests/test_archive_jpeg.py). So what a JPEG "is" in values depends on the decoder. medpipe reads a baseline JPEG source
+with the first of pydicom's available plugins (in pydicom's sorted order, the others kept for rejections) and decodes a
+kept JPEG frame again with that same one, so both agree on one machine. ``MEDPIPE_JPEG_DECODER`` picks another installed
+plugin (``pillow``, ``pylibjpeg``, ``gdcm``): to get the values another machine got, or to avoid one decoder.
 """
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """An archive of a series stored as baseline JPEG (the jpegxl-jpeg candidate: its own JPEG frames as .111 streams)
 verifies and extracts on a machine whose JPEG decoder rounds differently. Two real pydicom plugins stand for the two
 machines: the build decodes with Pillow (libjpeg-turbo), verify and extract with pylibjpeg-libjpeg, picked by
-MEDPIPE_JPEG_DECODER, which the readers and the .111 decoder both follow. They differ by 1 on a few % of the samples
-of these JPEGs (asserted first), as ISO 10918-1 allows. The archive's claim is the JPEG frames (a SHA-256 each) and
-the files; a damaged stream is still refused, and an archive without the JPEG checksums keeps its value check."""
+MEDPIPE_JPEG_DECODER, which the readers and the .111 decoder both follow. They differ (by 1 on grey, up to 3 on
+colour) on a few % of the samples of these JPEGs (asserted), as ISO 10918-1 allows. The archive's claim is the JPEG
+frames (a SHA-256 each) and the files; a damaged stream is still refused, and an archive without the JPEG checksums
+keeps its value check."""
 from __future__ import annotations
 
 import json
@@ -111,17 +112,37 @@ def test_a_grey_jpeg_archive_verifies_and_extracts_with_another_decoder(grey, tm
     assert said.notes() == []
 
 
-def test_a_colour_jpeg_archive_verifies_and_extracts_with_another_decoder(tmp_path, ctx, monkeypatch):
+@pytest.mark.parametrize("name,slices", [("SC_jpeg_no_color_transform.dcm", 1), ("examples_ybr_color.dcm", 30)])
+def test_a_colour_jpeg_archive_verifies_and_extracts_with_another_decoder(tmp_path, ctx, monkeypatch, name, slices):
+    """pydicom's highdicom RGB secondary capture and its 30-frame YBR_FULL_422 ultrasound (the decoders' colour
+    upsampling differs too: up to 3 apart)."""
     src = tmp_path / "src"
     src.mkdir()
-    shutil.copy(get_testdata_file("SC_jpeg_no_color_transform.dcm"), src / "sc.dcm")
+    shutil.copy(get_testdata_file(name), src / name)
+    assert _differ(src / name) > 0
     arc = tmp_path / "arc"
     _build([src], arc, ctx, monkeypatch)
     said = Said()
     verify_archive(arc, ctx, said)
-    assert len(said.notes()) == 1 and "1 of 1 slice(s)" in said.notes()[0]
+    assert len(said.notes()) == 1 and f"of {slices} slice(s)" in said.notes()[0], said.lines
     folder = extract_archive(arc, tmp_path / "out", ctx)[0]
-    assert (folder / "sc.dcm").read_bytes() == (src / "sc.dcm").read_bytes()
+    assert (folder / name).read_bytes() == (src / name).read_bytes()
+
+
+@pytest.mark.slow
+def test_the_dev_colour_ultrasound_cine_with_another_decoder(tmp_path, ctx, monkeypatch):
+    """The dev data's US cine colourised as YBR_FULL_422 JPEG (test_jpegxl_colour.colour_ultrasound)."""
+    from test_jpegxl_colour import colour_ultrasound
+
+    path = colour_ultrasound(tmp_path / "us")
+    assert _differ(path) > 0
+    arc = tmp_path / "arc"
+    _build([path.parent], arc, ctx, monkeypatch)
+    said = Said()
+    verify_archive(arc, ctx, said)
+    assert len(said.notes()) == 1 and "of 27 slice(s)" in said.notes()[0], said.lines
+    folder = extract_archive(arc, tmp_path / "out", ctx)[0]
+    assert (folder / path.name).read_bytes() == path.read_bytes()
 
 
 def _edited(built: Path, to: Path, chunks=None, edit=None) -> Path:

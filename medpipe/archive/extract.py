@@ -102,7 +102,7 @@ def extract_archive(folder: Path, out: Path, ctx, patient: str | None = None, co
                 if valued and g["codec"].get("codec") == "jpegxl-jpeg" and say:
                     say(f"note: {s['id']} ({s['name']}): {valued} file(s) written from the values this machine's "
                         f"JPEG decoder gives ({described_decoder()}), not as the original JPEG; another JPEG "
-                        "decoder may give values 1 apart (ISO 10918-1)", highlight=False, soft_wrap=True)
+                        "decoder may round differently (ISO 10918-1)", highlight=False, soft_wrap=True)
                 q = s.get("quality") or {}
                 report.append({"scan": s["id"], "name": s["name"], "patient_id": s["patient_id"],
                                "slices": s["shape"][0], "lossless": g["lossless"], "jpeg": jpeg_claim(g), **q})

@@ -186,7 +186,7 @@ def restore_group(folder: Path, index: dict, g: dict, ctx, say=None) -> dict[str
     if claim and not as_built and say:
         say(f"note: {g['id']}: {differ} of {len(order)} slice(s) decode to other values here "
             f"({described_decoder()}) than at build ({g.get('jpeg_decoder') or 'decoder not recorded'}): JPEG "
-            "decoders may differ by 1 (ISO 10918-1); the JPEG frames and the files are checked by SHA-256",
+            "decoders may round differently (ISO 10918-1); the JPEG frames and the files are checked by SHA-256",
             highlight=False, soft_wrap=True)
     return out
 
