@@ -22,11 +22,12 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import JPEGBaseline8Bit
 
 from medpipe.archive import ArchiveError, Settings, build_archive, extract_archive, verify_archive
-from medpipe.archive.index import INDEX, SEAL, sha256
+from medpipe.archive.index import INDEX, sha256
 from medpipe.errors import InputError
 from medpipe.jpeg_decoder import ENV_VAR
 from medpipe.volumes import load_volume
 
+from test_archive_seal import reseal
 from test_jpegxl_syntaxes import baseline_jpeg_series
 
 BUILD, OTHER = "pillow", "pylibjpeg"
@@ -64,12 +65,6 @@ def _build(sources: list[Path], arc: Path, ctx, monkeypatch) -> dict:
                           ctx)
     monkeypatch.setenv(ENV_VAR, OTHER)  # "another machine" from here on
     return index
-
-
-def _reseal(arc: Path, index: dict) -> None:
-    data = json.dumps(index, indent=1).encode()
-    (arc / INDEX).write_bytes(data)
-    (arc / SEAL).write_text(f"medpipe-archive/2\n{INDEX} {len(data)} {sha256(data)}\n")
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +153,7 @@ def _edited(built: Path, to: Path, chunks=None, edit=None) -> Path:
         next(f for f in index["files"] if f["path"] == g["stream"]).update(bytes=len(data), sha256=sha256(data))
     if edit:
         edit(g)
-    _reseal(to, index)
+    reseal(to, index)
     return to
 
 
