@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codecs.frames import original_jpeg
 from ..errors import CodecSkip, InputError
 from ..files import atomic_folder, atomic_write_bytes, safe_component
+from ..jpeg_decoder import described_decoder
 from ..metrics import compare
 from ..results import library_versions
 from ..syntaxes import BASELINE_JPEG
@@ -264,17 +266,20 @@ def _group_record(gid: str, plan: GroupPlan, sids: list[str], best: Trial, trial
                   settings: Settings) -> dict:
     raw = sum(v.raw_bytes for v in vols)
     restored = _restored_frames(best, vols, sids)
-    return {"id": gid, "scans": sids, "why": plan.why, "similarity": plan.similarity,
-            "candidate": best.candidate.name, "layout": best.candidate.layout, "codec": best.codec,
-            "label": best.label, "note": best.reason, "lossless": best.lossless,
-            "mapping": best.mapping.as_dict() if best.mapping is not None else None,
-            "order_kind": settings.order if best.candidate.layout == "stream" and len(vols) > 1 else "sequential",
-            "order": [[sids[i], k] for i, k in best.order], "stream": f"{gid}.bin",
-            "parts": [{"chunk_sizes": [len(c) for c in p.chunks], "shape": list(p.shape), "dtype": p.dtype,
-                       "side": p.side} for p in best.parts],
-            "restored_sha256": sha256(np.ascontiguousarray(restored).tobytes()),
-            "candidates": [t.row() for t in trials], "raw_bytes": raw, "compressed_bytes": best.size,
-            "cr": raw / best.size, "encode_ms": round(best.encode_ms, 1)}
+    g = {"id": gid, "scans": sids, "why": plan.why, "similarity": plan.similarity,
+         "candidate": best.candidate.name, "layout": best.candidate.layout, "codec": best.codec,
+         "label": best.label, "note": best.reason, "lossless": best.lossless,
+         "mapping": best.mapping.as_dict() if best.mapping is not None else None,
+         "order_kind": settings.order if best.candidate.layout == "stream" and len(vols) > 1 else "sequential",
+         "order": [[sids[i], k] for i, k in best.order], "stream": f"{gid}.bin",
+         "parts": [{"chunk_sizes": [len(c) for c in p.chunks], "shape": list(p.shape), "dtype": p.dtype,
+                    "side": p.side} for p in best.parts],
+         "restored_sha256": sha256(np.ascontiguousarray(restored).tobytes()),
+         "candidates": [t.row() for t in trials], "raw_bytes": raw, "compressed_bytes": best.size,
+         "cr": raw / best.size, "encode_ms": round(best.encode_ms, 1)}
+    if best.codec.get("codec") == "jpegxl-jpeg":  # its exactness: the JPEG frames (verify.jpeg_claim)
+        g.update(jpeg_sha256=[sha256(original_jpeg(c)) for c in best.chunks], jpeg_decoder=described_decoder())
+    return g
 
 
 def _restored_frames(best: Trial, vols, sids) -> np.ndarray:

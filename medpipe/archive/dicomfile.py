@@ -110,16 +110,14 @@ def encapsulated_file(record: Record, uid: str, codestreams: list[bytes], has_bo
 
 
 def jpeg_original(record: Record, f: dict, slices, jpeg: dict | None) -> bytes | None:
-    """A file the source stored as baseline JPEG, rebuilt from the archive's JPEG XL JPEG Recompression streams
-    (slice -> stream; the jpegxl-jpeg candidate): its JPEG frames back bit for bit in their encapsulation. The
+    """A file the source stored as baseline JPEG, rebuilt from the JPEG frames the archive's JPEG XL JPEG
+    Recompression streams give back (slice -> JPEG frame; the jpegxl-jpeg candidate) in their encapsulation. The
     original file when the rebuild matches its SHA-256 (one fragment per frame, the Basic Offset Table filled or
     empty as the original had it: ``jpeg_bot``, recorded at build time), else None (the file then comes back native,
     as every compressed original does; a colour one is refused)."""
-    from ..codecs.frames import original_jpeg
-
     if jpeg is None or f["transfer_syntax"] not in BASELINE_JPEG:
         return None
-    streams = [original_jpeg(jpeg[int(k)]) for k in slices]
+    streams = [jpeg[int(k)] for k in slices]
     data = encapsulated_file(record, f["transfer_syntax"], streams, f.get("jpeg_bot", True))
     return data if hashlib.sha256(data).hexdigest() == f["source_sha256"] else None
 

@@ -16,12 +16,13 @@ from pydicom.uid import generate_uid
 from ..codecs import codec_class
 from ..errors import CodecSkip, DamagedInput
 from ..files import clean_stale, inside, make_dirs, os_error, part_name
+from ..jpeg_decoder import described_decoder
 from ..syntaxes import JPEGXLLossless
 from .candidates import decode_codestream, dicom_codestream
 from .dicomfile import OUTPUT_SYNTAXES, encapsulated_file, lossy_file
 from .index import ArchiveError, select_scans, series_folder, sha256
-from .verify import jpeg_streams, load_headers, open_checked, restore_group, restored_file, stream_chunks, \
-    stored_frames
+from .verify import jpeg_claim, jpeg_streams, load_headers, open_checked, restore_group, restored_file, \
+    stream_chunks, stored_frames
 
 
 def check_syntax(syntax: str, index: dict, chosen: list[dict]) -> str | None:
@@ -74,7 +75,8 @@ def extract_archive(folder: Path, out: Path, ctx, patient: str | None = None, co
     """Write each selected scan as a DICOM series under ``out``; returns the series folders."""
     folder, out = Path(folder), Path(out)
     refuse_inside(out, folder)
-    index = open_checked(folder, key, require_signature, console.print if console else None)  # seal, names, every file, both views: before anything is written
+    say = console.print if console else None
+    index = open_checked(folder, key, require_signature, say)  # seal, names, every file, both views: first
     chosen = select_scans(index, patient)
     uid = check_syntax(syntax, index, chosen)
     targets = {s["id"]: inside(out, series_folder(s)) for s in chosen}
@@ -92,14 +94,18 @@ def extract_archive(folder: Path, out: Path, ctx, patient: str | None = None, co
         tmp.mkdir()
         for gid in dict.fromkeys(s["group"] for s in chosen):
             g = groups[gid]
-            restored = restore_group(folder, index, g, ctx)  # every slice's SHA-256 checked before writing
+            restored = restore_group(folder, index, g, ctx, say)  # every slice's SHA-256 checked before writing
             for s in (s for s in chosen if s["group"] == gid):
                 dest = tmp / targets[s["id"]].name
                 dest.mkdir()
-                _write_series(folder, dest, s, g, restored[s["id"]], uid, index["settings"]["effort"])
+                valued = _write_series(folder, dest, s, g, restored[s["id"]], uid, index["settings"]["effort"])
+                if valued and g["codec"].get("codec") == "jpegxl-jpeg" and say:
+                    say(f"note: {s['id']} ({s['name']}): {valued} file(s) written from the values this machine's "
+                        f"JPEG decoder gives ({described_decoder()}), not as the original JPEG; another JPEG "
+                        "decoder may round differently (ISO 10918-1)", highlight=False, soft_wrap=True)
                 q = s.get("quality") or {}
                 report.append({"scan": s["id"], "name": s["name"], "patient_id": s["patient_id"],
-                               "slices": s["shape"][0], "lossless": g["lossless"], **q})
+                               "slices": s["shape"][0], "lossless": g["lossless"], "jpeg": jpeg_claim(g), **q})
         for sid, target in targets.items():
             if target.exists():
                 raise ArchiveError(f"{target}: appeared while extracting; extract never overwrites")
@@ -121,7 +127,10 @@ def extract_archive(folder: Path, out: Path, ctx, patient: str | None = None, co
 
 
 def _write_series(folder: Path, dest: Path, s: dict, g: dict, vol: np.ndarray, uid: str | None,
-                  effort: int) -> None:
+                  effort: int) -> int:
+    """Write the scan's files; returns how many of a lossless scan were made from its values (not the original
+    file rebuilt)."""
+    valued = 0
     records = load_headers(folder, s)  # each header checked by SHA-256 and against the index
     series_uid = None if g["lossless"] else generate_uid()  # a lossy copy is a new series
     reuse = _reusable(folder, g, s["id"], uid)
@@ -132,13 +141,16 @@ def _write_series(folder: Path, dest: Path, s: dict, g: dict, vol: np.ndarray, u
             data = lossy_file(record, frames, s, method, g["cr"], series_uid, g["label"])
         elif uid is None:
             data = restored_file(folder, s, record, f, frames, slices, jpeg)
+            valued += sha256(data) != f["source_sha256"]
         else:
+            valued += 1
             try:
                 data = encapsulated_file(record, uid, _codestreams(uid, frames, slices, s, reuse, effort))
             except (CodecSkip, DamagedInput) as exc:
                 raise ArchiveError(f"{s['name']}: cannot be written as {uid}: {exc}") from None
         with open(inside(dest, f["name"]), "xb") as fh:  # 'x': never over an existing file
             fh.write(data)
+    return valued
 
 
 def _print_quality(report: list[dict], console, syntax: str) -> None:
@@ -150,6 +162,7 @@ def _print_quality(report: list[dict], console, syntax: str) -> None:
     for r in report:
         exact = r.get("exact")
         t.add_row(r["scan"], r["name"], r["patient_id"] or "-", str(r["slices"]),
+                  "[green]JPEG frames bit-exact (SHA-256 of every frame and file)[/]" if r.get("jpeg") else
                   "[green]bit-exact (SHA-256 of every slice and file)[/]" if r["lossless"] else "[yellow]lossy[/]",
                   "inf" if exact else f"{r.get('psnr_db', float('nan')):.2f}", str(r.get("max_abs_err", "-")))
     console.print(t)

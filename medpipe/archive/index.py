@@ -222,6 +222,11 @@ def check_index(index: dict) -> None:
         if sum(sizes) != listed[stream]["bytes"]:
             raise ValueError(f"group {g['id']}: chunk sizes add up to {sum(sizes)}, the stream has "
                              f"{listed[stream]['bytes']} bytes")
+        jpegs = g.get("jpeg_sha256")
+        if jpegs is not None and (len(jpegs) != len(sizes) or not all(SHA.match(str(x)) for x in jpegs)):
+            raise ValueError(f"group {g['id']}: jpeg_sha256 is not one SHA-256 per stream")
+        if not re.fullmatch(r"[\w .,()+-]{0,80}", str(g.get("jpeg_decoder", ""))):  # printed in verify's note
+            raise ValueError(f"group {g['id']}: jpeg_decoder {str(g['jpeg_decoder'])[:40]!r} is malformed")
         want = sorted((sid, k) for sid in g["scans"] for k in range(scans[sid]["shape"][0]))
         if sorted((sid, k) for sid, k in g["order"]) != want:
             raise ValueError(f"group {g['id']}: the stream order is not every slice of its scans once")

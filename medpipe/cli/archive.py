@@ -165,8 +165,9 @@ def cmd_verify(args, console) -> int:
 
     r = verify_archive(args.archive, CodecContext(args.ffmpeg), console, key=args.key,
                        require_signature=args.require_signature)
+    exact = "every slice bit-exact" if not r["jpeg_groups"] else "bit-exact; JPEG-sourced groups: every JPEG frame"
     console.print(f"[green]verified[/]: {r['groups']} group(s), {r['scans']} scan(s) "
-                  f"({'every slice bit-exact' if r['lossless'] else 'lossy archive: streams intact'}) "
+                  f"({exact if r['lossless'] else 'lossy archive: streams intact'}) "
                   f"in {r['seconds']:.1f} s")
     return 0
 

@@ -185,19 +185,21 @@ class JpegRecompression(FrameCoder):
 
 
 def decode_jpeg(jpeg: bytes, attrs: PixelAttrs) -> np.ndarray:
-    """A baseline JPEG frame decoded by pydicom's public decoder API with its first available plugin, as the
-    readers decode a .50 source. Two conformant JPEG decoders may differ by one (ISO 10918-1 IDCT accuracy: pillow
-    and pylibjpeg do on a few % of samples), so the values come from the same decoder the source was read with."""
+    """A baseline JPEG frame decoded by pydicom's public decoder API with the plugin the readers decode a .50
+    source with (medpipe.jpeg_decoder: two conformant JPEG decoders may differ by one), so the values come from the
+    same decoder the source was read with."""
     from pydicom.encaps import encapsulate
     from pydicom.pixels import get_decoder
     from pydicom.uid import JPEGBaseline8Bit
+
+    from ..jpeg_decoder import baseline_plugin
 
     decoder = get_decoder(JPEGBaseline8Bit)
     return decoder.as_array(
         encapsulate([bytes(jpeg)]), rows=attrs.rows, columns=attrs.columns, samples_per_pixel=attrs.samples,
         number_of_frames=1, bits_allocated=attrs.bits_allocated, bits_stored=attrs.bits_stored,
         pixel_representation=0, photometric_interpretation=attrs.photometric, planar_configuration=0,
-        pixel_keyword="PixelData", decoding_plugin=decoder.available_plugins[0])[0]
+        pixel_keyword="PixelData", decoding_plugin=baseline_plugin())[0]
 
 
 class Rle(FrameCoder):

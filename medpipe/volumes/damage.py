@@ -27,7 +27,8 @@ from pydicom.uid import (HTJ2KLossless, HTJ2KLosslessRPCL, JPEG2000Lossless, JPE
                          JPEGLSLossless, JPEGLSNearLossless, RLELossless)
 
 from ..errors import CodecSkip, DamagedInput, InputError
-from ..syntaxes import TABLE, PixelAttrs
+from ..jpeg_decoder import plugin_order
+from ..syntaxes import BASELINE_JPEG, TABLE, PixelAttrs
 from .dicom import (DEFLATED_IMAGE_FRAME, JPEG_XL_SYNTAXES, decode_pixels, is_compressed_syntax, quiet,
                     transfer_syntax)
 from .structure import RLE_LOSSLESS, decode_rle, structure_problems
@@ -168,6 +169,8 @@ def decode_checked(ds, path: Path, cross_check: bool = True) -> Decoded:
         plugins = list(decoder.available_plugins)
     except Exception:  # noqa: BLE001 - no decoder for this syntax: decode_pixels gives the clean message
         plugins = []
+    if plugins and str(uid) in BASELINE_JPEG:  # the decoder a kept JPEG frame is decoded with again
+        plugins = plugin_order(plugins)  # (jpeg_decoder.py; a plugin named that is not installed: InputError)
     if not plugins:
         return Decoded(decode_pixels(ds, path))
     ts = transfer_syntax(ds)
