@@ -1,0 +1,217 @@
+"""The static model (``model: static``): the encoder searches, the decoder follows.
+
+Per slab the encoder fits a linear predictor over the causal 3-D neighbourhood (least squares on a subsample,
+integer weights; one set for the slab's first slice, in-plane taps only, one for the others), codes every
+voxel's folded residual as a hybrid-uint token (values below 16 whole, above: bit length and 2 top bits, the
+rest as raw bits) under an activity context (the residuals around it, this slice and the previous one), counts
+the tokens per context and codes them with rANS over those counts, stored in the slab. The decoder does one
+prediction, one table look-up and one rANS step per voxel: no adaptation, no binary decisions.
+
+Slab layout (little-endian): weights (2 x 12 int32), table length, rANS code length, extra-bit length
+(uint32 each), then the frequency table (the N_CTX x N_TOK uint16 frequencies, deflated; each used context's
+row sums to 4096, an unused context's is all zero), the rANS code, the extra bits.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+from . import static_kernel as K
+from .stream import StreamError
+
+F_STATIC = 32  # the stream flag (model feature bits 1-16 belong to model.py)
+N_W = 2 * K.N_CLS * (K.N_TAPS + 1)
+SLAB = struct.Struct(f"<{N_W}i{K.N_CLS - 1}HB3I")  # weights, class thresholds, texture shift, 3 lengths
+MAX_WEIGHT = 1 << 20  # |weight| limit (bias: 2^31): the prediction's sum stays far inside int64
+FIT_SAMPLES = 100_000  # voxels the least-squares fit looks at, rows spread over the slab
+TABLE_BYTES = K.N_CTX * K.N_TOK * 2
+MAX_FREQ = K.PROB_SCALE - 2  # every token costs >= 0.0007 bits: the stream floor (stream.min_coded_bytes) holds
+
+
+def plane_taps(cur: np.ndarray, prv, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(taps, targets) on every step-th interior row of a slice: float64 columns in the kernel's tap order,
+    the previous slice's five when prv is given."""
+    def sh(a, dy, dx):
+        return a[2 + dy:a.shape[0] - 1 + dy:step, 2 + dx:a.shape[1] - 1 + dx]
+
+    cols = [sh(cur, 0, -1), sh(cur, -1, 0), sh(cur, -1, -1), sh(cur, -1, 1), sh(cur, 0, -2), sh(cur, -2, 0)]
+    if prv is not None:
+        cols += [sh(prv, 0, 0), sh(prv, 0, -1), sh(prv, -1, 0), sh(prv, 0, 1), sh(prv, 1, 0)]
+    return np.stack([col.reshape(-1) for col in cols], 1).astype(np.float64), sh(cur, 0, 0).reshape(-1)
+
+
+def fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares weights and bias in 1/2^SHIFT (bias last), integers; MED-like W + N - NW if degenerate."""
+    a = np.concatenate([x, np.ones((len(x), 1))], 1)
+    try:  # normal equations: 10 x faster than lstsq's SVD on 10^5 rows, and the fit needs no more precision
+        sol = np.linalg.solve(a.T @ a + 1e-6 * np.eye(a.shape[1]), a.T @ y.astype(np.float64))
+    except np.linalg.LinAlgError:
+        sol = np.zeros(a.shape[1])
+    if not np.all(np.isfinite(sol)) or not sol[:-1].any():
+        sol = np.zeros(a.shape[1])
+        sol[:3] = (1, 1, -1)
+    out = np.round(sol * (1 << K.SHIFT)).astype(np.int64)
+    out[:-1] = np.clip(out[:-1], -MAX_WEIGHT + 1, MAX_WEIGHT - 1)
+    out[-1] = np.clip(out[-1], -(1 << 31) + 1, (1 << 31) - 1)
+    return out
+
+
+def texture(x: np.ndarray) -> np.ndarray:
+    """The kernel's texture measure from tap columns (W N NW NE WW NN first)."""
+    w, n, nw, ne, ww, nn = (x[:, k] for k in range(6))
+    return np.abs(w - nw) + np.abs(n - nw) + np.abs(n - ne) + np.abs(w - ww) + np.abs(n - nn)
+
+
+def fit_classes(x: np.ndarray, y: np.ndarray, cls: np.ndarray, width: int) -> np.ndarray:
+    """(N_CLS, N_TAPS + 1) weights: one least-squares fit per class (the pooled fit where a class is rare),
+    width taps used, the rest zero."""
+    out = np.zeros((K.N_CLS, K.N_TAPS + 1), np.int64)
+    pooled = fit(x, y)
+    for k in range(K.N_CLS):
+        sel = cls == k
+        f = fit(x[sel], y[sel]) if np.count_nonzero(sel) >= 50 * x.shape[1] else pooled
+        out[k, :width], out[k, -1] = f[:width], f[-1]
+    return out
+
+
+def sample(vol: np.ndarray) -> tuple:
+    """Tap columns and targets of the first slice (in-plane) and of up to 8 others (3-D), rows subsampled to
+    about FIT_SAMPLES voxels each."""
+    s, r, c = vol.shape
+    per_slice = (r - 3) * (c - 3)
+    x0, y0 = plane_taps(vol[0], None, max(1, per_slice // FIT_SAMPLES))
+    if s == 1:
+        return x0, y0, None, None
+    zs = np.unique(np.linspace(1, s - 1, min(s - 1, 8)).astype(int))
+    step = max(1, per_slice * len(zs) // FIT_SAMPLES)
+    parts = [plane_taps(vol[z], vol[z - 1], step) for z in zs]
+    return x0, y0, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def fit_weights(vol: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(weights (2, N_CLS, N_TAPS + 1) int64: [0] for a slab's first slice, in-plane taps, [1] for the
+    others; class thresholds on texture >> shift (N_CLS - 1, equal-population classes); shift)."""
+    s, r, c = vol.shape
+    w = np.zeros((2, K.N_CLS, K.N_TAPS + 1), np.int64)
+    w[:, :, :3] = (1 << K.SHIFT, 1 << K.SHIFT, -(1 << K.SHIFT))  # small planes: W + N - NW
+    thr = np.zeros(K.N_CLS - 1, np.int64)
+    if r < 5 or c < 5:
+        return w, thr, 0
+    x0, y0, x3, y3 = sample(vol)
+    g = texture(x3 if x3 is not None else x0).astype(np.int64)
+    shift = max(0, int(np.percentile(g, 99.9)).bit_length() - 12)
+    thr = np.percentile(g >> shift, np.arange(1, K.N_CLS) * 100 / K.N_CLS).astype(np.int64)
+    thr = np.clip(thr, 0, K.G_SIZE - 1)
+    w[0] = fit_classes(x0, y0, np.searchsorted(thr, texture(x0).astype(np.int64) >> shift, "right"), 6)
+    w[1] = w[0] if x3 is None else fit_classes(x3, y3, np.searchsorted(thr, g >> shift, "right"), K.N_TAPS)
+    return w, thr, shift
+
+
+def class_table(thr: np.ndarray) -> np.ndarray:
+    """texture >> shift -> class (uint8, G_SIZE entries)."""
+    return np.searchsorted(thr, np.arange(K.G_SIZE), "right").astype(np.uint8)
+
+
+def normalise(counts: np.ndarray) -> np.ndarray:
+    """Per-context frequencies summing to PROB_SCALE (each seen token >= 1, none above MAX_FREQ); unused
+    contexts all zero. Only the encoder runs this; the decoder checks the result (:func:`read_table`)."""
+    freq = np.zeros(counts.shape, np.int64)
+    for q in range(len(counts)):
+        row = counts[q].astype(np.int64)
+        total = int(row.sum())
+        if total == 0:
+            continue
+        f = np.where(row > 0, np.maximum(1, (row * K.PROB_SCALE + total // 2) // total), 0)
+        if np.count_nonzero(f) == 1:  # one token only: lend 2 slots to a neighbour (the stream floor)
+            t = int(np.flatnonzero(f)[0])
+            f[t + 1 if t + 1 < K.N_TOK else t - 1] = 2
+        while f.sum() != K.PROB_SCALE:
+            diff = K.PROB_SCALE - int(f.sum())
+            big = int(np.argmax(f))
+            f[big] += max(diff, 1 - int(f[big])) if diff < 0 else min(diff, MAX_FREQ - int(f[big]))
+            if diff < 0 and f[big] == 1:  # the largest is 1: take from every token above 1 (cannot happen
+                break  # with 68 tokens and 4096 slots, kept as a guard)
+            if diff > 0 and f[big] == MAX_FREQ:
+                f[(big + 1) % K.N_TOK] += K.PROB_SCALE - int(f.sum())
+        freq[q] = f
+    return freq
+
+
+def encode_slab(part: np.ndarray, maxval: int) -> bytes | None:
+    """One slab's static code, or None when it would not be smaller than raw 16-bit samples."""
+    n = part.size
+    w, thr, shift = fit_weights(part)
+    tok = np.empty(n, np.uint8)
+    ctx = np.empty(n, np.uint8)
+    bits = np.empty(2 * n + 16, np.uint8)
+    status, nbits = K.run(False, part, maxval, w, class_table(thr), shift, np.zeros(1, np.uint8), np.zeros(1, np.int64), tok,
+                          ctx,
+                          np.zeros(1, np.uint8), bits)
+    if status != K.OK:
+        raise RuntimeError(f"lossless3d static encoder failed with code {status}")  # a bug, not a user error
+    counts = np.bincount(ctx.astype(np.int64) * K.N_TOK + tok, minlength=K.N_CTX * K.N_TOK)
+    freq = normalise(counts.reshape(K.N_CTX, K.N_TOK))
+    start = np.zeros_like(freq)
+    start[:, 1:] = np.cumsum(freq, 1)[:, :-1]
+    out = np.empty(2 * n + 16, np.uint8)
+    pos = K.rans_encode(tok, ctx, freq, start, out)
+    if pos < 0 or len(out) - pos + nbits >= 2 * n:
+        return None
+    table = zlib.compress(freq.astype("<u2").tobytes(), 9)
+    head = SLAB.pack(*w.reshape(-1).tolist(), *thr.tolist(), shift, len(table), len(out) - pos, nbits)
+    return head + table + out[pos:].tobytes() + bits[:nbits].tobytes()
+
+
+def read_slab(buf: bytes):
+    """(weights, decoding table, rANS code, extra bits) of one slab, or StreamError: every length, weight and
+    frequency is checked here, so the kernel only ever meets a consistent table."""
+    if len(buf) < SLAB.size:
+        raise StreamError("lossless3d static slab damaged: no slab head")
+    fields = SLAB.unpack_from(buf)
+    w = np.array(fields[:N_W], np.int64).reshape(2, K.N_CLS, K.N_TAPS + 1)
+    thr = np.array(fields[N_W:N_W + K.N_CLS - 1], np.int64)
+    shift, nt, nc, nb = fields[-4:]
+    if (SLAB.size + nt + nc + nb != len(buf) or np.abs(w[:, :, :-1]).max() >= MAX_WEIGHT or shift > 20
+            or np.any(np.diff(thr) < 0)):
+        raise StreamError("lossless3d static slab damaged: lengths or weights out of range")
+    at = SLAB.size
+    lut, fs = read_table(buf[at:at + nt])
+    code = np.frombuffer(buf, np.uint8, nc, at + nt).copy()  # writable: the kernel has one signature
+    bits = np.frombuffer(buf, np.uint8, nb, at + nt + nc).copy()
+    return w, class_table(thr), shift, lut, fs, code, bits
+
+
+def read_table(blob: bytes) -> np.ndarray:
+    """The rANS decoding table from the stored frequencies; StreamError unless every row is empty or sums to
+    PROB_SCALE with no frequency above MAX_FREQ (inflation bounded to the table's size)."""
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(blob, TABLE_BYTES + 1)
+    except zlib.error:
+        raw = b""
+    if len(raw) != TABLE_BYTES or not d.eof or d.unused_data:
+        raise StreamError("lossless3d static slab damaged: frequency table")
+    freq = np.frombuffer(raw, "<u2").astype(np.int64).reshape(K.N_CTX, K.N_TOK)
+    sums = freq.sum(1)
+    if np.any((sums != 0) & (sums != K.PROB_SCALE)) or freq.max() > MAX_FREQ:
+        raise StreamError("lossless3d static slab damaged: frequency table does not add up")
+    lut = np.zeros(K.N_CTX * K.PROB_SCALE, np.uint8)  # an unused context decodes token 0 at frequency 0:
+    for q in np.flatnonzero(sums):  # harmless, and a stream that reaches it fails its values CRC
+        lut[q * K.PROB_SCALE:(q + 1) * K.PROB_SCALE] = np.repeat(np.arange(K.N_TOK), freq[q])
+    start = np.zeros_like(freq)
+    start[:, 1:] = np.cumsum(freq, 1)[:, :-1]
+    return lut, ((freq << 16) | start).reshape(-1)
+
+
+def ready() -> bool:
+    """Whether this process has the kernels compiled or loaded already."""
+    return bool(K.run.signatures and K.rans_encode.signatures)
+
+
+def decode_slab(part: np.ndarray, buf: bytes, maxval: int) -> int:
+    """Decode one slab into part (int32, its shape); the kernel's status (OK or a negative error)."""
+    w, gtab, shift, lut, fs, code, bits = read_slab(buf)
+    status, _ = K.run(True, part, maxval, w, gtab, shift, lut, fs, np.zeros(1, np.uint8), np.zeros(1, np.uint8), code, bits)
+    return status
