@@ -22,7 +22,7 @@ from . import static_kernel as K
 from .stream import StreamError
 
 F_STATIC = 32  # the stream flag (model feature bits 1-16 belong to model.py)
-N_W = 2 * K.N_CLS * (K.N_TAPS + 1)
+N_W = 2 * K.N_CLS * K.N_W
 SLAB = struct.Struct(f"<{N_W}i{K.N_CLS - 1}HB3I")  # weights, class thresholds, texture shift, 3 lengths
 MAX_WEIGHT = 1 << 20  # |weight| limit (bias: 2^31): the prediction's sum stays far inside int64
 FIT_SAMPLES = 100_000  # voxels the least-squares fit looks at, rows spread over the slab
@@ -38,13 +38,15 @@ def plane_taps(cur: np.ndarray, prv, step: int) -> tuple[np.ndarray, np.ndarray]
 
     cols = [sh(cur, 0, -1), sh(cur, -1, 0), sh(cur, -1, -1), sh(cur, -1, 1), sh(cur, 0, -2), sh(cur, -2, 0)]
     if prv is not None:
-        cols += [sh(prv, 0, 0), sh(prv, 0, -1), sh(prv, -1, 0), sh(prv, 0, 1), sh(prv, 1, 0)]
+        cols += [sh(prv, 0, 0), sh(prv, 0, -1), sh(prv, -1, 0), sh(prv, 0, 1), sh(prv, 1, 0), sh(prv, -1, -1),
+                 sh(prv, -1, 1), sh(prv, 1, -1), sh(prv, 1, 1)]
     return np.stack([col.reshape(-1) for col in cols], 1).astype(np.float64), sh(cur, 0, 0).reshape(-1)
 
 
-def fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares weights and bias in 1/2^SHIFT (bias last), integers; MED-like W + N - NW if degenerate."""
-    a = np.concatenate([x, np.ones((len(x), 1))], 1)
+def fit(x: np.ndarray, y: np.ndarray, bias: bool = True) -> np.ndarray:
+    """Least-squares weights and bias in 1/2^SHIFT (bias last, 0 unless asked for), integers; MED-like
+    W + N - NW if degenerate."""
+    a = np.concatenate([x, np.ones((len(x), 1)) if bias else np.zeros((len(x), 1))], 1)
     try:  # normal equations: 10 x faster than lstsq's SVD on 10^5 rows, and the fit needs no more precision
         sol = np.linalg.solve(a.T @ a + 1e-6 * np.eye(a.shape[1]), a.T @ y.astype(np.float64))
     except np.linalg.LinAlgError:
@@ -67,7 +69,7 @@ def texture(x: np.ndarray) -> np.ndarray:
 def fit_classes(x: np.ndarray, y: np.ndarray, cls: np.ndarray, width: int) -> np.ndarray:
     """(N_CLS, N_TAPS + 1) weights: one least-squares fit per class (the pooled fit where a class is rare),
     width taps used, the rest zero."""
-    out = np.zeros((K.N_CLS, K.N_TAPS + 1), np.int64)
+    out = np.zeros((K.N_CLS, K.N_W), np.int64)
     pooled = fit(x, y)
     for k in range(K.N_CLS):
         sel = cls == k
@@ -94,7 +96,7 @@ def fit_weights(vol: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """(weights (2, N_CLS, N_TAPS + 1) int64: [0] for a slab's first slice, in-plane taps, [1] for the
     others; class thresholds on texture >> shift (N_CLS - 1, equal-population classes); shift)."""
     s, r, c = vol.shape
-    w = np.zeros((2, K.N_CLS, K.N_TAPS + 1), np.int64)
+    w = np.zeros((2, K.N_CLS, K.N_W), np.int64)
     w[:, :, :3] = (1 << K.SHIFT, 1 << K.SHIFT, -(1 << K.SHIFT))  # small planes: W + N - NW
     thr = np.zeros(K.N_CLS - 1, np.int64)
     if r < 5 or c < 5:
@@ -107,6 +109,40 @@ def fit_weights(vol: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     w[0] = fit_classes(x0, y0, np.searchsorted(thr, texture(x0).astype(np.int64) >> shift, "right"), 6)
     w[1] = w[0] if x3 is None else fit_classes(x3, y3, np.searchsorted(thr, g >> shift, "right"), K.N_TAPS)
     return w, thr, shift
+
+
+def fit_feedback(vol: np.ndarray, maxval: int, w: np.ndarray, thr: np.ndarray, shift: int) -> None:
+    """Fill w's feedback weights (the first-stage errors around the voxel, class by class): the kernel codes
+    two middle slices (or the one) with the feedback off, which gives those errors exactly as the decoder
+    will see them, then least squares."""
+    s, r, c = vol.shape
+    if r < 7 or c < 7:
+        return
+    z0 = max(0, s // 2 - 1)
+    sub = np.ascontiguousarray(vol[z0:z0 + 2])
+    err = np.zeros(sub.shape, np.int32)
+    n = sub.size
+    K.run(False, sub, maxval, w, class_table(thr), shift, np.zeros(1, np.uint8), np.zeros(1, np.int64),
+          np.empty(n, np.uint8), np.empty(n, np.uint8), np.zeros(1, np.uint8), np.empty(2 * n + 16, np.uint8), err)
+    step = max(1, (r - 4) * (c - 4) // FIT_SAMPLES)
+
+    def sh(a, dy, dx):
+        return a[2 + dy:a.shape[0] - 2 + dy:step, 2 + dx:a.shape[1] - 2 + dx].reshape(-1).astype(np.float64)
+
+    for z in range(len(sub)):
+        e, ep = err[z], err[z - 1] if z else np.zeros_like(err[z])
+        x = np.stack([sh(e, 0, -1), sh(e, 0, -2), sh(e, -1, -1), sh(e, -1, 0), sh(e, -1, 1), sh(e, -2, 0),
+                      sh(ep, 0, 0), sh(ep, 1, 0)], 1)
+        v = sub[z].astype(np.int64)
+        g = (np.abs(v[2:-2:step, 1:-3] - v[1:-3:step, 1:-3]) + np.abs(v[1:-3:step, 2:-2] - v[1:-3:step, 1:-3])
+             + np.abs(v[1:-3:step, 2:-2] - v[1:-3:step, 3:-1]) + np.abs(v[2:-2:step, 1:-3] - v[2:-2:step, :-4])
+             + np.abs(v[1:-3:step, 2:-2] - v[:-4:step, 2:-2])).reshape(-1)
+        cls = np.searchsorted(thr, g >> shift, "right")
+        ws = 0 if z == 0 else 1
+        for k in range(K.N_CLS):
+            sel = cls == k
+            if np.count_nonzero(sel) >= 50 * K.N_FB:
+                w[ws, k, K.N_TAPS:K.N_TAPS + K.N_FB] = fit(x[sel], sh(e, 0, 0)[sel], bias=False)[:-1]
 
 
 def class_table(thr: np.ndarray) -> np.ndarray:
@@ -143,12 +179,12 @@ def encode_slab(part: np.ndarray, maxval: int) -> bytes | None:
     """One slab's static code, or None when it would not be smaller than raw 16-bit samples."""
     n = part.size
     w, thr, shift = fit_weights(part)
+    fit_feedback(part, maxval, w, thr, shift)
     tok = np.empty(n, np.uint8)
     ctx = np.empty(n, np.uint8)
     bits = np.empty(2 * n + 16, np.uint8)
     status, nbits = K.run(False, part, maxval, w, class_table(thr), shift, np.zeros(1, np.uint8), np.zeros(1, np.int64), tok,
-                          ctx,
-                          np.zeros(1, np.uint8), bits)
+                          ctx, np.zeros(1, np.uint8), bits, np.zeros((1, 1, 1), np.int32))
     if status != K.OK:
         raise RuntimeError(f"lossless3d static encoder failed with code {status}")  # a bug, not a user error
     counts = np.bincount(ctx.astype(np.int64) * K.N_TOK + tok, minlength=K.N_CTX * K.N_TOK)
@@ -170,7 +206,7 @@ def read_slab(buf: bytes):
     if len(buf) < SLAB.size:
         raise StreamError("lossless3d static slab damaged: no slab head")
     fields = SLAB.unpack_from(buf)
-    w = np.array(fields[:N_W], np.int64).reshape(2, K.N_CLS, K.N_TAPS + 1)
+    w = np.array(fields[:N_W], np.int64).reshape(2, K.N_CLS, K.N_W)
     thr = np.array(fields[N_W:N_W + K.N_CLS - 1], np.int64)
     shift, nt, nc, nb = fields[-4:]
     if (SLAB.size + nt + nc + nb != len(buf) or np.abs(w[:, :, :-1]).max() >= MAX_WEIGHT or shift > 20
@@ -213,5 +249,6 @@ def ready() -> bool:
 def decode_slab(part: np.ndarray, buf: bytes, maxval: int) -> int:
     """Decode one slab into part (int32, its shape); the kernel's status (OK or a negative error)."""
     w, gtab, shift, lut, fs, code, bits = read_slab(buf)
-    status, _ = K.run(True, part, maxval, w, gtab, shift, lut, fs, np.zeros(1, np.uint8), np.zeros(1, np.uint8), code, bits)
+    status, _ = K.run(True, part, maxval, w, gtab, shift, lut, fs, np.zeros(1, np.uint8), np.zeros(1, np.uint8), code, bits,
+                      np.zeros((1, 1, 1), np.int32))
     return status

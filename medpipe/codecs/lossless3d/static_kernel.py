@@ -11,7 +11,10 @@ import numpy as np
 from numba import njit
 
 OK, ERR_OVERRUN, ERR_RANGE, ERR_OVERFLOW = 0, -1, -2, -3
-N_TAPS = 11  # W N NW NE WW NN | P PW PN PE PS (P: the previous slice at the same place); a bias weight follows
+N_TAPS = 15  # W N NW NE WW NN | P PW PN PE PS PNW PNE PSW PSE (P: the previous slice at the same place)
+N_FB = 8  # feedback taps: first-stage errors at W WW NW N NE NN | P PS; then a bias
+N_W = N_TAPS + N_FB + 1
+E_MAX = 1 << 16  # first-stage errors are clipped to +-E_MAX (bounded sums whatever the weights)
 SHIFT = 14  # weights are in 1/2^SHIFT
 PROB_BITS = 12
 PROB_SCALE = 1 << PROB_BITS
@@ -48,7 +51,7 @@ def bitlen(v):
 
 
 @njit(cache=True, nogil=True)
-def run(decode, vol, maxval, w, gtab, gshift, lut, fs, tok, ctx, code, bits):
+def run(decode, vol, maxval, w, gtab, gshift, lut, fs, tok, ctx, code, bits, eout):
     """Encode vol (slices x rows x cols int32 in 0..maxval) into tok / ctx / bits, or decode code + bits into
     vol. w: (2, N_CLS, N_TAPS + 1) int64 weights (first index 0 for the slab's first slice, 1 for the
     others), chosen by the class gtab[min(texture >> gshift, G_SIZE - 1)]. lut:
@@ -60,6 +63,9 @@ def run(decode, vol, maxval, w, gtab, gshift, lut, fs, tok, ctx, code, bits):
     prv = np.zeros((R + 3, C + 3), np.int64)
     mcur = np.zeros((R + 2, C + 3), np.int64)
     mprv = np.zeros((R + 2, C + 3), np.int64)
+    ecur = np.zeros((R + 3, C + 3), np.int64)
+    eprv = np.zeros((R + 3, C + 3), np.int64)
+    keep = eout.size == vol.size  # the encoder asks for the first-stage errors (fit_feedback)
     ncode, nbits = code.shape[0], bits.shape[0]
     x = np.int64(0)  # rANS state
     cpos = 0
@@ -96,7 +102,12 @@ def run(decode, vol, maxval, w, gtab, gshift, lut, fs, tok, ctx, code, bits):
                 wr = w[ws, cl]
                 p = (wr[0] * cw + wr[1] * cn + wr[2] * cnw + wr[3] * cne + wr[4] * cww + wr[5] * cnn
                      + wr[6] * prv[r, c] + wr[7] * prv[r, c - 1] + wr[8] * prv[r - 1, c] + wr[9] * prv[r, c + 1]
-                     + wr[10] * prv[r + 1, c] + wr[11] + half) >> SHIFT
+                     + wr[10] * prv[r + 1, c] + wr[11] * prv[r - 1, c - 1] + wr[12] * prv[r - 1, c + 1]
+                     + wr[13] * prv[r + 1, c - 1] + wr[14] * prv[r + 1, c + 1] + wr[N_W - 1] + half) >> SHIFT
+                p1 = p
+                p += (wr[15] * ecur[r, c - 1] + wr[16] * ecur[r, c - 2] + wr[17] * ecur[r - 1, c - 1]
+                      + wr[18] * ecur[r - 1, c] + wr[19] * ecur[r - 1, c + 1] + wr[20] * ecur[r - 2, c]
+                      + wr[21] * eprv[r, c] + wr[22] * eprv[r + 1, c] + half) >> SHIFT
                 if p < 0:
                     p = 0
                 elif p > maxval:
@@ -172,6 +183,14 @@ def run(decode, vol, maxval, w, gtab, gshift, lut, fs, tok, ctx, code, bits):
                     i += 1
                 cur[r, c] = val
                 mcur[rm, c] = v
+                e1 = val - p1
+                if e1 > E_MAX:
+                    e1 = E_MAX
+                elif e1 < -E_MAX:
+                    e1 = -E_MAX
+                ecur[r, c] = e1
+                if keep:
+                    eout[z, y, xc] = e1
             cur[r, C + PAD] = cur[r, C + PAD - 1]
             if over:
                 return ERR_OVERRUN, bpos
@@ -179,6 +198,7 @@ def run(decode, vol, maxval, w, gtab, gshift, lut, fs, tok, ctx, code, bits):
             cur[R + PAD, xx] = cur[R + PAD - 1, xx]
         cur, prv = prv, cur
         mcur, mprv = mprv, mcur
+        ecur, eprv = eprv, ecur
     if not decode and nacc > 0:
         if bpos >= nbits:
             return ERR_OVERFLOW, bpos
