@@ -25,22 +25,41 @@ F_STATIC = 32  # the stream flag (model feature bits 1-16 belong to model.py)
 N_W = 2 * K.N_CLS * K.N_W
 SLAB = struct.Struct(f"<{N_W}i{K.N_CLS - 1}HB3I")  # weights, class thresholds, texture shift, 3 lengths
 MAX_WEIGHT = 1 << 20  # |weight| limit (bias: 2^31): the prediction's sum stays far inside int64
-FIT_SAMPLES = 100_000  # voxels the least-squares fit looks at, rows spread over the slab
+FIT_SAMPLES = 64_000  # voxels the least-squares fit looks at, rows spread over the slab
 TABLE_BYTES = K.N_CTX * K.N_TOK * 2
 MAX_FREQ = K.PROB_SCALE - 2  # every token costs >= 0.0007 bits: the stream floor (stream.min_coded_bytes) holds
 
 
-def plane_taps(cur: np.ndarray, prv, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """(taps, targets) on every step-th interior row of a slice: float64 columns in the kernel's tap order,
-    the previous slice's five when prv is given."""
-    def sh(a, dy, dx):
-        return a[2 + dy:a.shape[0] - 1 + dy:step, 2 + dx:a.shape[1] - 1 + dx]
+def sh(a: np.ndarray, dy: int, dx: int, step: int, end: int) -> np.ndarray:
+    """a around every step-th interior place (2 from the top and left, end from the bottom and right), moved
+    by (dy, dx)."""
+    return a[2 + dy:a.shape[0] - end + dy:step, 2 + dx:a.shape[1] - end + dx]
 
-    cols = [sh(cur, 0, -1), sh(cur, -1, 0), sh(cur, -1, -1), sh(cur, -1, 1), sh(cur, 0, -2), sh(cur, -2, 0)]
+
+def texture(cur: np.ndarray, prv, step: int, end: int) -> np.ndarray:
+    """The kernel's texture (its predictor class before the thresholds) at the same places as :func:`sh`: the
+    row above's gradients and the previous slice's (zero for a slab's first slice)."""
+    cur = cur.astype(np.int64)
+    n = sh(cur, -1, 0, step, end)
+    g = np.abs(n - sh(cur, -1, -1, step, end)) + np.abs(n - sh(cur, -1, 1, step, end))
+    g += np.abs(n - sh(cur, -2, 0, step, end))
     if prv is not None:
-        cols += [sh(prv, 0, 0), sh(prv, 0, -1), sh(prv, -1, 0), sh(prv, 0, 1), sh(prv, 1, 0), sh(prv, -1, -1),
-                 sh(prv, -1, 1), sh(prv, 1, -1), sh(prv, 1, 1)]
-    return np.stack([col.reshape(-1) for col in cols], 1).astype(np.float64), sh(cur, 0, 0).reshape(-1)
+        prv = prv.astype(np.int64)
+        p = sh(prv, 0, 0, step, end)
+        g += np.abs(p - sh(prv, 0, -1, step, end)) + np.abs(p - sh(prv, -1, 0, step, end))
+    return g.reshape(-1)
+
+
+def plane_taps(cur: np.ndarray, prv, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(taps, targets, textures) on every step-th interior row of a slice: float64 columns in the kernel's tap
+    order, the previous slice's nine when prv is given."""
+    offsets = [(0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0)]
+    cols = [sh(cur, dy, dx, step, 1) for dy, dx in offsets]
+    if prv is not None:
+        offsets = [(0, 0), (0, -1), (-1, 0), (0, 1), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1)]
+        cols += [sh(prv, dy, dx, step, 1) for dy, dx in offsets]
+    x = np.stack([col.reshape(-1) for col in cols], 1).astype(np.float64)
+    return x, sh(cur, 0, 0, step, 1).reshape(-1), texture(cur, prv, step, 1)
 
 
 def fit(x: np.ndarray, y: np.ndarray, bias: bool = True) -> np.ndarray:
@@ -60,12 +79,6 @@ def fit(x: np.ndarray, y: np.ndarray, bias: bool = True) -> np.ndarray:
     return out
 
 
-def texture(x: np.ndarray) -> np.ndarray:
-    """The kernel's texture measure from tap columns (W N NW NE WW NN first)."""
-    w, n, nw, ne, ww, nn = (x[:, k] for k in range(6))
-    return np.abs(w - nw) + np.abs(n - nw) + np.abs(n - ne) + np.abs(w - ww) + np.abs(n - nn)
-
-
 def fit_classes(x: np.ndarray, y: np.ndarray, cls: np.ndarray, width: int) -> np.ndarray:
     """(N_CLS, N_TAPS + 1) weights: one least-squares fit per class (the pooled fit where a class is rare),
     width taps used, the rest zero."""
@@ -79,35 +92,38 @@ def fit_classes(x: np.ndarray, y: np.ndarray, cls: np.ndarray, width: int) -> np
 
 
 def sample(vol: np.ndarray) -> tuple:
-    """Tap columns and targets of the first slice (in-plane) and of up to 8 others (3-D), rows subsampled to
-    about FIT_SAMPLES voxels each."""
+    """(taps, targets, textures) of the first slice (in-plane) and of up to 8 others (3-D; None for one
+    slice), rows subsampled to about FIT_SAMPLES voxels each."""
     s, r, c = vol.shape
     per_slice = (r - 3) * (c - 3)
-    x0, y0 = plane_taps(vol[0], None, max(1, per_slice // FIT_SAMPLES))
+    first = plane_taps(vol[0], None, max(1, per_slice // FIT_SAMPLES))
     if s == 1:
-        return x0, y0, None, None
+        return first, None
     zs = np.unique(np.linspace(1, s - 1, min(s - 1, 8)).astype(int))
     step = max(1, per_slice * len(zs) // FIT_SAMPLES)
     parts = [plane_taps(vol[z], vol[z - 1], step) for z in zs]
-    return x0, y0, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return first, tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
 
 
 def fit_weights(vol: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """(weights (2, N_CLS, N_TAPS + 1) int64: [0] for a slab's first slice, in-plane taps, [1] for the
-    others; class thresholds on texture >> shift (N_CLS - 1, equal-population classes); shift)."""
+    """(weights (2, N_CLS, N_W) int64: [0] for a slab's first slice, in-plane taps, [1] for the others;
+    class thresholds on texture >> shift (N_CLS - 1, equal-population classes); shift)."""
     s, r, c = vol.shape
     w = np.zeros((2, K.N_CLS, K.N_W), np.int64)
     w[:, :, :3] = (1 << K.SHIFT, 1 << K.SHIFT, -(1 << K.SHIFT))  # small planes: W + N - NW
     thr = np.zeros(K.N_CLS - 1, np.int64)
     if r < 5 or c < 5:
         return w, thr, 0
-    x0, y0, x3, y3 = sample(vol)
-    g = texture(x3 if x3 is not None else x0).astype(np.int64)
+    first, rest = sample(vol)
+    g = (rest or first)[2]
     shift = max(0, int(np.percentile(g, 99.9)).bit_length() - 12)
     thr = np.percentile(g >> shift, np.arange(1, K.N_CLS) * 100 / K.N_CLS).astype(np.int64)
     thr = np.clip(thr, 0, K.G_SIZE - 1)
-    w[0] = fit_classes(x0, y0, np.searchsorted(thr, texture(x0).astype(np.int64) >> shift, "right"), 6)
-    w[1] = w[0] if x3 is None else fit_classes(x3, y3, np.searchsorted(thr, g >> shift, "right"), K.N_TAPS)
+    w[0] = fit_classes(first[0], first[1], np.searchsorted(thr, first[2] >> shift, "right"), 6)
+    if rest is not None:
+        w[1] = fit_classes(rest[0], rest[1], np.searchsorted(thr, rest[2] >> shift, "right"), K.N_TAPS)
+    else:
+        w[1] = w[0]
     return w, thr, shift
 
 
@@ -123,26 +139,19 @@ def fit_feedback(vol: np.ndarray, maxval: int, w: np.ndarray, thr: np.ndarray, s
     err = np.zeros(sub.shape, np.int32)
     n = sub.size
     K.run(False, sub, maxval, w, class_table(thr), shift, np.zeros(1, np.uint8), np.zeros(1, np.int64),
-          np.empty(n, np.uint8), np.empty(n, np.uint8), np.zeros(1, np.uint8), np.empty(2 * n + 16, np.uint8), err)
+          np.empty(n, np.uint8), np.empty(n, np.uint8), np.zeros(K.N_CTX * K.N_TOK, np.int64), np.zeros(1, np.uint8),
+          np.empty(2 * n + 16, np.uint8), err)
     step = max(1, (r - 4) * (c - 4) // FIT_SAMPLES)
-
-    def sh(a, dy, dx):
-        return a[2 + dy:a.shape[0] - 2 + dy:step, 2 + dx:a.shape[1] - 2 + dx].reshape(-1).astype(np.float64)
-
     for z in range(len(sub)):
         e, ep = err[z], err[z - 1] if z else np.zeros_like(err[z])
-        x = np.stack([sh(e, 0, -1), sh(e, 0, -2), sh(e, -1, -1), sh(e, -1, 0), sh(e, -1, 1), sh(e, -2, 0),
-                      sh(ep, 0, 0), sh(ep, 1, 0)], 1)
-        v = sub[z].astype(np.int64)
-        g = (np.abs(v[2:-2:step, 1:-3] - v[1:-3:step, 1:-3]) + np.abs(v[1:-3:step, 2:-2] - v[1:-3:step, 1:-3])
-             + np.abs(v[1:-3:step, 2:-2] - v[1:-3:step, 3:-1]) + np.abs(v[2:-2:step, 1:-3] - v[2:-2:step, :-4])
-             + np.abs(v[1:-3:step, 2:-2] - v[:-4:step, 2:-2])).reshape(-1)
-        cls = np.searchsorted(thr, g >> shift, "right")
-        ws = 0 if z == 0 else 1
+        offsets = [(e, 0, -1), (e, 0, -2), (e, -1, -1), (e, -1, 0), (e, -1, 1), (e, -2, 0), (ep, 0, 0), (ep, 1, 0)]
+        x = np.stack([sh(a, dy, dx, step, 2).reshape(-1) for a, dy, dx in offsets], 1).astype(np.float64)
+        cls = np.searchsorted(thr, texture(sub[z], sub[z - 1] if z else None, step, 2) >> shift, "right")
+        target = sh(e, 0, 0, step, 2).reshape(-1)
         for k in range(K.N_CLS):
             sel = cls == k
             if np.count_nonzero(sel) >= 50 * K.N_FB:
-                w[ws, k, K.N_TAPS:K.N_TAPS + K.N_FB] = fit(x[sel], sh(e, 0, 0)[sel], bias=False)[:-1]
+                w[0 if z == 0 else 1, k, K.N_TAPS:K.N_TAPS + K.N_FB] = fit(x[sel], target[sel], bias=False)[:-1]
 
 
 def class_table(thr: np.ndarray) -> np.ndarray:
@@ -183,11 +192,11 @@ def encode_slab(part: np.ndarray, maxval: int) -> bytes | None:
     tok = np.empty(n, np.uint8)
     ctx = np.empty(n, np.uint8)
     bits = np.empty(2 * n + 16, np.uint8)
-    status, nbits = K.run(False, part, maxval, w, class_table(thr), shift, np.zeros(1, np.uint8), np.zeros(1, np.int64), tok,
-                          ctx, np.zeros(1, np.uint8), bits, np.zeros((1, 1, 1), np.int32))
+    counts = np.zeros(K.N_CTX * K.N_TOK, np.int64)
+    status, nbits = K.run(False, part, maxval, w, class_table(thr), shift, np.zeros(1, np.uint8),
+                          np.zeros(1, np.int64), tok, ctx, counts, np.zeros(1, np.uint8), bits, np.zeros((1, 1, 1), np.int32))
     if status != K.OK:
         raise RuntimeError(f"lossless3d static encoder failed with code {status}")  # a bug, not a user error
-    counts = np.bincount(ctx.astype(np.int64) * K.N_TOK + tok, minlength=K.N_CTX * K.N_TOK)
     freq = normalise(counts.reshape(K.N_CTX, K.N_TOK))
     start = np.zeros_like(freq)
     start[:, 1:] = np.cumsum(freq, 1)[:, :-1]
@@ -214,8 +223,10 @@ def read_slab(buf: bytes):
         raise StreamError("lossless3d static slab damaged: lengths or weights out of range")
     at = SLAB.size
     lut, fs = read_table(buf[at:at + nt])
-    code = np.frombuffer(buf, np.uint8, nc, at + nt).copy()  # writable: the kernel has one signature
-    bits = np.frombuffer(buf, np.uint8, nb, at + nt + nc).copy()
+    code = np.zeros(nc + 4, np.uint8)  # 4 zero bytes after each: the kernel's reads ahead stay inside
+    code[:nc] = np.frombuffer(buf, np.uint8, nc, at + nt)
+    bits = np.zeros(nb + 4, np.uint8)
+    bits[:nb] = np.frombuffer(buf, np.uint8, nb, at + nt + nc)
     return w, class_table(thr), shift, lut, fs, code, bits
 
 
@@ -238,7 +249,7 @@ def read_table(blob: bytes) -> np.ndarray:
         lut[q * K.PROB_SCALE:(q + 1) * K.PROB_SCALE] = np.repeat(np.arange(K.N_TOK), freq[q])
     start = np.zeros_like(freq)
     start[:, 1:] = np.cumsum(freq, 1)[:, :-1]
-    return lut, ((freq << 16) | start).reshape(-1)
+    return lut, ((freq << 16) | start | K.TOKEN_INFO).reshape(-1)
 
 
 def ready() -> bool:
@@ -249,6 +260,6 @@ def ready() -> bool:
 def decode_slab(part: np.ndarray, buf: bytes, maxval: int) -> int:
     """Decode one slab into part (int32, its shape); the kernel's status (OK or a negative error)."""
     w, gtab, shift, lut, fs, code, bits = read_slab(buf)
-    status, _ = K.run(True, part, maxval, w, gtab, shift, lut, fs, np.zeros(1, np.uint8), np.zeros(1, np.uint8), code, bits,
-                      np.zeros((1, 1, 1), np.int32))
+    status, _ = K.run(True, part, maxval, w, gtab, shift, lut, fs, np.zeros(1, np.uint8), np.zeros(1, np.uint8),
+                      np.zeros(1, np.int64), code, bits, np.zeros((1, 1, 1), np.int32))
     return status
