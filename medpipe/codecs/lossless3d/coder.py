@@ -7,29 +7,29 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import static, values
+from . import values
 from .stream import (MODE_CODED, MODE_CONSTANT, MODE_STORED, StreamError, auto_slabs, check_volume, pack,
                      read_slab_table, slab_bounds, slab_table, unpack, values_crc)
 
 
-def _import_model():
+def _import_models():
     """The numba model, compiled functions cached on disk (``cache=True``). numba caches next to the source, else
     (read-only site-packages) in the user's cache folder, or where NUMBA_CACHE_DIR says; where none of these is
     writable it refuses to decorate at import, so fall back to a private temporary folder: the coder then
     compiles once per process instead of failing."""
     try:
-        from . import model
+        from . import model, static
     except RuntimeError as exc:
         if "cannot cache" not in str(exc):
             raise
         import numba
 
         numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="medpipe-numba-")  # private (0700): no shared pickles
-        from . import model
-    return model
+        from . import model, static
+    return model, static
 
 
-model = _import_model()
+model, static = _import_models()
 
 # the codec's "model" parameter: feature sets (bench/measured/lossless3d-2026-12-05/models.txt)
 # static: the encoder fits, the decoder follows (static.py; bench/measured/lossless3d-2026-12-05b)
@@ -56,7 +56,6 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
         return pack(volume, bits, flags, MODE_CONSTANT, lo, 0, b"")
     work = volume.astype(np.int32)
     work -= lo
-    raw = volume.astype(volume.dtype.newbyteorder("<"), copy=False).tobytes()
     bounds = slab_bounds(volume.shape[0], auto_slabs(volume.shape[0]) if slabs is None else slabs)
     work, coded_max, table, whole = choose_values(work, hi - lo, flags)
     if whole is not None and len(bounds) == 2:
@@ -66,8 +65,9 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
                            threads)
     if all(p is not None for p in parts):
         payload = slab_table(parts, table) + b"".join(parts)
-        if len(payload) < len(raw):
+        if len(payload) < volume.nbytes:
             return pack(volume, bits, flags, MODE_CODED, lo, hi - lo, payload)
+    raw = volume.astype(volume.dtype.newbyteorder("<"), copy=False).tobytes()
     return pack(volume, bits, flags, MODE_STORED, lo, hi - lo, raw)
 
 

@@ -160,26 +160,22 @@ def class_table(thr: np.ndarray) -> np.ndarray:
 
 
 def normalise(counts: np.ndarray) -> np.ndarray:
-    """Per-context frequencies summing to PROB_SCALE (each seen token >= 1, none above MAX_FREQ); unused
-    contexts all zero. Only the encoder runs this; the decoder checks the result (:func:`read_table`)."""
+    """Per-context frequencies summing to PROB_SCALE (each seen token 1 .. MAX_FREQ); unused contexts all zero.
+    Only the encoder runs this; the decoder checks the result (:func:`read_table`)."""
     freq = np.zeros(counts.shape, np.int64)
     for q in range(len(counts)):
         row = counts[q].astype(np.int64)
         total = int(row.sum())
         if total == 0:
             continue
-        f = np.where(row > 0, np.maximum(1, (row * K.PROB_SCALE + total // 2) // total), 0)
-        if np.count_nonzero(f) == 1:  # one token only: lend 2 slots to a neighbour (the stream floor)
+        f = np.where(row > 0, np.clip((row * K.PROB_SCALE + total // 2) // total, 1, MAX_FREQ), 0)
+        if np.count_nonzero(f) == 1:  # one token only: 2 slots for a neighbour (the stream floor)
             t = int(np.flatnonzero(f)[0])
             f[t + 1 if t + 1 < K.N_TOK else t - 1] = 2
-        while f.sum() != K.PROB_SCALE:
-            diff = K.PROB_SCALE - int(f.sum())
-            big = int(np.argmax(f))
-            f[big] += max(diff, 1 - int(f[big])) if diff < 0 else min(diff, MAX_FREQ - int(f[big]))
-            if diff < 0 and f[big] == 1:  # the largest is 1: take from every token above 1 (cannot happen
-                break  # with 68 tokens and 4096 slots, kept as a guard)
-            if diff > 0 and f[big] == MAX_FREQ:
-                f[(big + 1) % K.N_TOK] += K.PROB_SCALE - int(f.sum())
+        while (diff := K.PROB_SCALE - int(f.sum())) != 0:  # largest first, within 1 .. MAX_FREQ
+            room = np.where(f > 0, MAX_FREQ - f if diff > 0 else f - 1, 0)
+            i = int(np.argmax(np.where(room > 0, f, -1)))
+            f[i] += min(diff, room[i]) if diff > 0 else -min(-diff, room[i])
         freq[q] = f
     return freq
 
