@@ -177,19 +177,18 @@ def run(decode, vol, maxval, w, gtab, gshift, lut, fs, tok, ctx, hist, code, bit
                     nacc -= k
                     if v > maxval:
                         return ERR_RANGE, bpos
-                    if v <= 2 * m:
-                        neg = (v & 1) - 1  # 0 for odd v (d > 0), -1 for even
-                        val = p + ((((v + 1) >> 1) ^ neg) - neg)
-                    elif p <= maxval - p:
-                        val = v
-                    else:
-                        val = maxval - v
+                    neg = (v & 1) - 1  # 0 for odd v (d > 0), -1 for even
+                    inside = np.int64(v <= 2 * m)  # (near 0 or maxval both cases are common: no branch)
+                    low = np.int64(p <= maxval - p)
+                    val = (inside * (p + ((((v + 1) >> 1) ^ neg) - neg))
+                           + (1 - inside) * (low * v + (1 - low) * (maxval - v)))
                     vol[z, y, xc] = val
                 else:  # branch-free where the data decides (sign, token size, bit output)
                     val = vol[z, y, xc]
                     d = val - p
                     ad = abs(d)
-                    v = (ad << 1) - np.int64(d > 0) if ad <= m else m + ad
+                    inside = np.int64(ad <= m)
+                    v = inside * ((ad << 1) - np.int64(d > 0)) + (1 - inside) * (m + ad)
                     t = np.int64(TOKENS[v])
                     k = (TOKEN_INFO[t] >> 32) & 31
                     acc |= ((v >> 1) & ((1 << k) - 1)) << nacc
