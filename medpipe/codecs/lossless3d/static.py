@@ -26,6 +26,7 @@ N_W = 2 * K.N_CLS * K.N_W
 SLAB = struct.Struct(f"<{N_W}i{K.N_CLS - 1}HB3I")  # weights, class thresholds, texture shift, 3 lengths
 MAX_WEIGHT = 1 << 20  # |weight| limit (bias: 2^31): the prediction's sum stays far inside int64
 FIT_SAMPLES = 64_000  # voxels the least-squares fit looks at, rows spread over the slab
+FEEDBACK_VOXELS = 600_000  # the feedback fit codes at most about this many voxels first (2 slices of 512 x 512)
 TABLE_BYTES = K.N_CTX * K.N_TOK * 2
 MAX_FREQ = K.PROB_SCALE - 2  # every token costs >= 0.0007 bits: the stream floor (stream.min_coded_bytes) holds
 
@@ -129,13 +130,15 @@ def fit_weights(vol: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 
 def fit_feedback(vol: np.ndarray, maxval: int, w: np.ndarray, thr: np.ndarray, shift: int) -> None:
     """Fill w's feedback weights (the first-stage errors around the voxel, class by class): the kernel codes
-    two middle slices (or the one) with the feedback off, which gives those errors exactly as the decoder
-    will see them, then least squares."""
+    two middle slices (or the one; of big slices a band of rows) with the feedback off, which gives those errors
+    exactly as the decoder will see them, then least squares."""
     s, r, c = vol.shape
     if r < 7 or c < 7:
         return
     z0 = max(0, s // 2 - 1)
-    sub = np.ascontiguousarray(vol[z0:z0 + 2])
+    rows = max(16, min(r, FEEDBACK_VOXELS // (min(s, 2) * c)))  # a band of rows from the middle of big slices
+    sub = np.ascontiguousarray(vol[z0:z0 + 2, (r - rows) // 2:(r - rows) // 2 + rows])
+    r = rows
     err = np.zeros(sub.shape, np.int32)
     n = sub.size
     K.run(False, sub, maxval, w, class_table(thr), shift, np.zeros(1, np.uint8), np.zeros(1, np.int64),

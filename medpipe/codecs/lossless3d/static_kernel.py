@@ -84,12 +84,12 @@ def run(decode, vol, maxval, w, gtab, gshift, lut, fs, tok, ctx, hist, code, bit
     ends of code / bits (which end in 4 zero bytes when decoding) see zeros, and stop the decode at the end of
     the row."""
     S, R, C = vol.shape
-    cur = np.zeros((R + 3, C + 3), np.int64)
-    prv = np.zeros((R + 3, C + 3), np.int64)
-    mcur = np.zeros((R + 2, C + 3), np.int64)
-    mprv = np.zeros((R + 2, C + 3), np.int64)
-    ecur = np.zeros((R + 3, C + 3), np.int64)
-    eprv = np.zeros((R + 3, C + 3), np.int64)
+    cur = np.zeros((R + 3, C + 3), np.int32)
+    prv = np.zeros((R + 3, C + 3), np.int32)
+    mcur = np.zeros((R + 2, C + 3), np.int32)
+    mprv = np.zeros((R + 2, C + 3), np.int32)
+    ecur = np.zeros((R + 3, C + 3), np.int32)
+    eprv = np.zeros((R + 3, C + 3), np.int32)
     rcls = np.zeros(C, np.int64)  # per row: class, the sums that do not depend on the left (stage 1,
     s1 = np.zeros(C, np.int64)  # feedback, activity)
     s2 = np.zeros(C, np.int64)
