@@ -76,7 +76,8 @@ def main() -> int:
     args = ap.parse_args()
     print(f"one core: {bench.pin_one_core()}; CPU ns per voxel, best of 3")
     warm_up()
-    print(f"{'series':<44} {'fit':>5} {'fdbk':>5} {'kern':>5} {'rANS':>5} | {'dec kern':>8} | {'encode':>6} {'decode':>6}")
+    print(f"{'series':<44} {'fit':>5} {'fdbk':>5} {'kern':>5} {'rANS':>5} | {'dec kern':>8} | "
+          f"{'encode':>6} {'decode':>6}")
     for rel in bench.TUNED + bench.UNSEEN:
         path = args.data / rel
         if (args.only and args.only not in rel) or not path.exists():

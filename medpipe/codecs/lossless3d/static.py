@@ -1,15 +1,17 @@
 """The static model (``model: static``): the encoder searches, the decoder follows.
 
-Per slab the encoder fits a linear predictor over the causal 3-D neighbourhood (least squares on a subsample,
-integer weights; one set for the slab's first slice, in-plane taps only, one for the others), codes every
-voxel's folded residual as a hybrid-uint token (values below 16 whole, above: bit length and 2 top bits, the
-rest as raw bits) under an activity context (the residuals around it, this slice and the previous one), counts
-the tokens per context and codes them with rANS over those counts, stored in the slab. The decoder does one
-prediction, one table look-up and one rANS step per voxel: no adaptation, no binary decisions.
+Per slab the encoder fits integer linear predictors over the causal 3-D neighbourhood, one set per texture class
+(least squares on a subsample; a set of in-plane taps for the slab's first slice), and a second stage over the
+first stage's errors around the voxel; codes every voxel's folded residual as a hybrid-uint token (values below
+16 whole; above: the sign, bit length and 2 top bits, the rest as raw bits) under an activity context (the
+residuals around it, this slice and the previous one), counts the tokens per context and codes them with rANS
+over those counts, which it stores. The decoder does one prediction, one table look-up and one rANS step per
+voxel: no adaptation, no binary decisions. Design in the package docstring; trials in bench/measured/.
 
-Slab layout (little-endian): weights (2 x 12 int32), table length, rANS code length, extra-bit length
-(uint32 each), then the frequency table (the N_CTX x N_TOK uint16 frequencies, deflated; each used context's
-row sums to 4096, an unused context's is all zero), the rANS code, the extra bits.
+Slab layout (little-endian): weights (2 x N_CLS x N_W int32), class thresholds (N_CLS - 1 uint16), texture
+shift (uint8), table length, rANS code length, extra-bit length (uint32 each), then the frequency table (the
+N_CTX x N_TOK uint16 frequencies, deflated; each used context's row sums to 4096, an unused context's is all
+zero), the rANS code (two bytes at a time, read forwards), the extra bits (LSB first).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ SLAB = struct.Struct(f"<{N_W}i{K.N_CLS - 1}HB3I")  # weights, class thresholds, 
 MAX_WEIGHT = 1 << 20  # |weight| limit (bias: 2^31): the prediction's sum stays far inside int64
 FIT_SAMPLES = 64_000  # voxels the least-squares fit looks at, rows spread over the slab
 FEEDBACK_VOXELS = 600_000  # the feedback fit codes at most about this many voxels first (2 slices of 512 x 512)
+NO_ERRORS = np.zeros((1, 1, 1), np.int32)  # the kernel's eout when the first-stage errors are not wanted
 TABLE_BYTES = K.N_CTX * K.N_TOK * 2
 MAX_FREQ = K.PROB_SCALE - 2  # every token costs >= 0.0007 bits: the stream floor (stream.min_coded_bytes) holds
 
@@ -193,7 +196,7 @@ def encode_slab(part: np.ndarray, maxval: int) -> bytes | None:
     bits = np.empty(2 * n + 16, np.uint8)
     counts = np.zeros(K.N_CTX * K.N_TOK, np.int64)
     status, nbits = K.run(False, part, maxval, w, class_table(thr), shift, np.zeros(1, np.uint8),
-                          np.zeros(1, np.int64), tok, ctx, counts, np.zeros(1, np.uint8), bits, np.zeros((1, 1, 1), np.int32))
+                          np.zeros(1, np.int64), tok, ctx, counts, np.zeros(1, np.uint8), bits, NO_ERRORS)
     if status != K.OK:
         raise RuntimeError(f"lossless3d static encoder failed with code {status}")  # a bug, not a user error
     freq = normalise(counts.reshape(K.N_CTX, K.N_TOK))
@@ -260,5 +263,5 @@ def decode_slab(part: np.ndarray, buf: bytes, maxval: int) -> int:
     """Decode one slab into part (int32, its shape); the kernel's status (OK or a negative error)."""
     w, gtab, shift, lut, fs, code, bits = read_slab(buf)
     status, _ = K.run(True, part, maxval, w, gtab, shift, lut, fs, np.zeros(1, np.uint8), np.zeros(1, np.uint8),
-                      np.zeros(1, np.int64), code, bits, np.zeros((1, 1, 1), np.int32))
+                      np.zeros(1, np.int64), code, bits, NO_ERRORS)
     return status

@@ -76,13 +76,14 @@ QTAB = _activity_table()
 @njit(cache=True, nogil=True)
 def run(decode, vol, maxval, w, gtab, gshift, lut, fs, tok, ctx, hist, code, bits, eout):
     """Encode vol (slices x rows x cols int32 in 0..maxval) into tok / ctx / bits, or decode code + bits into
-    vol. w: (2, N_CLS, N_TAPS + 1) int64 weights (first index 0 for the slab's first slice, 1 for the
-    others), chosen by the class gtab[min(texture >> gshift, G_SIZE - 1)]. lut:
-    hist: (N_CTX * N_TOK) int64 token counts the encoder adds to. lut: (N_CTX * PROB_SCALE) uint8 decoding table (slot -> token); fs: (N_CTX * N_TOK) int64, freq << 16 | start
-    | TOKEN_INFO. Returns
-    (status, bytes of extra bits written or read). Loops are bounded by the volume's size; reads past the
-    ends of code / bits (which end in 4 zero bytes when decoding) see zeros, and stop the decode at the end of
-    the row."""
+    vol. w: (2, N_CLS, N_W) int64 weights (first index 0 for the slab's first slice, 1 for the others; per
+    class: N_TAPS taps, N_FB feedback taps, the bias), chosen by the class gtab[min(texture >> gshift,
+    G_SIZE - 1)]. lut: (N_CTX * PROB_SCALE) uint8 decoding table (slot -> token); fs: (N_CTX * N_TOK) int64,
+    freq << 16 | start | TOKEN_INFO. hist: (N_CTX * N_TOK) int64 token counts the encoder adds to. eout: the
+    first-stage errors, when the encoder asks for them (its shape is vol's), else (1, 1, 1).
+    Returns (status, bytes of extra bits written or read). Loops are bounded by the volume's size; reads past
+    the ends of code / bits (which end in 4 zero bytes when decoding) see zeros, and stop the decode at the end
+    of the row."""
     S, R, C = vol.shape
     cur = np.zeros((R + 3, C + 3), np.int32)
     prv = np.zeros((R + 3, C + 3), np.int32)
