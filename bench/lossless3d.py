@@ -1,6 +1,7 @@
 """lossless3d against JPEG XL e7, JPEG-LS and HTJ2K on every dev series, one core, verified exact; tuned/unseen split.
 
-    python bench/lossless3d.py [--quick] [--repeat N] [--only WORD] [--e9] [--ffv1] [--data DIR] [--json OUT]
+    python bench/lossless3d.py [--quick] [--repeat N] [--only WORD] [--model M] [--e9] [--ffv1] [--data DIR]
+                               [--json OUT]
 
 Per volume: voxels, compressed bytes, CR (raw stored bytes / compressed bytes) and encode / decode speed of every
 codec on the same unsigned data the round trip gives a codec (stored values minus their minimum), then the ratio
@@ -171,7 +172,7 @@ def first_run(frames: np.ndarray) -> str:
 
 
 def codec_rows(args) -> list:
-    rows = [("lossless3d", codec_class("lossless3d")()), ("jxl e7", codec_class("jpegxl")(effort=7))]
+    rows = [("lossless3d", codec_class("lossless3d")(model=args.model)), ("jxl e7", codec_class("jpegxl")(effort=7))]
     if args.e9:
         rows.append(("jxl e9", codec_class("jpegxl")(effort=9)))
     rows += [("jpeg-ls", codec_class("jpegls")()), ("htj2k", codec_class("htj2k")())]
@@ -229,6 +230,19 @@ def summary(name: str, results: dict, labels: list) -> None:
     print(f"  lossless3d vs jxl e7: aggregate x{ref / mine:.4f} (goal >= 1.15); CT/MR series below x1.05: "
           f"{', '.join(low) or 'none'}; larger than JPEG-LS: {', '.join(over) or 'none'}; "
           f"decode on 2 cores x{one / two:.2f} (CPU critical path)")
+    p3(results)
+
+
+def p3(results: dict) -> None:
+    """Issue 20's fast-setting goal: >= 1.15 x JPEG-LS's CR at >= JPEG-LS's encode and decode speed."""
+    def total(label, key):
+        return sum(v["codecs"][label][key] for v in results.values())
+
+    cr = total("jpeg-ls", "bytes") / total("lossless3d", "bytes")
+    enc = total("jpeg-ls", "enc_s") / total("lossless3d", "enc_s")
+    dec = total("jpeg-ls", "dec_s") / total("lossless3d", "dec_s")
+    print(f"  P3 (>= 1.15 x JPEG-LS's CR at >= its speed): CR x{cr:.3f}, encode speed x{enc:.2f}, "
+          f"decode speed x{dec:.2f} of JPEG-LS's")
 
 
 def main() -> int:
@@ -236,6 +250,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help=f"middle {QUICK_SLICES} slices per volume")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per codec (fastest reported; e9 runs once)")
     ap.add_argument("--only", help="series whose path contains this")
+    ap.add_argument("--model", default="full", help="lossless3d's model setting (full, lean, fast, static)")
     ap.add_argument("--e9", action="store_true", help="add JPEG XL effort 9 (slow)")
     ap.add_argument("--ffv1", action="store_true", help="add FFV1 (medpipe's default setting, through ffmpeg)")
     ap.add_argument("--data", type=Path, default=default_data(), help="the dev data folder (DATA.md)")

@@ -308,7 +308,7 @@ def test_codec_is_registered_for_the_matrix():
     np.testing.assert_array_equal(codec.decode(enc, None), vol)
 
 
-@pytest.mark.parametrize("name", ["full", "lean", "fast"])
+@pytest.mark.parametrize("name", ["full", "lean", "fast", "static"])
 def test_model_settings_round_trip_and_are_recorded_in_the_stream(name):
     from medpipe.codecs import CodecContext, codec_class
     from medpipe.codecs.lossless3d.coder import MODELS

@@ -38,8 +38,24 @@ weight set by decision, q and qe). Lower mantissa bits use one adaptive counter 
 3.7 binary decisions per voxel. A counter holds its probability and its count in one int64 word; all coder
 state is one array (numba reference-counts every array handed to a function: one array instead of eight halved the time).
 
+Static model (``model: static``, stream flag 32 alone; :mod:`.static`, :mod:`.static_kernel`): an asymmetric
+design, the encoder searches and the decoder follows. Per slab the encoder fits, by least squares on a subsample,
+integer weights of a linear predictor over 15 causal taps (W N NW NE WW NN and the previous slice's 3 x 3), one
+set per texture class (8 equal-population classes of the gradients of the row above and the previous slice) plus
+a set for the slab's first slice; then, from two middle slices the kernel codes first, the weights of a second
+stage over the first stage's errors at 8 places around (W WW NW N NE NN, the previous slice's P and below). The
+folded residual becomes a hybrid-uint token (below 16 whole; above, its sign, bit length and two top bits; the rest
+raw bits) under one of 20 activity contexts (the residuals around, this slice and the previous one, in half
+octaves); the encoder counts the tokens per context and stores the counts (normalised to 4096, deflated), and
+rANS codes the tokens. The decoder does per voxel one prediction, one table look-up and one rANS step, branch-free
+where the data decide; the sums that do not depend on the voxel to the left are computed for the whole row first.
+Its slab (after the slab table): weights, class thresholds and shift, the three lengths, the table, the rANS code
+(read forwards, written backwards), the extra bits. The decoder checks every length, weight and frequency row
+(sum 4096, none above 4094, which keeps the stream floor below) before the kernel runs.
+
 Stream format (little-endian): a 40-byte header, then the payload.
-  0 magic "MP3D" | 4 version (2) | 5 flags: low 6 bits model features (F_* in model.py), high 2 bits mode
+  0 magic "MP3D" | 4 version (2) | 5 flags: low 6 bits model features (F_* in model.py, or 32: the static
+  model), high 2 bits mode
   (0 coded, 1 stored raw, 2 constant) | 6 bits per sample (1-16, as declared) | 7 sample type (0 uint8,
   1 uint16, 2 int8, 3 int16) | 8 slices, 12 rows, 16 cols (uint32) | 20 lo: the minimum value (int32; the coder
   codes value - lo) | 24 maxval = max - lo (uint32) | 28 payload length (uint32) | 32 CRC32 of the decoded values

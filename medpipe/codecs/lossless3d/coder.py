@@ -12,27 +12,30 @@ from .stream import (MODE_CODED, MODE_CONSTANT, MODE_STORED, StreamError, auto_s
                      read_slab_table, slab_bounds, slab_table, unpack, values_crc)
 
 
-def _import_model():
+def _import_models():
     """The numba model, compiled functions cached on disk (``cache=True``). numba caches next to the source, else
     (read-only site-packages) in the user's cache folder, or where NUMBA_CACHE_DIR says; where none of these is
     writable it refuses to decorate at import, so fall back to a private temporary folder: the coder then
     compiles once per process instead of failing."""
     try:
-        from . import model
+        from . import model, static
     except RuntimeError as exc:
         if "cannot cache" not in str(exc):
             raise
         import numba
 
         numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="medpipe-numba-")  # private (0700): no shared pickles
-        from . import model
-    return model
+        from . import model, static
+    return model, static
 
 
-model = _import_model()
+model, static = _import_models()
 
 # the codec's "model" parameter: feature sets (bench/measured/lossless3d-2026-12-05/models.txt)
-MODELS = {"full": model.DEFAULT_FLAGS, "lean": model.DEFAULT_FLAGS & ~model.F_MIX, "fast": 0}
+# static: the encoder fits, the decoder follows (static.py; bench/measured/lossless3d-2026-12-05b)
+MODELS = {"full": model.DEFAULT_FLAGS, "lean": model.DEFAULT_FLAGS & ~model.F_MIX, "fast": 0,
+          "static": static.F_STATIC}
+KNOWN_FLAGS = model.ALL_FLAGS | static.F_STATIC
 ERRORS = {model.ERR_OVERRUN: "truncated or damaged (the coder ran past its end)",
           model.ERR_RANGE: "damaged (a decoded value is out of range)"}
 
@@ -44,7 +47,7 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
     :func:`.stream.auto_slabs`), which ``threads`` code, and a decoder may decode, in parallel. ``flags``
     selects model features (for measurements)."""
     volume, bits = check_volume(volume, bits)
-    if flags & ~model.ALL_FLAGS:
+    if not known_flags(flags):
         raise ValueError(f"unknown lossless3d flags {flags:#x}")
     if volume.size == 0:
         return pack(volume, bits, flags, MODE_STORED, 0, 0, b"")
@@ -53,7 +56,6 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
         return pack(volume, bits, flags, MODE_CONSTANT, lo, 0, b"")
     work = volume.astype(np.int32)
     work -= lo
-    raw = volume.astype(volume.dtype.newbyteorder("<"), copy=False).tobytes()
     bounds = slab_bounds(volume.shape[0], auto_slabs(volume.shape[0]) if slabs is None else slabs)
     work, coded_max, table, whole = choose_values(work, hi - lo, flags)
     if whole is not None and len(bounds) == 2:
@@ -63,19 +65,27 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
                            threads)
     if all(p is not None for p in parts):
         payload = slab_table(parts, table) + b"".join(parts)
-        if len(payload) < len(raw):
+        if len(payload) < volume.nbytes:
             return pack(volume, bits, flags, MODE_CODED, lo, hi - lo, payload)
+    raw = volume.astype(volume.dtype.newbyteorder("<"), copy=False).tobytes()
     return pack(volume, bits, flags, MODE_STORED, lo, hi - lo, raw)
 
 
 def code_slab(part: np.ndarray, maxval: int, flags: int) -> bytes | None:
     """One slab's code, or None when it would not be smaller than raw 16-bit samples."""
+    if flags & static.F_STATIC:
+        return static.encode_slab(part, maxval)
     # room for the raw size and one row's worst case: a coding that would pass the raw size is stored instead
     buf = np.empty(part.size * 2 + 64 * part.shape[2] + 64, np.uint8)
     status, used = model.run(False, part, buf, maxval, flags)
     if status not in (model.OK, model.ERR_OVERFLOW):
         raise RuntimeError(f"lossless3d encoder failed with code {status}")  # a bug, not a user error
     return buf[:used].tobytes() if status == model.OK else None
+
+
+def known_flags(flags: int) -> bool:
+    """The adaptive model's feature bits, or the static model's flag alone."""
+    return not flags & ~KNOWN_FLAGS and (not flags & static.F_STATIC or flags == static.F_STATIC)
 
 
 def choose_values(work: np.ndarray, maxval: int, flags: int):
@@ -114,13 +124,13 @@ def in_threads(fn, n: int, threads: int, seconds: list | None = None) -> list:
 def warm_up() -> float:
     """Compile the coder (or load it from numba's cache) now, so that no timed call pays for it; the seconds this
     took, 0.0 when it was already done in this process."""
-    if model.run.signatures:
+    if model.run.signatures and static.ready():
         return 0.0
     t0 = time.perf_counter()
     ramp = (np.arange(2 * 6 * 7, dtype=np.uint16).reshape(2, 6, 7) * 37) % 1000
-    data = encode_volume(ramp)
-    if not np.array_equal(decode_volume(data), ramp):
-        raise RuntimeError("lossless3d warm-up did not reproduce its input")  # a bug, not a user error
+    for flags in (model.DEFAULT_FLAGS, static.F_STATIC):
+        if not np.array_equal(decode_volume(encode_volume(ramp, flags=flags)), ramp):
+            raise RuntimeError("lossless3d warm-up did not reproduce its input")  # a bug, not a user error
     return time.perf_counter() - t0
 
 
@@ -136,7 +146,7 @@ def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int =
         out = np.frombuffer(head["payload"], dtype).reshape(shape).astype(dtype.newbyteorder("="))
     elif mode == MODE_CONSTANT:
         out = np.full(shape, head["lo"], dtype.newbyteorder("="))
-    elif head["flags"] & ~model.ALL_FLAGS:
+    elif not known_flags(head["flags"]):
         raise StreamError(f"lossless3d stream uses model features {head['flags']:#x} this decoder lacks; "
                           "upgrade medpipe")
     else:
@@ -147,6 +157,8 @@ def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int =
         payload = bytearray(head["payload"])
 
         def decode(k):
+            if head["flags"] & static.F_STATIC:
+                return static.decode_slab(work[bounds[k]:bounds[k + 1]], payload[spans[k]:spans[k + 1]], coded_max)
             buf = np.frombuffer(payload, np.uint8, spans[k + 1] - spans[k], spans[k])
             status, _ = model.run(True, work[bounds[k]:bounds[k + 1]], buf, coded_max, head["flags"])
             return status
@@ -154,10 +166,11 @@ def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int =
         for status in in_threads(decode, len(bounds) - 1, threads, slab_seconds):
             if status != model.OK:
                 raise StreamError(f"lossless3d stream {ERRORS.get(status, f'damaged (code {status})')}")
-        if used is not None:
-            work = used[work]
-        work += head["lo"]
-        out = work.astype(dtype.newbyteorder("="))
+        if used is not None:  # one look-up straight into the output type (int64 ranks -> values cost 3 x more)
+            out = (used + head["lo"]).astype(dtype.newbyteorder("="))[work]
+        else:
+            work += head["lo"]
+            out = work.astype(dtype.newbyteorder("="))
     if values_crc(out) != head["crc_values"]:
         raise StreamError("lossless3d stream damaged: the decoded values do not match their checksum")
     return out

@@ -20,8 +20,11 @@ TRIAL_SLICES = 4  # middle slices coded both ways to choose
 
 
 def used_values(work: np.ndarray, maxval: int) -> np.ndarray:
-    """The values 0..maxval that occur, ascending (by counting: linear time, no sort)."""
-    return np.flatnonzero(np.bincount(work.reshape(-1), minlength=maxval + 1))
+    """The values 0..maxval that occur, ascending (marked, not counted: np.bincount would convert the volume to
+    64-bit first)."""
+    seen = np.zeros(maxval + 1, bool)
+    seen[work.reshape(-1)] = True
+    return np.flatnonzero(seen)
 
 
 def worth_trying(used: np.ndarray, maxval: int) -> bool:
