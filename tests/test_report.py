@@ -153,6 +153,38 @@ def test_report_escapes_labels_and_volume_names(run_dir, tmp_path):
     assert f"### {evil_vol}" in md  # Markdown is not HTML: written as is
 
 
+CHECK_IN_BROWSER = """<script>window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  document.title = JSON.stringify({imgs: imgs.length, decoded: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
+    tables: document.querySelectorAll('table').length, scripts: document.scripts.length,
+    label_as_text: document.body.innerText.includes('jpegls <script>alert("x")<\\/script> & co')});
+});</script>"""
+
+
+def test_chromium_renders_the_report_with_data_as_text(run_dir, tmp_path):
+    """The templated page in a real browser (headless Chromium): every embedded figure decodes, the tables are
+    there, and a label holding '<script>' is shown as text, never run (the only script is this test's own)."""
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        pytest.skip("chromium not installed (.ci/run installs it)")
+    folder = _copy(run_dir, tmp_path)
+    doc = json.loads((folder / "results.json").read_text())
+    doc["rows"][0]["label"] = 'jpegls <script>alert("x")</script> & co'
+    (folder / "results.json").write_text(json.dumps(doc))
+    page = report.build_report(folder, {"heatmaps": True}, None)
+    figures_made = len(json.loads((page.parent / "figures.json").read_text()))
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", CHECK_IN_BROWSER + "</body>"))
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                           "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    title = done.stdout.split("<title>", 1)[1].split("</title>", 1)[0]
+    seen = json.loads(title.replace("&quot;", '"'))
+    assert seen["imgs"] == seen["decoded"] and seen["imgs"] >= figures_made > 0, seen
+    assert seen["tables"] >= 3 and seen["scripts"] == 1 and seen["label_as_text"], seen
+
+
 def test_templates_are_package_data():
     """The templates are found through importlib.resources (as from an installed wheel), and pyproject ships them."""
     import importlib.resources
