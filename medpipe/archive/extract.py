@@ -21,7 +21,7 @@ from ..syntaxes import JPEGXLLossless
 from .candidates import decode_codestream, dicom_codestream
 from .dicomfile import OUTPUT_SYNTAXES, encapsulated_file, lossy_file
 from .index import ArchiveError, select_scans, series_folder, sha256
-from .verify import jpeg_claim, jpeg_streams, load_headers, open_checked, restore_group, restored_file, \
+from .verify import jpeg_claim, jpeg_streams, load_headers, of_scan, open_checked, restore_group, restored_file, \
     stream_chunks, stored_frames
 
 
@@ -94,11 +94,13 @@ def extract_archive(folder: Path, out: Path, ctx, patient: str | None = None, co
         tmp.mkdir()
         for gid in dict.fromkeys(s["group"] for s in chosen):
             g = groups[gid]
-            restored = restore_group(folder, index, g, ctx, say)  # every slice's SHA-256 checked before writing
+            jpegs = jpeg_streams(folder, g) if uid is None else None  # decoded once: checked, then written
+            restored = restore_group(folder, index, g, ctx, say, jpegs)  # every slice's SHA-256 checked first
             for s in (s for s in chosen if s["group"] == gid):
                 dest = tmp / targets[s["id"]].name
                 dest.mkdir()
-                valued = _write_series(folder, dest, s, g, restored[s["id"]], uid, index["settings"]["effort"])
+                valued = _write_series(folder, dest, s, g, restored[s["id"]], uid, index["settings"]["effort"],
+                                       of_scan(jpegs, s["id"]))
                 if valued and g["codec"].get("codec") == "jpegxl-jpeg" and say:
                     say(f"note: {s['id']} ({s['name']}): {valued} file(s) written from the values this machine's "
                         f"JPEG decoder gives ({described_decoder()}), not as the original JPEG; another JPEG "
@@ -127,14 +129,13 @@ def extract_archive(folder: Path, out: Path, ctx, patient: str | None = None, co
 
 
 def _write_series(folder: Path, dest: Path, s: dict, g: dict, vol: np.ndarray, uid: str | None,
-                  effort: int) -> int:
+                  effort: int, jpeg: dict | None) -> int:
     """Write the scan's files; returns how many of a lossless scan were made from its values (not the original
     file rebuilt)."""
     valued = 0
     records = load_headers(folder, s)  # each header checked by SHA-256 and against the index
     series_uid = None if g["lossless"] else generate_uid()  # a lossy copy is a new series
     reuse = _reusable(folder, g, s["id"], uid)
-    jpeg = jpeg_streams(folder, g, s["id"]) if uid is None else None
     for record, (f, frames, slices) in zip(records, stored_frames(s, vol)):
         if not g["lossless"]:
             method = codec_class(g["codec"]["codec"]).lossy_method if g["codec"].get("codec") else None

@@ -149,16 +149,18 @@ def jpeg_claim(g: dict) -> bool:
     return g["codec"].get("codec") == "jpegxl-jpeg" and g.get("jpeg_sha256") is not None
 
 
-def restore_group(folder: Path, index: dict, g: dict, ctx, say=None) -> dict[str, np.ndarray]:
+def restore_group(folder: Path, index: dict, g: dict, ctx, say=None, jpegs: dict | None = None
+                  ) -> dict[str, np.ndarray]:
     """scan id -> stored values in slice order (the scan's dtype), every slice checked when lossless. A group that
-    keeps JPEG frames (:func:`jpeg_claim`) has every frame checked instead, and values that differ from the build's
-    are said in one line through ``say`` (another JPEG decoder), not refused."""
+    keeps JPEG frames (:func:`jpeg_claim`) has every frame checked instead (``jpegs``: :func:`jpeg_streams` of the
+    group when the caller has it already), and values that differ from the build's are said in one line through
+    ``say`` (another JPEG decoder), not refused."""
     path = Path(folder) / g["stream"]
     scans = {s["id"]: s for s in index["scans"]}
     order = [(g["scans"].index(sid), k) for sid, k in g["order"]]
     check_group_shapes(folder, index, g)
     claim = jpeg_claim(g)
-    if claim:
+    if claim and jpegs is None:
         jpeg_streams(folder, g)  # every JPEG frame against the build's SHA-256, before any value is decoded
     frames = _decoded_frames(path, g, stream_chunks(folder, g), order, scans, ctx)
     if len(frames) != len(order):
@@ -202,10 +204,10 @@ def stored_frames(scan: dict, vol: np.ndarray):
         start += f["frames"]
 
 
-def jpeg_streams(folder: Path, g: dict, sid: str | None = None) -> dict | None:
-    """slice -> its JPEG frame, given back by the group's JPEG XL JPEG Recompression stream and checked against the
-    SHA-256 the build recorded (:func:`jpeg_claim`), for scan ``sid`` (every scan when None: keyed (scan, slice));
-    None for a group that does not keep JPEG frames (not jpegxl-jpeg)."""
+def jpeg_streams(folder: Path, g: dict) -> dict | None:
+    """(scan, slice) -> its JPEG frame, given back by the group's JPEG XL JPEG Recompression stream and checked
+    against the SHA-256 the build recorded (:func:`jpeg_claim`); None for a group that does not keep JPEG frames
+    (not jpegxl-jpeg)."""
     if g["codec"].get("codec") != "jpegxl-jpeg":
         return None
     from ..codecs.frames import original_jpeg
@@ -218,8 +220,6 @@ def jpeg_streams(folder: Path, g: dict, sid: str | None = None) -> dict | None:
                            "the index is damaged")
     out = {}
     for p, (s, k) in enumerate(g["order"]):
-        if sid is not None and s != sid:
-            continue
         try:
             jpeg = original_jpeg(chunks[p])
         except Exception as exc:  # noqa: BLE001 - libjxl raises its own types on a damaged stream
@@ -228,8 +228,13 @@ def jpeg_streams(folder: Path, g: dict, sid: str | None = None) -> dict | None:
         if want is not None and sha256(jpeg) != want[p]:
             raise ArchiveError(f"{path}: scan {s} slice {k}: the JPEG frame fails its SHA-256 (recorded at build "
                                "time); the archive is damaged")
-        out[k if sid is not None else (s, k)] = jpeg
+        out[(s, k)] = jpeg
     return out
+
+
+def of_scan(jpegs: dict | None, sid: str) -> dict | None:
+    """slice -> JPEG frame of scan ``sid``, from :func:`jpeg_streams`' answer (None stays None)."""
+    return None if jpegs is None else {k: jpeg for (s, k), jpeg in jpegs.items() if s == sid}
 
 
 def values_as_built(scan: dict, frames: np.ndarray, slices) -> bool:
@@ -267,12 +272,13 @@ def verify_archive(folder: Path, ctx, console=None, key: Path | None = None, req
     scans = {s["id"]: s for s in index["scans"]}
     n = 0
     for g in index["groups"]:
-        restored = restore_group(folder, index, g, ctx, say)
+        jpegs = jpeg_streams(folder, g)  # decoded once: checked, then the files rebuilt from them
+        restored = restore_group(folder, index, g, ctx, say, jpegs)
         for sid, vol in restored.items():
             s = scans[sid]
             records = load_headers(folder, s)
             if g["lossless"]:
-                jpeg = jpeg_streams(folder, g, sid)
+                jpeg = of_scan(jpegs, sid)
                 for record, (f, frames, slices) in zip(records, stored_frames(s, vol)):
                     restored_file(folder, s, record, f, frames, slices, jpeg)
             n += 1
