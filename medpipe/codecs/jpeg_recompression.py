@@ -27,13 +27,14 @@ from .frames import decode_jpeg, original_jpeg, recompress_jpeg
 
 def source_headers(volume) -> list:
     """The volume's DICOM headers, read again from its files where the volume travelled without them (a matrix
-    worker gets a volume's metadata only); [] for a source that is not DICOM."""
+    worker gets a volume's metadata only; read whole, so the JPEG frames need no second read); [] for a source that
+    is not DICOM."""
     if volume.headers or not volume.files:
         return list(volume.headers)
     import pydicom
 
     try:
-        return [pydicom.dcmread(p, stop_before_pixels=True) for p in volume.files]
+        return [pydicom.dcmread(p) for p in volume.files]
     except Exception:  # noqa: BLE001 - not DICOM (a picture, NIfTI, ...): no JPEG bitstream to take
         return []
 
@@ -51,7 +52,7 @@ def source_jpeg_frames(volume, headers: list) -> list[bytes]:
                         "nothing to recompress")
     out = []
     for path, header in zip(volume.files, headers):
-        ds = pydicom.dcmread(path)
+        ds = header if "PixelData" in header else pydicom.dcmread(path)
         out += list(generate_frames(ds.PixelData, number_of_frames=int(header.get("NumberOfFrames", 1) or 1)))
     if volume.frame_order is not None:
         out = [out[i] for i in volume.frame_order]
