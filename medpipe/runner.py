@@ -113,6 +113,22 @@ def save_kept(folder: Path, volumes: list, keep: dict, kept: KeptSlices) -> None
         write_slices(folder, facts, entries)
 
 
+def results_folder(preset: Preset, output: Path, started, resume: bool, volumes, console) -> Path:
+    """The run's results folder: with ``resume`` the newest of this preset name (medpipe/matrix/store.py), else a
+    new one; the inputs dumped as PNG there when the preset asks."""
+    folder = None
+    if resume:
+        folder = find_resume_folder(output, preset.name)
+        console.print(f"resuming {folder}" if folder else f"--resume: no earlier '{preset.name}' run under "
+                      f"{output}; starting a new one", highlight=False)
+    folder = make_dirs(folder or run_folder(output, preset.name, started))
+    if preset.dump_png:
+        for vol in volumes:
+            base = folder if preset.dump_png is True else Path(str(preset.dump_png))
+            dump_png(vol, base / "png" / vol.name)
+    return folder
+
+
 def run_preset(preset: Preset, console, *, input_override: Path | None = None, out: Path | None = None,
                ffmpeg: str | None = None, jobs: int | None = None, resume: bool = False,
                scheduler: str | None = None, send: str | None = None) -> int:
@@ -146,16 +162,7 @@ def run_preset(preset: Preset, console, *, input_override: Path | None = None, o
         raise MedpipeError("no input could be loaded: " + ("; ".join(input_errors) or "nothing found under "
                            + ", ".join(map(str, inputs))))
     list_volumes(volumes, console)
-    folder = None
-    if resume:  # continue the newest results folder of this preset name (see medpipe/matrix/store.py)
-        folder = find_resume_folder(output, preset.name)
-        console.print(f"resuming {folder}" if folder else f"--resume: no earlier '{preset.name}' run under "
-                      f"{output}; starting a new one", highlight=False)
-    folder = make_dirs(folder or run_folder(output, preset.name, started))
-    if preset.dump_png:
-        for vol in volumes:
-            base = folder if preset.dump_png is True else Path(str(preset.dump_png))
-            dump_png(vol, base / "png" / vol.name)
+    folder = results_folder(preset, output, started, resume, volumes, console)
     sink = None
     if dicom_out:
         from .dicom.writer import DicomSink

@@ -73,6 +73,8 @@ QTAB = _activity_table()
 
 
 
+# One function on purpose: numba reference-counts every array handed to a function, even an inlined one, and the
+# per-voxel chain here is the decode-speed goal (model.py measured 7-9 % for steps split out that way).
 @njit(cache=True, nogil=True)
 def run(decode, vol, maxval, w, gtab, gshift, lut, fs, tok, ctx, hist, code, bits, eout):
     """Encode vol (slices x rows x cols int32 in 0..maxval) into tok / ctx / bits, or decode code + bits into
