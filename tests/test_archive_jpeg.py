@@ -247,3 +247,17 @@ def test_the_command_names_both_decoders_and_refuses_an_unknown_one(grey, tmp_pa
     with pytest.raises(InputError, match=f"{ENV_VAR}=nosuch"):
         monkeypatch.setenv(ENV_VAR, "nosuch")
         load_volume(grey)
+
+
+@pytest.mark.parametrize("plugin", [BUILD, OTHER])
+def test_the_validator_decodes_a_jpeg_with_the_readers_decoder(grey, monkeypatch, plugin):
+    """dicom/validate decodes a kept JPEG frame with the plugin the reader uses, not pydicom's own first choice:
+    with either decoder chosen, the file holds exactly the values the reader read (they differ between the two)."""
+    from medpipe.dicom.validate import check_file
+
+    monkeypatch.setenv(ENV_VAR, plugin)
+    path = sorted(grey.iterdir())[0]
+    read = load_volume(path).pixels
+    assert check_file(path, JPEGBaseline8Bit, expected=list(read)) == []
+    monkeypatch.setenv(ENV_VAR, OTHER if plugin == BUILD else BUILD)
+    assert check_file(path, JPEGBaseline8Bit, expected=list(read)) != []
