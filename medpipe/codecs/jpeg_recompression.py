@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import CodecSkip, DamagedInput
 from ..syntaxes import BASELINE_JPEG, BASELINE_PIXELS, JPEGXLJPEGRecompression, PixelAttrs, name
-from ..volumes.colour import colour_to_slices, mode_of
+from ..volumes.colour import colour_to_slices
 from .base import Codec, Encoded, WrittenAs
 from .frames import decode_jpeg, original_jpeg, recompress_jpeg
 
@@ -78,8 +78,8 @@ def colour_of(volume, headers: list | None = None) -> dict | None:
     if photometric not in allowed:
         raise CodecSkip(f"a colour JPEG source with Photometric Interpretation {photometric or '(none)'}: baseline "
                         f"JPEG holds {', '.join(allowed)}")
-    mode = mode_of(volume.color, photometric)
-    if mode is None:
+    mode = volume.color_mode
+    if not mode:
         raise CodecSkip(f"a colour JPEG source loaded as {volume.color or 'it is'}: medpipe cannot reproduce that "
                         "conversion from the decoded JPEG, so the values could not be compared")
     return {"photometric": photometric, "mode": mode}

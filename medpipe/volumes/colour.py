@@ -48,11 +48,3 @@ def colour_texts(photometric: str, mode: str) -> tuple[str, str]:
     return (f"colour ({photometric or 'RGB'}) converted to 8-bit grey (BT.601 luma)",
             f"{source} -> 8-bit grey (BT.601 luma)")
 
-
-def mode_of(color: str, photometric: str) -> str | None:
-    """The mode whose conversion of a `photometric` image reads ``color`` (a loaded Volume's ``color``): a coder
-    of the source's own colour bitstream converts its decoded pixels the same way (.111). None: no mode does."""
-    return next((m for m in MODES if colour_texts(photometric, m)[1] == color), None)
-
-
-MODES = ("gray", "components")

@@ -184,7 +184,7 @@ def _stack(slices: _Slices, name: str, source: Path, settings: dict) -> Volume:
         padding=padding_of(first, signed, bits_alloc) if spp == 1 else None,
         lossy_source=(lossy[0] if len(lossy) == len(datasets) else
                       f"{len(lossy)} of {len(datasets)} files: {lossy[0]}") if lossy else "",
-        color=colour_text, spacing=_spacing(first, positions, pixels.shape[0]))
+        color=colour_text, color_mode=settings["color"] if colour_text else "", spacing=_spacing(first, positions, pixels.shape[0]))
     return vol
 
 

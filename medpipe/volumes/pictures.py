@@ -171,7 +171,7 @@ def load_picture(path: Path, name: str | None = None, options: dict | None = Non
     return Volume(name=name or path.stem, pixels=np.ascontiguousarray(arr), bits_stored=bits,
                   signed=arr.dtype.kind == "i", bits_allocated=bits, source=path, files=[path],
                   modality="SM" if "whole-slide" in kind else "OT", notes=notes, lossy_source=lossy,
-                  color=colour_text, description=kind)
+                  color=colour_text, color_mode=settings["color"] if colour_text else "", description=kind)
 
 
 def dump_png(volume: Volume, folder: Path) -> Path:

@@ -76,6 +76,7 @@ class Volume:
     padding: tuple[int, int] | None = None
     lossy_source: str = ""  # "" or why the source was already lossy before medpipe touched it
     color: str = ""  # "" or the colour conversion done on loading
+    color_mode: str = ""  # "" or the input option `color` that conversion used: a coder of the source redoes it
     events: list[dict] = field(default_factory=list)  # what series assembly did: {"kind": ..., "message": ...}
     spacing: tuple[float, float, float] | None = None  # (slice, row, col) in mm when known
     origin: Any = field(default=None, repr=False)  # the VolumeSource this volume was loaded from (re-readable)
