@@ -51,8 +51,9 @@ def load_headers(folder: Path, scan: dict) -> list[Record]:
         raise ArchiveError(f"{path}: damaged header store ({exc})") from None
     if len(records) != len(scan["files"]):
         raise ArchiveError(f"{path}: {len(records)} headers, the index lists {len(scan['files'])} files")
+    named = any(record_name(r) is not None for r in records)  # archives built before 2026-12-05 keep no names
     for record, f in zip(records, scan["files"]):
-        if record_name(record) != f["name"]:  # the name restore gives is the one stored with this header
+        if named and record_name(record) != f["name"]:  # the name restore gives is the one stored with this header
             raise ArchiveError(f"{path}: the header stored for {f['name']} (SOP Instance UID {f['sop_uid']}) is "
                                f"that of file {record_name(record)!r}; the index was edited (files renamed?) or "
                                "is damaged")

@@ -64,7 +64,8 @@ A coded payload starts with its slab table: slab count (uint16), options (uint8;
 (uint8), each slab's code length (uint32); with a value table, its length (uint32) and the table (the steps
 between the used values as uint16, deflated: values.py); then each slab's arithmetic code. Slabs are equal runs
 of slices coded independently (fresh model), so threads decode them in parallel; with a value table the coder
-codes each value's rank in the table.
+codes each value's rank in the table. Version 1 (before 2026-12-05; read, never written): the payload is one
+slab's code alone, coded with lpaq's interpolated squash table (arith.TABLES[1]).
 The stream CRC rejects any damage before decoding starts (fast, and the decoder never meets random bytes by
 chance); the values CRC checks the decoded volume end to end, so a decoder bug or a damaged stream that slipped
 past the first check can never return wrong values silently. A coding that would not be smaller than the raw

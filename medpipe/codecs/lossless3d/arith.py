@@ -40,19 +40,26 @@ def _stretch_table(squash: np.ndarray) -> np.ndarray:
     return out
 
 
-SQUASH = _squash_table()
-STRETCH = _stretch_table(SQUASH)
+def _squash_table_v1() -> np.ndarray:
+    """Stream version 1's squash: lpaq1's 33 points, interpolated. Kept only so that streams written before
+    2026-12-05 (and the archives holding them) still decode bit-exact; nothing is encoded with it."""
+    t = [1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994, 3348, 3607,
+         3785, 3901, 3975, 4022, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094]
+    out = np.empty(4095, np.int32)
+    for d in range(-2047, 2048):
+        w, k = d & 127, (d >> 7) + 16
+        out[d + 2047] = (t[k] * (128 - w) + t[k + 1] * w + 64) >> 7
+    return out
+
+
+def tables(squash: np.ndarray) -> np.ndarray:
+    """squash then stretch, one array: what the model copies into its state (model.SQT)."""
+    return np.concatenate([squash, _stretch_table(squash)]).astype(np.int64)
+
+
+TABLES = {1: tables(_squash_table_v1()), 2: tables(_squash_table())}  # per stream version
 # adaptation rate of a counter that has seen n bits: 1 / (n + 1.5), floored at 1 / LIMIT
 RATE = np.array([65536 * 2 // (2 * n + 3) for n in range(1024)], np.int32)
-
-
-@njit(cache=True, inline="always")
-def squash(d):
-    if d > 2047:
-        d = 2047
-    if d < -2047:
-        d = -2047
-    return SQUASH[d + 2047]
 
 
 @njit(cache=True, inline="always")

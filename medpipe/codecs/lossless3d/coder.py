@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import values
-from .stream import (MODE_CODED, MODE_CONSTANT, MODE_STORED, StreamError, auto_slabs, check_volume, pack,
-                     read_slab_table, slab_bounds, slab_table, unpack, values_crc)
+from .stream import (MODE_CODED, MODE_CONSTANT, MODE_STORED, VERSION, StreamError, auto_slabs, check_volume,
+                     pack, read_slab_table, slab_bounds, slab_table, unpack, values_crc)
 
 
 def _import_models():
@@ -30,6 +30,7 @@ def _import_models():
 
 
 model, static = _import_models()
+from .arith import TABLES  # noqa: E402 - squash and stretch per stream version; imported (cached) by the models
 
 # the codec's "model" parameter: feature sets (bench/measured/lossless3d-2026-12-05/models.txt)
 # static: the encoder fits, the decoder follows (static.py; bench/measured/lossless3d-2026-12-05b)
@@ -77,7 +78,7 @@ def code_slab(part: np.ndarray, maxval: int, flags: int) -> bytes | None:
         return static.encode_slab(part, maxval)
     # room for the raw size and one row's worst case: a coding that would pass the raw size is stored instead
     buf = np.empty(part.size * 2 + 64 * part.shape[2] + 64, np.uint8)
-    status, used = model.run(False, part, buf, maxval, flags)
+    status, used = model.run(False, part, buf, maxval, flags, TABLES[VERSION])
     if status not in (model.OK, model.ERR_OVERFLOW):
         raise RuntimeError(f"lossless3d encoder failed with code {status}")  # a bug, not a user error
     return buf[:used].tobytes() if status == model.OK else None
@@ -151,7 +152,8 @@ def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int =
                           "upgrade medpipe")
     else:
         work = np.empty(shape, np.int32)
-        bounds, spans, table = read_slab_table(head["payload"], shape)
+        bounds, spans, table = (read_slab_table(head["payload"], shape) if head["version"] > 1
+                                else ([0, shape[0]], [0, len(head["payload"])], None))
         used = None if table is None else values.unpack_table(table, head["maxval"])
         coded_max = head["maxval"] if used is None else len(used) - 1
         payload = bytearray(head["payload"])
@@ -160,7 +162,8 @@ def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int =
             if head["flags"] & static.F_STATIC:
                 return static.decode_slab(work[bounds[k]:bounds[k + 1]], payload[spans[k]:spans[k + 1]], coded_max)
             buf = np.frombuffer(payload, np.uint8, spans[k + 1] - spans[k], spans[k])
-            status, _ = model.run(True, work[bounds[k]:bounds[k + 1]], buf, coded_max, head["flags"])
+            status, _ = model.run(True, work[bounds[k]:bounds[k + 1]], buf, coded_max, head["flags"],
+                                  TABLES[head["version"]])
             return status
 
         for status in in_threads(decode, len(bounds) - 1, threads, slab_seconds):

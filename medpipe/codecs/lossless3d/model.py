@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .arith import AC, STRETCH, bitlen, clamp16, code_bit, counter_update, squash
+from .arith import AC, bitlen, clamp16, code_bit, counter_update
 
 # ---- stream feature flags (stored in the header; the decoder follows them; unknown bits are refused)
 F_3D_PRED = 1  # inter-slice predictors join the blend, the previous slice's 3 x 3 joins the NLMS taps
@@ -48,11 +48,11 @@ def model_bit(decode, st, buf, bit, mix, d, wsel):
     wb = MW + (wsel + d) * (N_IN + 1)
     dot = 256 * st[wb + N_IN]
     for k in range(N_IN):
-        v = STRETCH[(st[CP + st[CX + k] + d] & 0xFFFFFFFF) >> 4]
+        v = st[STRETCH_AT + ((st[CP + st[CX + k] + d] & 0xFFFFFFFF) >> 4)]
         st[SX + k] = v
         dot += v * st[wb + k]
     dot >>= 16
-    pm = squash(dot)
+    pm = st[SQT + 2047 + min(max(dot, -2047), 2047)]
     p16 = clamp16(pm * 16)
     bit = code_bit(decode, st, buf, bit, p16)
     # train the mixer on its own output error (lpaq, slower rate) and the counters
@@ -129,7 +129,9 @@ SX = 16  # the N_IN stretched probabilities of the current decision
 CP = 24  # counters: context models, then LOWP
 LOWP = CP + CTX_TOTAL
 MW = CP + CTX_TOTAL + LOW_TOTAL  # mixer weights (N_IN + 1 per set)
-STATE_SIZE = MW + N_WSEL * (N_IN + 1)
+SQT = MW + N_WSEL * (N_IN + 1)  # the squash table (4095: d = -2047..2047), then stretch (4096): arith.TABLES
+STRETCH_AT = SQT + 4095
+STATE_SIZE = STRETCH_AT + 4096
 CBASE = tuple(sum(CTX_SIZES[:k]) * N_D for k in range(N_IN))  # first counter of each context model
 
 # ---- the steps of run() that cost no speed as functions (A/B in fresh processes, byte-identical streams; issue
@@ -141,10 +143,11 @@ CBASE = tuple(sum(CTX_SIZES[:k]) * N_D for k in range(N_IN))  # first counter of
 
 
 @njit(cache=True, nogil=True)
-def new_state(decode, buf):
-    """The coder's state array: counters at 1/2, mixer weights at 1/3 each, the arithmetic coder reset (and, to
-    decode, its first four bytes read)."""
+def new_state(decode, buf, tables):
+    """The coder's state array: counters at 1/2, mixer weights at 1/3 each, the squash and stretch tables of the
+    stream's version, the arithmetic coder reset (and, to decode, its first four bytes read)."""
     st = np.zeros(STATE_SIZE, np.int64)
+    st[SQT:STATE_SIZE] = tables
     st[CP:MW] = 32768
     for i in range(N_WSEL):
         for k in range(N_IN):
@@ -228,8 +231,9 @@ def texture(W, N, NW, NE, WW, NN, P, use3p, fN, fW, pred8):
 
 
 @njit(cache=True, nogil=True)  # nogil: slabs decode in parallel threads
-def run(decode, vol, buf, maxval, flags):
-    """Encode vol (slices x rows x cols, int32 values in 0..maxval) into buf, or decode buf into vol.
+def run(decode, vol, buf, maxval, flags, tables):
+    """Encode vol (slices x rows x cols, int32 values in 0..maxval) into buf, or decode buf into vol, with the
+    squash and stretch ``tables`` of the stream's version (arith.TABLES).
 
     Returns (code, bytes used): code OK or a negative ERR_*. Every loop is bounded by the volume's size and
     MAX_K, whatever the stream holds; every array index comes from bounded values (numba does not check)."""
@@ -260,7 +264,7 @@ def run(decode, vol, buf, maxval, flags):
     eu = np.zeros(N_EF, np.int64)
     ew = np.zeros(N_EF, np.int64)
     cavg = np.full(N_Q * 8, 4 * 256, np.int64)  # mean magnitude class per activity level, x256
-    st = new_state(decode, buf)
+    st = new_state(decode, buf, tables)
 
     for s in range(S):
         for r in range(R):

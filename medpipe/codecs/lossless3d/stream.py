@@ -13,7 +13,8 @@ import numpy as np
 from ...errors import MedpipeError
 
 MAGIC = b"MP3D"
-VERSION = 2  # 2: squash table from its formula (2026-12-05); version 1 streams are refused with a message
+VERSION = 2  # 2: squash table from its formula, slab table (2026-12-05); 1 is still read (READS)
+READS = (1, 2)  # version 1: lpaq's squash table (arith.TABLES), no slab table: one slab, no value table
 HEADER = struct.Struct("<4sBBBBIIIiIIII")  # magic version flags bits type S R C lo maxval len crc_values crc_stream
 HEADER_SIZE = HEADER.size  # 40
 MODE_CODED, MODE_STORED, MODE_CONSTANT = 0, 1, 2  # high bits of the flags byte (model flags use the low 6)
@@ -136,8 +137,8 @@ def unpack(data, expected_shape=None, expected_dtype=None) -> dict:
     magic, version, flags, bits, tcode, s, r, c, lo, maxval, n, crc_values, crc = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise StreamError(f"not a lossless3d stream (magic {bytes(magic)!r}, expected {MAGIC!r})")
-    if version != VERSION:
-        raise StreamError(f"lossless3d stream version {version} is not supported (this decoder reads {VERSION});"
+    if version not in READS:
+        raise StreamError(f"lossless3d stream version {version} is not supported (this decoder reads {', '.join(map(str, READS))});"
                           " upgrade medpipe")
     mode = flags >> MODE_SHIFT
     dtype = SAMPLE_TYPES.get(tcode)
@@ -150,7 +151,7 @@ def unpack(data, expected_shape=None, expected_dtype=None) -> dict:
     payload = bytes(data[HEADER_SIZE:])
     if zlib.crc32(payload, zlib.crc32(bytes(data[:HEADER_SIZE - 4]))) != crc:
         raise StreamError("lossless3d stream damaged: its checksum does not match")
-    return dict(flags=flags & 0x3F, mode=mode, bits=bits, dtype=dtype, shape=(s, r, c), lo=lo, maxval=maxval,
+    return dict(version=version, flags=flags & 0x3F, mode=mode, bits=bits, dtype=dtype, shape=(s, r, c), lo=lo, maxval=maxval,
                 crc_values=crc_values, payload=payload)
 
 
