@@ -24,9 +24,7 @@ class Lossless3D(Codec):
                                           "faster, 2-3 % larger); fast: 2-D blend, one counter per decision (about "
                                           "2.7 x faster, about 17 % larger); static: the encoder fits the "
                                           "predictor and entropy tables, the decoder follows (decodes about 8 x "
-                                          "faster than full, about 5 % larger); hybrid: full plus a predictor the encoder fits per slab "
-                                          "(least squares, weights in the stream)",
-                             ("full", "lean", "fast", "static", "hybrid"))}
+                                          "faster than full, about 5 % larger)", ("full", "lean", "fast", "static"))}
     max_bits = 16
     cost = 8.0  # per voxel, about JPEG XL effort 7's encode + decode (bench/lossless3d.py: x0.96 in aggregate)
 

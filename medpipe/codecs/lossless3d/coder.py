@@ -18,24 +18,23 @@ def _import_models():
     writable it refuses to decorate at import, so fall back to a private temporary folder: the coder then
     compiles once per process instead of failing."""
     try:
-        from . import fitted, model, static
+        from . import model, static
     except RuntimeError as exc:
         if "cannot cache" not in str(exc):
             raise
         import numba
 
         numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="medpipe-numba-")  # private (0700): no shared pickles
-        from . import fitted, model, static
-    return fitted, model, static
+        from . import model, static
+    return model, static
 
 
-fitted, model, static = _import_models()
+model, static = _import_models()
 
 # the codec's "model" parameter: feature sets (bench/measured/lossless3d-2026-12-05/models.txt)
 # static: the encoder fits, the decoder follows (static.py; bench/measured/lossless3d-2026-12-05b)
-# hybrid: the full model plus a fitted predictor (fitted.py; bench/measured/lossless3d-2026-12-05d)
 MODELS = {"full": model.DEFAULT_FLAGS, "lean": model.DEFAULT_FLAGS & ~model.F_MIX, "fast": 0,
-          "static": static.F_STATIC, "hybrid": model.DEFAULT_FLAGS | fitted.F_FIT}
+          "static": static.F_STATIC}
 KNOWN_FLAGS = model.ALL_FLAGS | static.F_STATIC
 ERRORS = {model.ERR_OVERRUN: "truncated or damaged (the coder ran past its end)",
           model.ERR_RANGE: "damaged (a decoded value is out of range)"}
@@ -74,25 +73,19 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
 
 def code_slab(part: np.ndarray, maxval: int, flags: int) -> bytes | None:
     """One slab's code, or None when it would not be smaller than raw 16-bit samples."""
-    if flags == static.F_STATIC:
+    if flags & static.F_STATIC:
         return static.encode_slab(part, maxval)
-    head, w = b"", fitted.NO_WEIGHTS
-    if flags & fitted.F_FIT:
-        w = fitted.fit(part, maxval)
-        head = fitted.pack_weights(w)
     # room for the raw size and one row's worst case: a coding that would pass the raw size is stored instead
     buf = np.empty(part.size * 2 + 64 * part.shape[2] + 64, np.uint8)
-    status, used = model.run(False, part, buf, maxval, flags, w)
+    status, used = model.run(False, part, buf, maxval, flags)
     if status not in (model.OK, model.ERR_OVERFLOW):
         raise RuntimeError(f"lossless3d encoder failed with code {status}")  # a bug, not a user error
-    return head + buf[:used].tobytes() if status == model.OK else None
+    return buf[:used].tobytes() if status == model.OK else None
 
 
 def known_flags(flags: int) -> bool:
-    """The adaptive model's feature bits (the fitted predictor only with the 3-D ones: its taps reach into the
-    previous slice), or the static model's flag alone."""
-    return not flags & ~KNOWN_FLAGS and (not flags & fitted.F_FIT or flags == static.F_STATIC
-                                         or flags & model.F_3D_PRED != 0)
+    """The adaptive model's feature bits, or the static model's flag alone."""
+    return not flags & ~KNOWN_FLAGS and (not flags & static.F_STATIC or flags == static.F_STATIC)
 
 
 def choose_values(work: np.ndarray, maxval: int, flags: int):
@@ -135,7 +128,7 @@ def warm_up() -> float:
         return 0.0
     t0 = time.perf_counter()
     ramp = (np.arange(2 * 6 * 7, dtype=np.uint16).reshape(2, 6, 7) * 37) % 1000
-    for flags in (model.DEFAULT_FLAGS, static.F_STATIC, MODELS["hybrid"]):
+    for flags in (model.DEFAULT_FLAGS, static.F_STATIC):
         if not np.array_equal(decode_volume(encode_volume(ramp, flags=flags)), ramp):
             raise RuntimeError("lossless3d warm-up did not reproduce its input")  # a bug, not a user error
     return time.perf_counter() - t0
@@ -162,15 +155,12 @@ def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int =
         used = None if table is None else values.unpack_table(table, head["maxval"])
         coded_max = head["maxval"] if used is None else len(used) - 1
         payload = bytearray(head["payload"])
-        fits = [fitted.read_weights(payload, spans[k], spans[k + 1]) if head["flags"] & fitted.F_FIT else
-                (fitted.NO_WEIGHTS, spans[k]) for k in range(len(bounds) - 1)]  # all checked before any decodes
 
         def decode(k):
-            if head["flags"] == static.F_STATIC:
+            if head["flags"] & static.F_STATIC:
                 return static.decode_slab(work[bounds[k]:bounds[k + 1]], payload[spans[k]:spans[k + 1]], coded_max)
-            w, at = fits[k]
-            buf = np.frombuffer(payload, np.uint8, spans[k + 1] - at, at)
-            status, _ = model.run(True, work[bounds[k]:bounds[k + 1]], buf, coded_max, head["flags"], w)
+            buf = np.frombuffer(payload, np.uint8, spans[k + 1] - spans[k], spans[k])
+            status, _ = model.run(True, work[bounds[k]:bounds[k + 1]], buf, coded_max, head["flags"])
             return status
 
         for status in in_threads(decode, len(bounds) - 1, threads, slab_seconds):

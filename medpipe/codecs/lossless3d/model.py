@@ -12,8 +12,6 @@ import numpy as np
 from numba import njit
 
 from .arith import AC, STRETCH, bitlen, clamp16, code_bit, counter_update, squash
-from .fitted import FE_MAX, fit_row
-from .static_kernel import SHIFT as FIT_SHIFT
 
 # ---- stream feature flags (stored in the header; the decoder follows them; unknown bits are refused)
 F_3D_PRED = 1  # inter-slice predictors join the blend, the previous slice's 3 x 3 joins the NLMS taps
@@ -230,10 +228,9 @@ def texture(W, N, NW, NE, WW, NN, P, use3p, fN, fW, pred8):
 
 
 @njit(cache=True, nogil=True)  # nogil: slabs decode in parallel threads
-def run(decode, vol, buf, maxval, flags, fw):
+def run(decode, vol, buf, maxval, flags):
     """Encode vol (slices x rows x cols, int32 values in 0..maxval) into buf, or decode buf into vol.
 
-    fw: the fitted predictor's weights (fitted.py; (2, N_W), or no rows: none).
     Returns (code, bytes used): code OK or a negative ERR_*. Every loop is bounded by the volume's size and
     MAX_K, whatever the stream holds; every array index comes from bounded values (numba does not check)."""
     S, R, C = vol.shape
@@ -242,9 +239,7 @@ def run(decode, vol, buf, maxval, flags, fw):
     use3e = (flags & F_3D_ERR) != 0
     mix = (flags & F_MIX) != 0
     use_lms = (flags & F_LMS) != 0
-    use_fit = fw.shape[0] == 2
-    NP = N_PRED_2D + (N_PRED_3D if use3p else 0) + (1 if use_lms else 0) + (1 if use_fit else 0)
-    IL = NP - 1 - (1 if use_fit else 0)  # the NLMS predictor; the fitted one is last
+    NP = N_PRED_2D + (N_PRED_3D if use3p else 0) + (1 if use_lms else 0)
     NT = N_TAPS_2D + (N_TAPS_3D if use3p else 0)
     kmax = bitlen(maxval)  # |e| <= maxval < 2^kmax
 
@@ -266,8 +261,6 @@ def run(decode, vol, buf, maxval, flags, fw):
     ew = np.zeros(N_EF, np.int64)
     cavg = np.full(N_Q * 8, 4 * 256, np.int64)  # mean magnitude class per activity level, x256
     st = new_state(decode, buf)
-    fe, fe_p, fs = np.zeros((H, Wd), np.int32), np.zeros((H, Wd), np.int32), np.zeros((3, Wd), np.int64)
-    fp1 = 0
 
     for s in range(S):
         for r in range(R):
@@ -279,8 +272,6 @@ def run(decode, vol, buf, maxval, flags, fw):
             cur[i, 0] = cur[i - 1, 2]
             cur[i, 1] = cur[i - 1, 2]
             row_error_sums(erow, perr, perr_p, i, C, NP, use3e)
-            if use_fit:
-                fit_row(fs, fe, fe_p, cur, prv, fw[min(s, 1)], i, C)
             for c in range(C):
                 j = c + 2
                 W = cur[i, j - 1]
@@ -298,9 +289,6 @@ def run(decode, vol, buf, maxval, flags, fw):
                 if use3p:
                     pk[4] = (P + W - prv[i, j - 1]) * 8
                     pk[5] = (P + N - prv[i - 1, j]) * 8
-                if use_fit:  # the encoder's least-squares predictor, first stage and its error feedback
-                    fp1 = (fs[0, j] + fs[2, 0] * W + fs[2, 1] * WW) >> FIT_SHIFT
-                    pk[NP - 1] = fp1 + ((fs[1, j] + fs[2, 2] * fe[i, j - 1] + fs[2, 3] * fe[i, j - 2]) >> FIT_SHIFT)
                 lnorm = 64
                 if use_lms:  # NLMS over the neighbours' offsets from MED
                     med8 = med(W, N, NW) * 8
@@ -320,7 +308,7 @@ def run(decode, vol, buf, maxval, flags, fw):
                     for t in range(NT):
                         acc += lw[t] * lu[t]
                         lnorm += lu[t] * lu[t]
-                    pk[IL] = med8 + ((acc + 32768) >> 16)
+                    pk[NP - 1] = med8 + ((acc + 32768) >> 16)
                 # ---- blend: weights 1 / (recent error sum)^2, as TMW / GraLIC / JPEG XL's weighted predictor
                 emin = 1 << 62
                 wmax = 0
@@ -445,12 +433,11 @@ def run(decode, vol, buf, maxval, flags, fw):
                     perr[i, j, k] = abs(x8 - pk[k])
                 ferr[i, j] = x8 - pred8
                 berr[i, j] = x8 - blend8
-                fe[i, j] = min(max(x8 - fp1, -FE_MAX), FE_MAX)
                 g = ((x8 - pred8) * (EF_MU << 16)) // enorm
                 for t in range(n_ef):
                     ew[t] += (g * eu[t] + 32768) >> 16
                 if use_lms:
-                    g = ((x8 - pk[IL]) * (LMS_MU << 16)) // lnorm
+                    g = ((x8 - pk[NP - 1]) * (LMS_MU << 16)) // lnorm
                     for t in range(NT):
                         lw[t] += (g * lu[t] + 32768) >> 16
             cur[i, C + 2] = cur[i, C + 1]
@@ -460,7 +447,6 @@ def run(decode, vol, buf, maxval, flags, fw):
         perr, perr_p = perr_p, perr
         ferr, ferr_p = ferr_p, ferr
         berr, berr_p = berr_p, berr
-        fe, fe_p = fe_p, fe
         next_slice_edges(cur, prv, R, Wd)
     if decode:
         return (ERR_OVERRUN if st[AC + 4] > 0 else OK), st[AC + 3]
