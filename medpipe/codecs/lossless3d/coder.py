@@ -152,8 +152,7 @@ def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int =
                           "upgrade medpipe")
     else:
         work = np.empty(shape, np.int32)
-        bounds, spans, table = (read_slab_table(head["payload"], shape) if head["version"] > 1
-                                else ([0, shape[0]], [0, len(head["payload"])], None))
+        bounds, spans, table = read_slab_table(head["payload"], shape, head["version"])
         used = None if table is None else values.unpack_table(table, head["maxval"])
         coded_max = head["maxval"] if used is None else len(used) - 1
         payload = bytearray(head["payload"])

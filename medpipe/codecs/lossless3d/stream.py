@@ -86,9 +86,13 @@ def slab_table(parts: list[bytes], table: bytes | None = None) -> bytes:
     return head if table is None else head + struct.pack("<I", len(table)) + table
 
 
-def read_slab_table(payload: bytes, shape: tuple) -> tuple[list[int], list[int], bytes | None]:
+def read_slab_table(payload: bytes, shape: tuple, version: int = VERSION
+                    ) -> tuple[list[int], list[int], bytes | None]:
     """(first slice of each slab + end, payload offset of each slab + end, the value table or None) from a coded
-    payload; StreamError unless the table fits the shape and the payload exactly."""
+    payload; StreamError unless the table fits the shape and the payload exactly. A version-1 payload has no
+    table: it is one slab's code."""
+    if version == 1:
+        return [0, shape[0]], [0, len(payload)], None
     if len(payload) < SLAB_HEAD.size:
         raise StreamError("lossless3d stream damaged: no slab table")
     slabs, options, reserved = SLAB_HEAD.unpack_from(payload)
@@ -138,8 +142,8 @@ def unpack(data, expected_shape=None, expected_dtype=None) -> dict:
     if magic != MAGIC:
         raise StreamError(f"not a lossless3d stream (magic {bytes(magic)!r}, expected {MAGIC!r})")
     if version not in READS:
-        raise StreamError(f"lossless3d stream version {version} is not supported (this decoder reads {', '.join(map(str, READS))});"
-                          " upgrade medpipe")
+        raise StreamError(f"lossless3d stream version {version} is not supported (this decoder reads "
+                          f"{', '.join(map(str, READS))}); upgrade medpipe")
     mode = flags >> MODE_SHIFT
     dtype = SAMPLE_TYPES.get(tcode)
     check_header(dtype, mode, bits, (s, r, c), lo, maxval, n)
@@ -151,8 +155,8 @@ def unpack(data, expected_shape=None, expected_dtype=None) -> dict:
     payload = bytes(data[HEADER_SIZE:])
     if zlib.crc32(payload, zlib.crc32(bytes(data[:HEADER_SIZE - 4]))) != crc:
         raise StreamError("lossless3d stream damaged: its checksum does not match")
-    return dict(version=version, flags=flags & 0x3F, mode=mode, bits=bits, dtype=dtype, shape=(s, r, c), lo=lo, maxval=maxval,
-                crc_values=crc_values, payload=payload)
+    return dict(version=version, flags=flags & 0x3F, mode=mode, bits=bits, dtype=dtype, shape=(s, r, c), lo=lo,
+                maxval=maxval, crc_values=crc_values, payload=payload)
 
 
 def min_coded_bytes(voxels: int) -> int:
