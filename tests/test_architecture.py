@@ -2,8 +2,8 @@
 
 Floors, bottom to top (a module may import its own floor and the floors below, never above):
 
-0. foundations: errors, files, options, ffmpeg (the only module that starts ffmpeg), depth, metrics, results, and
-   the one table of transfer syntaxes (syntaxes)
+0. foundations: errors, files, options, ffmpeg (the only module that starts ffmpeg), depth, metrics, results, the
+   one table of transfer syntaxes (syntaxes), and association (the one place a DICOM association is requested)
 1. sources (a PACS address -> instance metadata and local files; below the readers, importing none of them), codecs
    (one interface, a codec's knowledge as data) and the readers of volumes (which import no codec; they decode
    JPEG XL and Deflated Image Frame through the frame coders, codecs.frames, which reach no other codec); the
@@ -26,6 +26,7 @@ PKG = Path(__file__).resolve().parents[1] / "medpipe"
 FLOORS = [  # (module name prefix, floor); the longest matching prefix wins
     ("medpipe", 0), ("medpipe.errors", 0), ("medpipe.files", 0), ("medpipe.options", 0), ("medpipe.ffmpeg", 0),
     ("medpipe.depth", 0), ("medpipe.metrics", 0), ("medpipe.results", 0), ("medpipe.syntaxes", 0),
+    ("medpipe.association", 0),
     ("medpipe.sources", 1), ("medpipe.codecs", 1), ("medpipe.volumes", 1),
     ("medpipe.roundtrip", 2), ("medpipe.dicom", 2),
     # what a codestream says about itself (reading headers, decoding nothing): the readers check it too

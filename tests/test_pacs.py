@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -201,10 +202,28 @@ def test_more_than_128_contexts_use_several_associations(files, orthanc, tmp_pat
 
 @slow
 def test_wrong_called_ae_title_is_one_line(files, orthanc):
+    """Every time, not most times: Orthanc closes the connection right after its A-ASSOCIATE-RJ, and pynetdicom 3.0
+    can then abort without reading the answer (medpipe.dicom.send.associate). Busy threads beside the sender widen
+    that window: without the fix, 24 of 200 rejections here were reported as "no association"."""
     node = parse_node(f"NOTORTHANC@127.0.0.1:{orthanc.node.port}")
-    report = send_files([files[sx.RLE_LOSSLESS][0][1]], node, timeout=10)
-    assert report.lines() == [f"{node}: 1 file(s) not sent: {node} rejected the association (Rejected Permanent, "
-                              f"Service User: Called AE title not recognised) (first: {files[sx.RLE_LOSSLESS][0][1]})"]
+    path = files[sx.RLE_LOSSLESS][0][1]
+    expected = [f"{node}: 1 file(s) not sent: {node} rejected the association (Rejected Permanent, "
+                f"Service User: Called AE title not recognised) (first: {path})"]
+    stop = threading.Event()
+    busy = [threading.Thread(target=_spin, args=(stop,), daemon=True) for _ in range(3)]
+    for thread in busy:
+        thread.start()
+    try:
+        lines = [send_files([path], node, timeout=10).lines() for _ in range(40)]
+    finally:
+        stop.set()
+    assert [i for i, got in enumerate(lines) if got != expected] == [], lines
+    assert lines[0] == expected
+
+
+def _spin(stop: threading.Event) -> None:
+    while not stop.is_set():
+        sum(range(1000))
 
 
 # -- what medpipe itself writes: every lossless series of a run -------------------------------------------------

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medpipe.association import associate, is_rejection
 from medpipe.errors import PresetError, described
 from medpipe.syntaxes import row
 
@@ -169,16 +170,14 @@ def send_files(paths: Iterable[Path], node: Node, calling_aet: str = "MEDPIPE", 
 
 def _send_batch(results: list[FileResult], pairs: list[tuple[str, str]], node: Node, calling_aet: str,
                 timeout: float) -> None:
-    from pynetdicom import AE, evt
+    from pynetdicom import AE
 
     ae = AE(ae_title=calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.connection_timeout = timeout
     for sop_class, transfer_syntax in pairs:
         ae.add_requested_context(sop_class, [transfer_syntax])
-    answers = []
-    assoc = ae.associate(node.host, node.port, ae_title=node.aet,
-                         evt_handlers=[(evt.EVT_ACSE_RECV, lambda event: answers.append(event.primitive))])
+    assoc, answer = associate(ae, node.host, node.port, node.aet)
     try:
         # A rejected context's transfer syntax in the A-ASSOCIATE-AC is not significant (PS3.8 9.3.3.2): match
         # it to what was proposed by its presentation context ID.
@@ -187,7 +186,7 @@ def _send_batch(results: list[FileResult], pairs: list[tuple[str, str]], node: N
         refused = {proposed[cx.context_id]: cx.result for cx in assoc.rejected_contexts
                    if cx.context_id in proposed}
         if not assoc.is_established and not refused:
-            _mark(results, "not sent", _association_failure(assoc, answers, node))
+            _mark(results, "not sent", _association_failure(answer, node))
             return
         for r in results:
             pair = (r.sop_class, r.transfer_syntax)
@@ -207,12 +206,11 @@ def _send_batch(results: list[FileResult], pairs: list[tuple[str, str]], node: N
         ae.shutdown()
 
 
-def _association_failure(assoc, answers, node: Node) -> str:
-    if not answers:  # no A-ASSOCIATE-AC/RJ/ABORT came back: no TCP connection, or silence until the timeout
+def _association_failure(answer, node: Node) -> str:
+    if answer is None:  # no A-ASSOCIATE-AC/RJ/ABORT came back: no TCP connection, or silence until the timeout
         return f"no association with {node}: connection refused, unreachable or timed out"
-    if assoc.is_rejected:  # PS3.8 Table 9-21: result, source and reason of the A-ASSOCIATE-RJ
-        reply = answers[-1]
-        return f"{node} rejected the association ({reply.result_str}, {reply.source_str}: {reply.reason_str})"
+    if is_rejection(answer):  # PS3.8 Table 9-21: result, source and reason of the A-ASSOCIATE-RJ
+        return f"{node} rejected the association ({answer.result_str}, {answer.source_str}: {answer.reason_str})"
     return f"{node} aborted the association"
 
 

@@ -12,6 +12,8 @@ from typing import Iterator
 
 from pydicom.dataset import Dataset
 
+from medpipe.association import associate, is_rejection
+
 from . import InstanceInfo, SourceError, as_int, check_part10
 from .address import Address
 from .cache import SeriesCache
@@ -69,9 +71,9 @@ class DimseSource:
     def _association(self, ae, what: str, **kw):
         self._check_host()
         self.associations += 1
-        assoc = ae.associate(self.address.host, self.address.port, ae_title=self.address.aet, **kw)
+        assoc, answer = associate(ae, self.address.host, self.address.port, self.address.aet, **kw)
         if not assoc.is_established:
-            if assoc.is_rejected:
+            if is_rejection(answer):
                 raise SourceError(f"{self.label}: association rejected (is {self.settings.aet!r} known to the peer "
                                   f"as a modality, and is its AE title {self.address.aet!r}?)")
             raise SourceError(f"{self.label}: no association for {what} (connection refused, aborted or timed "
