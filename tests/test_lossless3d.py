@@ -1,6 +1,7 @@
 """lossless3d: exact round trips at odd sizes and depths, real CT, and damaged streams that must fail cleanly."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -188,10 +189,13 @@ def test_byte_flips_wrong_magic_version_and_trailing_bytes():
         decode_volume(data + b"\0")
 
 
-@pytest.mark.slow  # a child process (numba cache load) and 300 decodes: about 2-3 s
-def test_damaged_payload_behind_a_valid_checksum_fails_cleanly():
+@pytest.mark.slow  # a child process (numba cache load) and 300 decodes: 2-3 s; the checked build compiles in 20 s
+@pytest.mark.parametrize("boundscheck", [False, True], ids=["shipped", "boundscheck"])
+def test_damaged_payload_behind_a_valid_checksum_fails_cleanly(boundscheck):
     """Damage the payload and recompute the stream CRC, so the numba decoder itself meets garbage: it must
-    raise StreamError, never hang or crash. Run in a child process with a timeout to catch either."""
+    raise StreamError, never hang or crash. Run in a child process with a timeout to catch either; once as
+    shipped, once with numba's bounds checking on, where an index outside any array raises IndexError instead of
+    reading or writing past it unseen (the child then fails)."""
     code = textwrap.dedent("""
         import struct, zlib, numpy as np
         from medpipe.codecs.lossless3d import StreamError, decode_volume, encode_volume
@@ -219,7 +223,11 @@ def test_damaged_payload_behind_a_valid_checksum_fails_cleanly():
                 caught += 1
         print("caught", caught)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    env = dict(os.environ)
+    if boundscheck:  # the checked build is kept apart from the shipped one's cache
+        env.update(NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(ROOT / ".pytest_cache" / "numba-boundscheck"))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     caught = int(proc.stdout.split()[-1])
     assert caught >= 295, proc.stdout  # a random change that leaves the values intact is possible, rarely
