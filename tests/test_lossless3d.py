@@ -388,6 +388,35 @@ def test_a_fresh_process_has_the_coder_compiled_before_the_timed_call():
     assert float(out.split("prepare_ms")[1].split()[0]) > 0 and "again 0.0" in out, out
 
 
+@pytest.mark.slow  # compiles the model twice in children: about 40 s of CPU
+def test_a_changed_arith_module_is_not_served_from_a_stale_cache(tmp_path):
+    """numba keys model.py's cached kernels on model.py alone; they inline arith.py. Change arith.py's counter
+    rates and nothing else: the next process must code with the new rates (another stream that still decodes),
+    not load the kernels compiled with the old ones."""
+    import shutil
+
+    pkg = tmp_path / "site" / "medpipe"
+    shutil.copytree(ROOT / "medpipe", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    code = """
+        import hashlib, numpy as np
+        from medpipe.codecs.lossless3d import decode_volume, encode_volume
+        rng = np.random.default_rng(1)
+        vol = (np.arange(3 * 24 * 32).reshape(3, 24, 32) % 700 + rng.integers(0, 40, (3, 24, 32))).astype(np.uint16)
+        data = encode_volume(vol)
+        assert np.array_equal(decode_volume(data), vol)
+        print("stream", hashlib.sha256(data).hexdigest())
+    """
+    env = {"PYTHONPATH": str(tmp_path / "site"), "NUMBA_CACHE_DIR": ""}
+    first = run_child(code, env=env, cwd=tmp_path)
+    arith = pkg / "codecs" / "lossless3d" / "arith.py"
+    text = arith.read_text(encoding="utf-8")
+    assert "65536 * 2 // (2 * n + 3)" in text
+    arith.write_text(text.replace("65536 * 2 // (2 * n + 3)", "65536 * 2 // (2 * n + 4)"), encoding="utf-8")
+    second = run_child(code, env=env, cwd=tmp_path)
+    assert first.split("stream")[1] != second.split("stream")[1], (first, second)
+    assert second == run_child(code, env=env, cwd=tmp_path)  # and the new kernels are what the cache now holds
+
+
 def test_cache_falls_back_when_no_cache_folder_is_writable(tmp_path):
     """An installed package in a read-only site-packages with no writable home: numba would refuse cache=True at
     import; the coder falls back to a private temporary folder. Simulated as root-proof: the in-tree __pycache__

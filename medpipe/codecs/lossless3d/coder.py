@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,11 +23,41 @@ def _import_models():
     except RuntimeError as exc:
         if "cannot cache" not in str(exc):
             raise
-        import numba
-
-        numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="medpipe-numba-")  # private (0700): no shared pickles
+        _private_cache()
         from . import model, static
     return model, static
+
+
+def _private_cache() -> None:
+    import numba
+
+    numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="medpipe-numba-")  # private (0700): no shared pickles
+
+
+_checked: list[bool] = []
+_checking = threading.Lock()  # a second thread waits: it must not load a kernel the first is about to drop
+
+
+def _drop_stale_kernels() -> None:
+    """Once per process, before model.py's kernels are first loaded: if their cache was compiled with another
+    arith.py than this one (numba would load it all the same: see model.ARITH_CRC), clear that file's cache
+    entries, numba's own remedy, so they compile afresh; where the cache cannot be written, into a private one."""
+    from numba.core.dispatcher import Dispatcher
+
+    with _checking:
+        if _checked:
+            return
+        _checked.append(True)
+        if model.run.signatures or model.built_on() == model.ARITH_CRC:
+            return
+        kernels = [f for f in vars(model).values() if isinstance(f, Dispatcher)]
+        try:
+            for f in kernels:
+                f._cache.flush()
+        except OSError:
+            _private_cache()
+            for f in kernels:
+                f.enable_caching()
 
 
 model, static = _import_models()
@@ -48,6 +79,7 @@ def encode_volume(volume: np.ndarray, bits: int | None = None, flags: int = mode
     :func:`.stream.auto_slabs`), which ``threads`` code, and a decoder may decode, in parallel. ``flags``
     selects model features (for measurements)."""
     volume, bits = check_volume(volume, bits)
+    _drop_stale_kernels()
     if not known_flags(flags):
         raise ValueError(f"unknown lossless3d flags {flags:#x}")
     if volume.size == 0:
@@ -142,6 +174,7 @@ def decode_volume(data, expected_shape=None, expected_dtype=None, threads: int =
     with no expected shape, it would not fit in the memory available. ``threads`` decode slabs in parallel;
     ``slab_seconds`` (a list) receives each slab's decode CPU time (bench/lossless3d.py: the 2-core speed-up)."""
     head = unpack(data, expected_shape, expected_dtype)
+    _drop_stale_kernels()
     dtype, shape, mode = head["dtype"], head["shape"], head["mode"]
     if mode == MODE_STORED:
         out = np.frombuffer(head["payload"], dtype).reshape(shape).astype(dtype.newbyteorder("="))

@@ -8,10 +8,19 @@ See the package docstring for the design and the measured effect of each idea.
 """
 from __future__ import annotations
 
+import zlib
+from pathlib import Path
+
 import numpy as np
 from numba import njit
 
+from . import arith
 from .arith import AC, bitlen, clamp16, code_bit, counter_update
+
+# numba keys a function's disk cache on its own file's time stamp alone (its documented limit: a change in another
+# file goes unseen). The kernels here inline arith.py's helpers and freeze its tables, so arith.py's CRC is
+# compiled in as well (built_on), and the coder drops this file's cache when it differs (coder._import_models).
+ARITH_CRC = zlib.crc32(Path(arith.__file__).read_bytes())
 
 # ---- stream feature flags (stored in the header; the decoder follows them; unknown bits are refused)
 F_3D_PRED = 1  # inter-slice predictors join the blend, the previous slice's 3 x 3 joins the NLMS taps
@@ -32,6 +41,12 @@ EF_MU = 400  # error feedback NLMS step, in 1/65536
 N_EF = 19  # error feedback taps
 N_Q = 24  # quantised expected-error levels
 MAX_K = 16  # magnitude classes: |e| <= maxval < 2^16
+
+
+@njit(cache=True)
+def built_on():
+    """ARITH_CRC as it was when this file's cached kernels were compiled: numba takes a global as a constant."""
+    return ARITH_CRC
 
 
 @njit(cache=True, inline="always")
