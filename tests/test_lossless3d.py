@@ -354,8 +354,6 @@ def test_squash_is_the_logistic_function_and_stretch_its_inverse():
 
 
 def run_child(code: str, env: dict | None = None, timeout: int = 600, cwd: Path = ROOT) -> str:
-    import os
-
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -17,9 +17,9 @@ from numba import njit
 from . import arith
 from .arith import AC, bitlen, clamp16, code_bit, counter_update
 
-# numba keys a function's disk cache on its own file's time stamp alone (its documented limit: a change in another
-# file goes unseen). The kernels here inline arith.py's helpers and freeze its tables, so arith.py's CRC is
-# compiled in as well (built_on), and the coder drops this file's cache when it differs (coder._import_models).
+# numba keys a function's disk cache on its own source file alone (its documented limit: a change in another file
+# goes unseen). The kernels here inline arith.py's helpers and freeze its tables, so arith.py's CRC is compiled in
+# as well (built_on), and the coder drops this file's cache when it differs (coder._drop_stale_kernels).
 ARITH_CRC = zlib.crc32(Path(arith.__file__).read_bytes())
 
 # ---- stream feature flags (stored in the header; the decoder follows them; unknown bits are refused)
