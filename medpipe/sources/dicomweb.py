@@ -11,7 +11,7 @@ from typing import Iterator
 from . import InstanceInfo, SourceError, as_int, check_part10
 from .address import Address
 from .cache import SeriesCache
-from .http import Http
+from .http import Http, instance_limit
 from .progress import Progress
 from .settings import SourceSettings
 
@@ -138,7 +138,8 @@ class DicomWebSource:
 
     def _fetch_one(self, info: InstanceInfo, cache: SeriesCache) -> Path | None:
         path = f"/studies/{info.study_uid}/series/{info.series_uid}/instances/{info.sop_uid}"
-        answer = self.http.get(path, accept=STORED, what=f"instance {info.sop_uid}")
+        answer = self.http.get(path, accept=STORED, what=f"instance {info.sop_uid}",
+                               limit=instance_limit(self.settings.requests))
         if answer is None:
             self.vanished.append(info.sop_uid)
             self.say(f"{self.label}: instance {info.sop_uid} of series {info.series_uid} is gone (HTTP 404); "

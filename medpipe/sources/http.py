@@ -1,6 +1,8 @@
-"""HTTP for DICOMweb, polite and bounded: every request has a time limit, at most N are in flight, a timeout, 429
-or 503 is retried with backoff (honouring Retry-After), and every failure becomes one line naming the server (never
-its credentials). Plain ``requests`` rather than dicomweb-client: that client parses every answer into pydicom
+"""HTTP for DICOMweb, polite and bounded: at most N requests are in flight, each has a time limit, 429 or 503 is
+retried with backoff (honouring Retry-After), and every failure becomes one line naming the server (never its
+credentials). Bounded against the peer too: an answer is read in pieces, no bigger than the memory this run can give
+it, and no slower than MIN_RATE once the time limit has passed (a per-read timeout alone lets a peer that sends a byte
+a second hold a request open for ever). Plain ``requests`` rather than dicomweb-client: that client parses every answer into pydicom
 datasets and checks transfer syntaxes against its own list (it refuses some, e.g. JPEG XL), while medpipe must keep
 the stored bytes as they come."""
 from __future__ import annotations
@@ -8,15 +10,23 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import requests
+import urllib3
 
+from ..memory import free_memory
 from . import SourceError
 from .address import Address
 from .credentials import http_auth
 from .settings import SourceSettings
 
 RETRY_STATUS = (429, 503)
+JSON_LIMIT = 256 << 20  # one QIDO-RS page (dicomweb.PAGE datasets) is a few MB; a JSON answer beyond this is refused
+ERROR_LIMIT = 64 << 10  # of an answer that is an error, only the headers are used
+MIN_RATE = 256 << 10  # bytes a second (2 Mbit/s) a body must average once the time limit has passed
+PIECE = 1 << 20
 _warned_insecure: set[str] = set()
 
 
@@ -33,27 +43,28 @@ class Http:
             _warned_insecure.add(address.host)
             say(f"{address.host}: TLS certificates are NOT verified (--insecure)")
         if settings.insecure:
-            import urllib3
-
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # said once, above
         self.slots = threading.BoundedSemaphore(settings.requests)
         self.bytes = 0
         self._lock = threading.Lock()
 
     def get(self, path: str, params: dict | list | None = None, accept: str = "application/dicom+json",
-            what: str = "") -> requests.Response | None:
-        """GET base_url + path; the answer (status 200/204), None for 404; SourceError for anything else."""
+            what: str = "", limit: int | None = None) -> Answer | None:
+        """GET base_url + path; the answer (status 200/204/206, a body of at most ``limit`` bytes, JSON_LIMIT
+        when not given), None for 404; SourceError for anything else."""
         url = self.address.base_url + path
         what = what or path
         for attempt in range(self.settings.retries + 1):
             wait = self.settings.backoff * 2 ** attempt
             try:
-                with self.slots:
-                    answer = self.session.get(url, params=params, headers={"Accept": accept},
-                                              timeout=self.settings.timeout)
-                    answer.content  # read the body inside the slot: a slot is a request in flight
+                with self.slots:  # the body is read inside the slot: a slot is a request in flight
+                    answer = self._request(url, params, accept, what, limit or JSON_LIMIT)
             except requests.exceptions.Timeout:
                 why = f"no answer within {self.settings.timeout:g} s"
+            except Stalled as exc:
+                why = str(exc)
+            except requests.exceptions.ChunkedEncodingError:
+                why = "the answer was cut short (the connection closed before its end)"
             except requests.exceptions.SSLError as exc:
                 if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                     raise SourceError(f"{self._label()}: TLS certificate not verified; fix the certificate (or "
@@ -62,7 +73,7 @@ class Http:
             except requests.exceptions.ConnectionError as exc:
                 raise SourceError(f"{self._label()}: cannot connect ({_reason(exc)})") from None
             except requests.exceptions.RequestException as exc:
-                raise SourceError(f"{self._label()}: request failed ({type(exc).__name__})") from None
+                raise SourceError(f"{self._label()}: {what}: request failed ({type(exc).__name__})") from None
             else:
                 with self._lock:
                     self.bytes += len(answer.content)
@@ -83,6 +94,41 @@ class Http:
                 time.sleep(min(wait, 60.0))
         raise SourceError(f"{self._label()}: {what}: {why}, {self.settings.retries + 1} attempt(s); try later or "
                           "raise the timeout")
+
+    def _request(self, url: str, params, accept: str, what: str, limit: int) -> Answer:
+        start = time.monotonic()
+        with self.session.get(url, params=params, headers={"Accept": accept}, timeout=self.settings.timeout,
+                              stream=True) as answer:
+            ok = answer.status_code in (200, 204, 206)
+            body = self._body(answer, limit if ok else ERROR_LIMIT, start, what, strict=ok)
+            return Answer(answer.status_code, answer.headers, body)
+
+    def _body(self, answer: requests.Response, limit: int, start: float, what: str, strict: bool) -> bytes:
+        """The body, read a piece at a time (read1: what has arrived, so a trickle cannot block one read for
+        ever); SourceError past ``limit`` (when strict; otherwise it is cut there), Stalled when it comes slower
+        than MIN_RATE after the time limit."""
+        declared = answer.headers.get("Content-Length", "")
+        if strict and declared.isdigit() and int(declared) > limit:
+            raise SourceError(self._too_large(what, f"{int(declared) / 2**20:,.0f} MiB, more than", limit))
+        pieces, got = [], 0
+        while True:
+            piece = _read1(answer.raw)
+            if not piece:
+                return b"".join(pieces)
+            got += len(piece)
+            if got > limit:
+                if strict:
+                    raise SourceError(self._too_large(what, "over", limit))
+                pieces.append(piece[:limit - got + len(piece)])
+                return b"".join(pieces)
+            pieces.append(piece)
+            took = time.monotonic() - start
+            if took > self.settings.timeout + got / MIN_RATE:
+                raise Stalled(f"stalled ({got:,} bytes in {took:.0f} s, under {MIN_RATE >> 10} KiB/s after "
+                              f"{self.settings.timeout:g} s)")
+
+    def _too_large(self, what: str, size: str, limit: int) -> str:
+        return f"{self._label()}: {what} is {size} the {limit / 2**20:,.0f} MiB one answer may take here; refused"
 
     def get_json(self, path: str, params=None, what: str = "") -> list | None:
         """A QIDO-RS answer: a JSON array of datasets ([] for 204 No Content), None for 404."""
@@ -105,6 +151,38 @@ class Http:
         return self.address.label
 
 
+def _read1(raw) -> bytes:
+    """What has arrived of the body (up to PIECE, inflated); urllib3's errors as requests' (as iter_content
+    would give them), a body that stops coming as a timeout (retried)."""
+    try:
+        return raw.read1(PIECE, decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError:
+        raise requests.exceptions.Timeout() from None
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from None
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.exceptions.RequestException(exc) from None
+
+
+class Answer(NamedTuple):
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+class Stalled(Exception):
+    """A body that came slower than MIN_RATE: retried like a timeout."""
+
+
+def instance_limit(requests_in_flight: int) -> int:
+    """The most one retrieved instance may take: the memory free here, shared by the requests in flight and a
+    copy each (the cache write); 2 GiB each where free memory is not known."""
+    free = free_memory()
+    return 2 << 30 if free is None else max(free // (2 * (requests_in_flight + 1)), 16 << 20)
+
+
 def _reason(exc: Exception) -> str:
     """The root cause of a connection failure, in a few words (no URL, which requests repeats at length)."""
     text = str(exc)
@@ -119,12 +197,12 @@ def _reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def _snippet(answer: requests.Response) -> str:
+def _snippet(answer: Answer) -> str:
     kind = answer.headers.get("Content-Type", "").split(";")[0]
     return f" ({kind})" if kind else ""
 
 
-def _retry_after(answer: requests.Response) -> float:
+def _retry_after(answer: Answer) -> float:
     try:
         return float(answer.headers.get("Retry-After", 0))
     except ValueError:

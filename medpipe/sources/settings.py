@@ -13,7 +13,8 @@ SOURCE_OPTIONS: dict[str, Option] = {
                    "the peer must know medpipe's AE title at this port", range=(1, 65535)),
     "requests": Option(int, 4, "at most this many requests (or DIMSE associations) in flight at once",
                        range=(1, 64)),
-    "timeout": Option(float, 60.0, "seconds allowed for each request or DIMSE exchange", range=(1.0, 3600.0)),
+    "timeout": Option(float, 60.0, "seconds allowed for each request or DIMSE exchange (after them, a DICOMweb "
+                      "body must keep coming at 256 KiB/s or more)", range=(1.0, 3600.0)),
     "retries": Option(int, 3, "retries of a request that timed out or was answered 429/503 (with backoff)",
                       range=(0, 10)),
     "insecure": Option(bool, False, "do not verify TLS certificates (https); said once when used"),
