@@ -128,7 +128,8 @@ class DicomWebSource:
             else:
                 todo.append(info)
         with ThreadPoolExecutor(max_workers=self.settings.requests) as pool:
-            for path in pool.map(lambda info: self._fetch_one(info, cache), todo):
+            limit = instance_limit(self.settings.requests)  # once a series: reading free memory takes 0.4 ms
+            for path in pool.map(lambda info: self._fetch_one(info, cache, limit), todo):
                 if path is not None:
                     paths.append(path)
         if not paths:
@@ -136,10 +137,9 @@ class DicomWebSource:
                               "retrieved (they vanished while being read)")
         return sorted(paths)
 
-    def _fetch_one(self, info: InstanceInfo, cache: SeriesCache) -> Path | None:
+    def _fetch_one(self, info: InstanceInfo, cache: SeriesCache, limit: int) -> Path | None:
         path = f"/studies/{info.study_uid}/series/{info.series_uid}/instances/{info.sop_uid}"
-        answer = self.http.get(path, accept=STORED, what=f"instance {info.sop_uid}",
-                               limit=instance_limit(self.settings.requests))
+        answer = self.http.get(path, accept=STORED, what=f"instance {info.sop_uid}", limit=limit)
         if answer is None:
             self.vanished.append(info.sop_uid)
             self.say(f"{self.label}: instance {info.sop_uid} of series {info.series_uid} is gone (HTTP 404); "
