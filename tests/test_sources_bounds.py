@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from medpipe import sources
 from medpipe.sources import SourceError, fetch_address, http
 from medpipe.sources.settings import SourceSettings
 from test_sources_badpeers import SERIES, SOPS, STUDY, instance_json, one_line
@@ -122,8 +123,8 @@ def test_an_answer_without_end_is_refused_at_the_limit_with_bounded_memory(tmp_p
 
 
 def test_an_instance_declaring_more_than_memory_allows_is_refused_before_its_body(tmp_path, monkeypatch):
-    monkeypatch.setattr(http, "free_memory", lambda: 200 * MiB)  # 4 requests in flight: 20 MiB an instance
-    assert http.instance_limit(4) == 20 * MiB
+    monkeypatch.setattr(sources, "free_memory", lambda: 200 * MiB)  # 4 requests in flight: 20 MiB an instance
+    assert sources.instance_limit(4) == 20 * MiB
     huge = ({"Content-Type": "application/dicom", "Content-Length": str(1 << 40)}, endless)
     listing = {f"/dicom-web/studies/{STUDY}/series/{SERIES}/instances": [instance_json(SOPS[0])],
                f"/dicom-web/studies/{STUDY}/series": [{"0020000E": {"vr": "UI", "Value": [SERIES]}}],
@@ -154,3 +155,38 @@ def test_a_body_that_stops_halfway_is_one_line(tmp_path, pause, expected):
         with pytest.raises(SourceError) as exc:
             fetch_address(url, settings(tmp_path, timeout=1.0, retries=1), lambda _: None)
     assert expected in one_line(exc)
+
+
+@pytest.mark.parametrize("method", ["C-GET", "C-MOVE"])
+def test_a_dimse_instance_over_the_limit_aborts_its_association_in_one_line(tmp_path, monkeypatch, method):
+    """pynetdicom gathers a DIMSE message in memory whatever its size: medpipe counts the PDUs of the message in
+    progress and aborts past the limit. A real Orthanc sends a real 32 MiB instance; medpipe may take 16 here."""
+    import numpy as np
+    import pydicom
+
+    import pacs
+    from conftest import SAMPLE
+
+    ds = pydicom.dcmread(sorted(SAMPLE.glob("*.dcm"))[0])
+    ds.Rows = ds.Columns = 4096
+    ds.PixelData = np.random.default_rng(1).integers(0, 4096, (4096, 4096), dtype=np.uint16).tobytes()
+    path = tmp_path / "big.dcm"
+    ds.save_as(path)
+    port = pacs.free_port()
+    modality = {"medpipe": {"AET": "MEDPIPE", "Host": "127.0.0.1", "Port": port, "AllowGet": method == "C-GET",
+                            "AllowMove": True, "AllowFind": True, "AllowStore": False}}
+    monkeypatch.setattr(sources, "free_memory", lambda: 100 * MiB)  # 4 associations: the 16 MiB floor
+    with pacs.orthanc(tmp_path / "pacs", (), {"DicomModalities": modality}) as server:
+        server.upload(path.read_bytes())
+        address = f"dicom://{server.node.aet}@127.0.0.1:{server.node.port}"
+        tracemalloc.start()
+        try:
+            folders, errors = fetch_address(address, SourceSettings(cache=tmp_path / "cache", port=port,
+                                                                    timeout=30.0), lambda _: None)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert len(server.instances()) == 1  # read-only towards the source
+    assert folders == [] and len(errors) == 1, errors
+    assert "an instance is over the 16 MiB one answer may take here; its association was aborted" in errors[0]
+    assert peak < 28 * MiB, peak  # the 32 MiB instance was never gathered whole

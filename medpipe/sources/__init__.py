@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from ..errors import InputError
+from ..memory import free_memory
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,13 @@ def as_int(value) -> int | None:
 
 class SourceError(InputError):
     """A PACS could not be queried or read (unknown host, refused, not authorised, a garbled answer, ...)."""
+
+
+def instance_limit(requests_in_flight: int) -> int:
+    """The most one retrieved instance may take: the memory free here, shared by the requests (or associations) in flight and a
+    copy each (the cache write); 2 GiB each where free memory is not known."""
+    free = free_memory()
+    return 2 << 30 if free is None else max(free // (2 * (requests_in_flight + 1)), 16 << 20)
 
 
 def check_part10(data: bytes, what: str) -> str:

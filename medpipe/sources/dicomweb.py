@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
-from . import InstanceInfo, SourceError, as_int, check_part10
+from . import InstanceInfo, SourceError, as_int, check_part10, instance_limit
 from .address import Address
 from .cache import SeriesCache
-from .http import Http, instance_limit
+from .http import Http
 from .progress import Progress
 from .settings import SourceSettings
 

@@ -46,6 +46,7 @@ class DimseSource:
         self.lock = threading.Lock()
         self.associations = 0
         self.method = ""  # "C-GET" or "C-MOVE", once retrieval has started
+        self.oversized = ""  # the line for a series whose instance was over the size limit (dimse_get)
         self._host_checked = False
 
     # ------------------------------------------------------------------ associations

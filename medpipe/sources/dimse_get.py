@@ -8,7 +8,7 @@ from collections import defaultdict
 from pydicom import uid
 
 from ..syntaxes import JPEGXL, DeflatedImageFrameCompression, JPEGXLJPEGRecompression, JPEGXLLossless
-from . import InstanceInfo, SourceError
+from . import InstanceInfo, SourceError, instance_limit
 from .cache import SeriesCache
 
 MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are the odd numbers 1-255
@@ -31,13 +31,26 @@ class Refused(Exception):
 
 def retrieve(source, todo: list[InstanceInfo], cache: SeriesCache, whole: bool) -> None:
     """Every instance of ``todo`` (one series; ``whole``: all of it) into ``cache``: C-GET, else C-MOVE (said
-    once). A whole series is one request; part of one (resumed) is asked for instance by instance."""
+    once). A whole series is one request; part of one (resumed) is asked for instance by instance. An instance
+    over the size one answer may take aborts its association; that, not the abort, is the series' line."""
+    source.oversized = ""
+    try:
+        _retrieve(source, todo, cache, whole)
+    except (Refused, SourceError):
+        if source.oversized:
+            raise SourceError(source.oversized) from None
+        raise
+
+
+def _retrieve(source, todo: list[InstanceInfo], cache: SeriesCache, whole: bool) -> None:
     if source.method != "C-MOVE" and all(i.sop_class for i in todo):
         try:
             _c_get(source, todo, cache, whole)
             source.method = "C-GET"
             return
         except Refused as exc:
+            if source.oversized:
+                raise
             source.say(f"{source.label}: C-GET refused ({exc}); retrieving by C-MOVE to {source.settings.aet} on "
                        f"port {source.settings.port} instead")
     source.method = "C-MOVE"
@@ -45,7 +58,24 @@ def retrieve(source, todo: list[InstanceInfo], cache: SeriesCache, whole: bool) 
 
 
 def _handler(source, cache: SeriesCache, expected: dict[str, InstanceInfo]):
+    """C-STORE sub-operations into the cache, and a bound on each: pynetdicom gathers a DIMSE message in memory
+    until its last fragment, whatever its size, so the PDUs of the message being received are counted (per
+    association) and the association is aborted past the size one answer may take (as DICOMweb's)."""
     from pynetdicom import evt
+
+    limit = instance_limit(source.settings.requests)
+    receiving: dict[int, int] = {}  # id(association) -> bytes of the message in progress
+
+    def on_pdu(event):
+        key = id(event.assoc)
+        receiving[key] = receiving.get(key, 0) + len(event.data)
+        if receiving[key] > limit and not source.oversized:
+            source.oversized = (f"{source.label}: an instance is over the {limit / 2**20:,.0f} MiB one answer may "
+                                "take here; its association was aborted")
+            event.assoc.abort()  # from a handler: queued, not waited for (pynetdicom 3)
+
+    def on_message(event):
+        receiving[id(event.assoc)] = 0
 
     def on_store(event):
         sop = str(event.request.AffectedSOPInstanceUID)
@@ -56,7 +86,7 @@ def _handler(source, cache: SeriesCache, expected: dict[str, InstanceInfo]):
             return 0xC000  # "cannot understand": the peer logs it; nothing is stored on its side either way
         return SUCCESS
 
-    return [(evt.EVT_C_STORE, on_store)]
+    return [(evt.EVT_C_STORE, on_store), (evt.EVT_DATA_RECV, on_pdu), (evt.EVT_DIMSE_RECV, on_message)]
 
 
 def _query(level: str, study: str, series: str, sop: str | None = None):

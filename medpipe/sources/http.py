@@ -16,7 +16,6 @@ from typing import NamedTuple
 import requests
 import urllib3
 
-from ..memory import free_memory
 from . import SourceError
 from .address import Address
 from .credentials import http_auth
@@ -174,13 +173,6 @@ class Answer(NamedTuple):
 
 class Stalled(Exception):
     """A body that came slower than MIN_RATE: retried like a timeout."""
-
-
-def instance_limit(requests_in_flight: int) -> int:
-    """The most one retrieved instance may take: the memory free here, shared by the requests in flight and a
-    copy each (the cache write); 2 GiB each where free memory is not known."""
-    free = free_memory()
-    return 2 << 30 if free is None else max(free // (2 * (requests_in_flight + 1)), 16 << 20)
 
 
 def _reason(exc: Exception) -> str:
