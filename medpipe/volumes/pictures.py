@@ -50,15 +50,19 @@ def _too_big(path: Path, samples: int, settings: dict, what: str) -> None:
                          "limit")
 
 
-def load_png_folder(folder: Path, name: str | None = None) -> Volume:
+def load_png_folder(folder: Path, name: str | None = None, options: dict | None = None) -> Volume:
     """A folder of PNG slices, read exactly (values as stored, plus the sidecar's offset/signedness)."""
     import imagecodecs
 
+    settings = input_settings(options)
     pngs = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png"), key=lambda p: natural_key(p.name))
     if not pngs:
         raise InputError(f"{folder}: no .png slices")
     slices = []
     for p in pngs:
+        header = png_header(p)
+        if header:  # the size the header declares, before decoding: a 3 MB PNG may declare 40000 x 40000
+            _too_big(p, header[0] * header[1], settings, "the PNG slice")
         try:
             slices.append(imagecodecs.png_decode(p.read_bytes()))
         except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types per build
