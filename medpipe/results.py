@@ -105,6 +105,35 @@ class Row:
 COLUMNS = [f.name for f in fields(Row)]
 _COLUMN_SET = frozenset(COLUMNS)
 _REQUIRED = frozenset(f.name for f in fields(Row) if f.default is MISSING)
+# each column's type, from Row's annotations ("float | None" -> float): what a row read back must hold
+COLUMN_TYPES = {f.name: next(t for t in (bool, int, float, str) if t.__name__ in str(f.type).split(" | "))
+                for f in fields(Row)}
+
+
+def row_problem(row, text_from_csv: bool = False) -> str | None:
+    """What is wrong with a row read back (results.json or .csv), or None: a required column missing or empty, a
+    value of the wrong type. A results file is input to the report: anyone can edit it. ``text_from_csv``: a CSV
+    cell of digits parses as a number although its column is text (a volume named 001), so text takes any value."""
+    if not isinstance(row, dict):
+        return f"is {type(row).__name__} {repr(row)[:40]}, not an object of columns"
+    for key in COLUMNS:
+        v = row.get(key)
+        if v is None:
+            if key in _REQUIRED:
+                return f"column {key} is missing or empty"
+            continue
+        want = COLUMN_TYPES[key]
+        if want is str:
+            ok = isinstance(v, str) or (text_from_csv and isinstance(v, (int, float)))
+        elif want is float:  # written as "inf" (strict JSON has no infinity)
+            ok = (isinstance(v, (int, float)) and not isinstance(v, bool)) or v == "inf"
+        elif want is int:  # an integral float (1e6) is the same count
+            ok = (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+        else:
+            ok = isinstance(v, bool)
+        if not ok:
+            return f"column {key} is {type(v).__name__} {repr(v)[:40]}, expected {want.__name__}"
+    return None
 
 
 LIBRARIES = ["medpipe", "numpy", "pydicom", "imagecodecs", "imageio-ffmpeg", "opencv-python-headless",
