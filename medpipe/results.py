@@ -183,6 +183,19 @@ def _json_safe(v):
     return v
 
 
+def _finite(v):
+    """``v`` with every NaN / infinity inside written as null: strict JSON has neither, and a bare NaN (a DICOM
+    RescaleSlope "NaN" reaches the volume facts) makes results.json unreadable to strict parsers. Rows keep their
+    own convention (_json_safe: infinity is "inf", a lossless PSNR)."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
 def _as_dict(row: "Row | dict") -> dict:
     return row.as_dict() if isinstance(row, Row) else row
 
@@ -201,9 +214,9 @@ def write_results(folder: Path, rows: "list[Row | dict]", volumes: list[dict], p
                   configurations: list[dict] | None = None) -> tuple[Path, Path]:
     csv_path, json_path = folder / "results.csv", folder / "results.json"
     write_csv(csv_path, rows, COLUMNS)
-    doc = {"provenance": prov, "volumes": volumes, "configurations": configurations or [],
+    doc = {"provenance": _finite(prov), "volumes": _finite(volumes), "configurations": _finite(configurations or []),
            "rows": [{k: _json_safe(r.get(k)) for k in COLUMNS} for r in map(_as_dict, rows)]}
-    atomic_write_text(json_path, json.dumps(doc, indent=1, default=str))
+    atomic_write_text(json_path, json.dumps(doc, indent=1, default=str, allow_nan=False))
     return csv_path, json_path
 
 
@@ -256,7 +269,8 @@ def write_slices(folder: Path, volumes: dict[str, dict], entries: list[tuple[str
     from .files import atomic_write_bytes
 
     atomic_write_bytes(folder / SLICES_FILE, buf.getvalue())
-    atomic_write_text(folder / SLICES_INDEX, json.dumps({"volumes": volumes, "slices": index}, indent=1))
+    atomic_write_text(folder / SLICES_INDEX, json.dumps({"volumes": _finite(volumes), "slices": index}, indent=1,
+                                                        allow_nan=False))
 
 
 def read_slices(folder: Path) -> tuple[dict, dict]:

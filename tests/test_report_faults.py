@@ -106,3 +106,42 @@ def test_a_bad_csv_row_is_left_out(run_dir, tmp_path):  # noqa: F811
     assert results.problems == [f"{folder / 'results.csv'}: row 1 left out: column rows is str 'wide', "
                                 "expected int"]
     assert len(results.rows) == len(text) - 2
+
+
+# ---------------------------------------------------------------- results.json is strict JSON
+
+def _strict(text: str):
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_nan_rescale_slope_leaves_results_json_strict(tmp_path):
+    """A DICOM series whose RescaleSlope says "NaN" (the fuzzer's native_slope_nan): the run goes on as before, and
+    results.json holds null where it held a bare NaN, so strict JSON parsers (and the report) read it."""
+    import io
+    import warnings
+
+    import pydicom
+    from rich.console import Console
+
+    from conftest import SAMPLE
+    from medpipe.preset import parse_preset
+    from medpipe.runner import run_preset
+
+    src = tmp_path / "nan_slope"
+    src.mkdir()
+    for path in sorted(SAMPLE.glob("*.dcm"))[:3]:
+        ds = pydicom.dcmread(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns that DS "NaN" is not a valid decimal string
+            ds.RescaleSlope = "NaN"
+            ds.save_as(src / path.name)
+    preset = parse_preset({"name": "nan", "input": str(src), "codecs": [{"codec": "jpegls"}], "jobs": 1,
+                           "report": False})
+    assert run_preset(preset, Console(file=io.StringIO()), out=tmp_path / "results") == 0
+    (folder,) = (tmp_path / "results").iterdir()
+    doc = _strict((folder / "results.json").read_text())
+    assert [v["rescale_slope"] for v in doc["volumes"]] == [None]
+    assert doc["rows"][0]["status"] == "ok" and doc["rows"][0]["psnr_db"] == "inf"  # rows keep their convention
+    assert load_results(folder).rows
