@@ -105,6 +105,35 @@ class Row:
 COLUMNS = [f.name for f in fields(Row)]
 _COLUMN_SET = frozenset(COLUMNS)
 _REQUIRED = frozenset(f.name for f in fields(Row) if f.default is MISSING)
+# each column's type, from Row's annotations ("float | None" -> float): what a row read back must hold
+COLUMN_TYPES = {f.name: next(t for t in (bool, int, float, str) if t.__name__ in str(f.type).split(" | "))
+                for f in fields(Row)}
+
+
+def row_problem(row, text_from_csv: bool = False) -> str | None:
+    """What is wrong with a row read back (results.json or .csv), or None: a required column missing or empty, a
+    value of the wrong type. A results file is input to the report: anyone can edit it. ``text_from_csv``: a CSV
+    cell of digits parses as a number although its column is text (a volume named 001), so text takes any value."""
+    if not isinstance(row, dict):
+        return f"is {type(row).__name__} {repr(row)[:40]}, not an object of columns"
+    for key in COLUMNS:
+        v = row.get(key)
+        if v is None:
+            if key in _REQUIRED:
+                return f"column {key} is missing or empty"
+            continue
+        want = COLUMN_TYPES[key]
+        if want is str:
+            ok = isinstance(v, str) or (text_from_csv and isinstance(v, (int, float)))
+        elif want is float:  # written as "inf" (strict JSON has no infinity)
+            ok = (isinstance(v, (int, float)) and not isinstance(v, bool)) or v == "inf"
+        elif want is int:  # an integral float (1e6) is the same count
+            ok = (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+        else:
+            ok = isinstance(v, bool)
+        if not ok:
+            return f"column {key} is {type(v).__name__} {repr(v)[:40]}, expected {want.__name__}"
+    return None
 
 
 LIBRARIES = ["medpipe", "numpy", "pydicom", "imagecodecs", "imageio-ffmpeg", "opencv-python-headless",
@@ -154,6 +183,19 @@ def _json_safe(v):
     return v
 
 
+def _finite(v):
+    """``v`` with every NaN / infinity inside written as null: strict JSON has neither, and a bare NaN (a DICOM
+    RescaleSlope "NaN" reaches the volume facts) makes results.json unreadable to strict parsers. Rows keep their
+    own convention (_json_safe: infinity is "inf", a lossless PSNR)."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
 def _as_dict(row: "Row | dict") -> dict:
     return row.as_dict() if isinstance(row, Row) else row
 
@@ -172,9 +214,9 @@ def write_results(folder: Path, rows: "list[Row | dict]", volumes: list[dict], p
                   configurations: list[dict] | None = None) -> tuple[Path, Path]:
     csv_path, json_path = folder / "results.csv", folder / "results.json"
     write_csv(csv_path, rows, COLUMNS)
-    doc = {"provenance": prov, "volumes": volumes, "configurations": configurations or [],
+    doc = {"provenance": _finite(prov), "volumes": _finite(volumes), "configurations": _finite(configurations or []),
            "rows": [{k: _json_safe(r.get(k)) for k in COLUMNS} for r in map(_as_dict, rows)]}
-    atomic_write_text(json_path, json.dumps(doc, indent=1, default=str))
+    atomic_write_text(json_path, json.dumps(doc, indent=1, default=str, allow_nan=False))
     return csv_path, json_path
 
 
@@ -227,7 +269,8 @@ def write_slices(folder: Path, volumes: dict[str, dict], entries: list[tuple[str
     from .files import atomic_write_bytes
 
     atomic_write_bytes(folder / SLICES_FILE, buf.getvalue())
-    atomic_write_text(folder / SLICES_INDEX, json.dumps({"volumes": volumes, "slices": index}, indent=1))
+    atomic_write_text(folder / SLICES_INDEX, json.dumps({"volumes": _finite(volumes), "slices": index}, indent=1,
+                                                        allow_nan=False))
 
 
 def read_slices(folder: Path) -> tuple[dict, dict]:

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import MedpipeError, OutputError, described
 from ..files import atomic_write_bytes, atomic_write_text, component_problem
+from .schema import check_schema
 
 FORMAT = "medpipe-archive/2"
 OLD_FORMAT_FILE = "manifest.json"  # format 1 (intertwined archives before the seal)
@@ -142,6 +143,12 @@ def open_archive(folder: Path) -> dict:
                            "restore the archive from a copy")
     try:
         index = json.loads(data.decode("utf-8"))
+    except RecursionError:  # a resealed index of 50 000 nested lists: the C parser recurses per level
+        raise ArchiveError(f"{ipath}: nested too deeply to be a medpipe index; the archive is damaged") from None
+    except ValueError as exc:
+        raise ArchiveError(f"{ipath}: not JSON ({described(exc)}); the archive is damaged") from None
+    try:
+        check_schema(index)  # every type consumers rely on, once, so that none of them meets a wrong one
         check_index(index)
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise ArchiveError(f"{ipath}: inconsistent ({described(exc)}); the archive is damaged") from None
@@ -170,7 +177,7 @@ def _path(rel, what: str) -> str:
 
 
 def check_index(index: dict) -> None:
-    """Structure, names and the relations between fields; raises (ValueError, KeyError, OutputError, ...)."""
+    """Names and the relations between fields (the types: schema.check_schema); raises (ValueError, OutputError)."""
     if index.get("format") != FORMAT:
         raise ValueError(f"format {index.get('format')!r} is not {FORMAT!r}")
     listed = {}

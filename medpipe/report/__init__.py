@@ -32,6 +32,10 @@ def build_report(results_folder: Path | str, options: Any = True, console=None) 
     t0 = time.perf_counter()
     opts = check_options(options) or check_options(True)
     results = load_results(Path(results_folder))
+    notes: list[str] = list(results.problems)  # malformed rows left out: said, the rest is reported
+    if not results.rows and results.problems:
+        more = f" (and {len(results.problems) - 1} more)" if len(results.problems) > 1 else ""
+        raise MedpipeError(f"nothing to report: {results.problems[0]}{more}")
     if not results.rows:
         raise MedpipeError(f"{results_folder}: the results hold no rows; nothing to report")
     limits = load_limits(opts["clinical_limits"])
@@ -39,7 +43,6 @@ def build_report(results_folder: Path | str, options: Any = True, console=None) 
     figs = Figures(out / "figures", int(opts["dpi"]))
     for old in figs.folder.glob("*.png"):  # a report written again must not keep figures of the last one
         old.unlink()
-    notes: list[str] = []
     curves, of_label = families(results)
     flags = clinical_flags(results.rows, limits, opts["regions"])
     table, ref_key, bd_notes = bd_table(results, curves, of_label, opts["reference"])

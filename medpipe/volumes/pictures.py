@@ -16,14 +16,27 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, described
+from ..errors import InputError, PresetError, described
 from ..files import atomic_write_bytes
+from ..options import Option, check_section
 from .colour import colour_to_slices
 from .input_options import input_settings
 from .series import natural_key
 from .volume import Volume, exact_integers
 
 PNG_SIDECAR = "medpipe_slices.json"  # written by dump_png: value offset and signedness, so PNG -> Volume is exact
+# its keys, as dump_png writes them (values in PNG + offset, in int16 when signed, else uint16)
+PNG_SIDECAR_KEYS = {
+    "offset": Option(int, 0, "added to every PNG sample to give the stored value", range=(-65535, 65535)),
+    "signed": Option(bool, False, "stored values are signed (int16)"),
+    "bits_stored": Option(int, None, "bits of each value that carry data", range=(1, 16)),
+    "source": Option(str, "", "where the volume came from"),
+    "modality": Option(str, "", "DICOM modality code"),
+    "body_part": Option(str, "", "body part examined"),
+    "padding": Option(list, None, "[low, high] stored values marking padding", item=int),
+    "spacing_mm": Option(list, None, "[slice, row, col] spacing in mm", item=(int, float)),
+    "lossy_source": Option(str, "", "why the data was already lossy"),
+}
 # TIFF compression tags (TIFF 6 + registered extensions) whose coding loses information
 LOSSY_TIFF = {6: "old-style JPEG", 7: "JPEG", 33003: "Aperio JPEG 2000 (YCbCr)", 33005: "Aperio JPEG 2000 (RGB)",
               34892: "lossy JPEG (DNG)", 22610: "JPEG XR", 50001: "WebP", 34712: "JPEG 2000 (lossy allowed)"}
@@ -50,15 +63,20 @@ def _too_big(path: Path, samples: int, settings: dict, what: str) -> None:
                          "limit")
 
 
-def load_png_folder(folder: Path, name: str | None = None) -> Volume:
+def load_png_folder(folder: Path, name: str | None = None, options: dict | None = None) -> Volume:
     """A folder of PNG slices, read exactly (values as stored, plus the sidecar's offset/signedness)."""
     import imagecodecs
 
+    settings = input_settings(options)
     pngs = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png"), key=lambda p: natural_key(p.name))
     if not pngs:
         raise InputError(f"{folder}: no .png slices")
+    meta = read_png_sidecar(folder / PNG_SIDECAR)  # before the slices: a bad sidecar costs no decoding
     slices = []
     for p in pngs:
+        header = png_header(p)
+        if header:  # the size the header declares, before decoding: a 3 MB PNG may declare 40000 x 40000
+            _too_big(p, header[0] * header[1], settings, "the PNG slice")
         try:
             slices.append(imagecodecs.png_decode(p.read_bytes()))
         except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types per build
@@ -68,23 +86,54 @@ def load_png_folder(folder: Path, name: str | None = None) -> Volume:
     if slices[0].ndim != 2:
         raise InputError(f"{pngs[0]}: colour PNG in a slice folder; PNG slices must be greyscale")
     pixels = np.stack(slices)
-    side = folder / PNG_SIDECAR
-    try:
-        meta = json.loads(side.read_text()) if side.exists() else {}
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{side}: unreadable sidecar ({exc}); it must be the JSON dump_png wrote")
-    offset = int(meta.get("offset", 0))
-    signed = bool(meta.get("signed", False))
+    offset, signed = meta.get("offset") or 0, bool(meta.get("signed"))
     if offset or signed:
-        pixels = (pixels.astype(np.int32) + offset).astype(np.int16 if signed else np.uint16)
+        pixels = _offset_values(pixels, offset, signed, folder / PNG_SIDECAR)
     bits_alloc = pixels.dtype.itemsize * 8
-    padding = meta.get("padding")
-    spacing = meta.get("spacing_mm")
-    return Volume(name=name or folder.name, pixels=pixels, bits_stored=int(meta.get("bits_stored", bits_alloc)),
+    padding, spacing = meta.get("padding"), meta.get("spacing_mm")
+    return Volume(name=name or folder.name, pixels=pixels, bits_stored=meta.get("bits_stored") or bits_alloc,
                   signed=signed, bits_allocated=bits_alloc, source=folder, files=pngs,
-                  modality=str(meta.get("modality", "")), body_part=str(meta.get("body_part", "")),
+                  modality=meta.get("modality") or "", body_part=meta.get("body_part") or "",
                   padding=tuple(padding) if padding else None, spacing=tuple(spacing) if spacing else None,
-                  lossy_source=str(meta.get("lossy_source", "")))
+                  lossy_source=meta.get("lossy_source") or "")
+
+
+def read_png_sidecar(side: Path) -> dict:
+    """The sidecar's keys, each of the type dump_png writes; InputError naming the file and the key otherwise."""
+    if not side.exists():
+        return {}
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except RecursionError:  # JSON nested thousands deep: the parser recurses once a level
+        raise InputError(f"{side}: nested too deeply; it must be the JSON dump_png wrote") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{side}: unreadable sidecar ({described(exc)}); it must be the JSON dump_png wrote")
+    if not isinstance(meta, dict):  # checked here: the option checker would print the whole value
+        raise InputError(f"{side}: a JSON {type(meta).__name__}, not an object of keys; it must be the JSON "
+                         "dump_png wrote")
+    try:
+        meta = check_section(meta, PNG_SIDECAR_KEYS, str(side), fill=False)
+    except PresetError as exc:
+        raise InputError(str(exc)) from None
+    padding = meta.get("padding")
+    if padding is not None and (len(padding) != 2 or padding[0] > padding[1]):
+        raise InputError(f"{side}.padding: {padding!r} is not [low, high]")
+    spacing = meta.get("spacing_mm")
+    if spacing is not None and (len(spacing) != 3 or not all(0 < v < float("inf") for v in spacing)):
+        raise InputError(f"{side}.spacing_mm: {spacing!r} is not three positive spacings")
+    return meta
+
+
+def _offset_values(pixels: np.ndarray, offset: int, signed: bool, side: Path) -> np.ndarray:
+    """The stored values back: PNG samples + the sidecar's offset, in int16 (signed) or uint16; refused, never
+    wrapped, when they leave that type (dump_png's offset always keeps them inside)."""
+    dtype = np.dtype(np.int16 if signed else np.uint16)
+    lo, hi = int(pixels.min()) + offset, int(pixels.max()) + offset
+    info = np.iinfo(dtype)
+    if lo < info.min or hi > info.max:
+        raise InputError(f"{side}: offset {offset} takes the slices' values to {lo}..{hi}, outside {dtype.name} "
+                         f"({info.min}..{info.max}); refused instead of wrapping")
+    return (pixels.astype(np.int32) + offset).astype(dtype)
 
 
 def _decode_picture(path: Path, settings: dict) -> tuple[np.ndarray, str, str]:

@@ -44,7 +44,7 @@ class VolumeSource:
         elif self.kind == "png_folder":
             from .pictures import load_png_folder
 
-            vol = load_png_folder(self.paths[0], self.name)
+            vol = load_png_folder(self.paths[0], self.name, self.options)
         elif self.kind == "picture":
             from .pictures import load_picture
 
