@@ -1,0 +1,75 @@
+"""Hostile research inputs found by fuzzing: decompression bombs (.npz, .nii.gz, NRRD gzip, MetaImage zlib),
+headers claiming more than is free, data files outside the header's folder or on /dev/zero, a huge NRRD line skip,
+FIFOs and device links in an input folder. Each must give one line naming the file, in bounded memory and time,
+while the other inputs of the run go on. Loading runs in a child process under an address-space cap (Linux), so a
+reader that allocates what a bomb claims fails there instead of taking the machine."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CAP = 2 * 2**30  # address space for the child: numpy + readers fit; every bomb here inflates beyond it
+CHILD = """
+import json, resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+from rich.console import Console
+from medpipe.volumes import load_inputs
+vols, errors = load_inputs([Path(sys.argv[1])], Console(file=open("/dev/null", "w")))
+print(json.dumps({{"volumes": [[v.name, list(v.shape)] for v in vols], "errors": errors}}))
+"""
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /dev/zero: Linux")
+
+
+def load_capped(folder: Path, timeout: float = 90) -> dict:
+    """load_inputs on ``folder`` in a child under CAP bytes of address space; its volumes and error lines."""
+    done = subprocess.run([sys.executable, "-c", CHILD.format(cap=CAP), str(folder)], capture_output=True,
+                          text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def zeros_deflated(mib: int, wbits: int) -> bytes:
+    """A deflate/zlib/gzip stream of ``mib`` MiB of zeros, built in milliseconds: after a full flush the compressor
+    emits the same bytes for the same input, so one flushed MiB is repeated (the trailer's check value is wrong;
+    a bounded reader stops long before it)."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    first = comp.compress(bytes(2**20)) + comp.flush(zlib.Z_FULL_FLUSH)
+    unit = comp.compress(bytes(2**20)) + comp.flush(zlib.Z_FULL_FLUSH)
+    return first + unit * (mib - 1) + comp.flush()
+
+
+def good_npy(folder: Path) -> Path:
+    """A small readable volume beside the bad one: the run goes on with it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "good.npy", np.arange(2 * 3 * 4, dtype=np.uint16).reshape(2, 3, 4))
+    (folder / "good.json").write_text("{}")
+    return folder / "good.npy"
+
+
+def one_line(result: dict, name: str, text: str) -> str:
+    """The one error line naming ``name`` (and saying ``text``); the good volume was loaded."""
+    lines = [e for e in result["errors"] if name in e]
+    assert len(lines) == 1, result["errors"]
+    assert text in lines[0] and "\n" not in lines[0] and "medpipe bug" not in lines[0], lines[0]
+    assert ["good", [2, 3, 4]] in result["volumes"], result
+    return lines[0]
+
+
+@linux_only
+def test_fifo_and_link_to_dev_zero_are_skipped_unopened(tmp_path):
+    good_npy(tmp_path)
+    os.mkfifo(tmp_path / "pipe.dcm")
+    os.symlink("/dev/zero", tmp_path / "zero.dcm")
+    result = load_capped(tmp_path, timeout=60)
+    one_line(result, "pipe.dcm", "not a regular file; skipped")
+    one_line(result, "zero.dcm", "not a regular file; skipped")
