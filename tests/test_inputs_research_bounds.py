@@ -73,3 +73,37 @@ def test_fifo_and_link_to_dev_zero_are_skipped_unopened(tmp_path):
     result = load_capped(tmp_path, timeout=60)
     one_line(result, "pipe.dcm", "not a regular file; skipped")
     one_line(result, "zero.dcm", "not a regular file; skipped")
+
+
+def npz_member(path: Path, shape: tuple, dtype: str, data_bytes: int) -> None:
+    """A .npz whose one member has a .npy header for ``shape``/``dtype`` followed by ``data_bytes`` zero bytes."""
+    import io
+    import zipfile
+
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                                "shape": shape})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open("a.npy", "w", force_zip64=True) as fh:
+            fh.write(head.getvalue())
+            for start in range(0, data_bytes, 2**26):
+                fh.write(bytes(min(2**26, data_bytes - start)))
+
+
+@linux_only
+def test_npz_bomb_is_refused_from_its_npy_header(tmp_path):
+    folder = tmp_path / "in"
+    good_npy(folder)
+    npz_member(folder / "bomb.npz", (1600, 1024, 1024), "u1", 1600 * 2**20)  # 1.6 GB of zeros in 1.6 MB
+    (folder / "bomb.json").write_text("{}")
+    line = one_line(load_capped(folder), "bomb.npz", "GiB is free here; refused")
+    assert "decoding needs 3.1 GiB" in line
+
+
+@linux_only
+def test_npz_member_longer_than_its_header_says_is_refused(tmp_path):
+    folder = tmp_path / "in"
+    good_npy(folder)
+    npz_member(folder / "long.npz", (2, 3, 4), "<u2", 48 + 2**20)
+    (folder / "long.json").write_text("{}")
+    one_line(load_capped(folder), "long.npz", "inflates to 1048752 bytes, its .npy header says shape [2, 3, 4] uint16 (176 bytes")

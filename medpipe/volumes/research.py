@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, PresetError, described
+from ..errors import InputError, MedpipeError, PresetError, described
+from ..memory import check_fits
 from ..options import Option, check_section
 from .colour import colour_to_slices
 from .input_options import input_settings
@@ -226,19 +229,62 @@ def numpy_arrays(path: Path) -> list[str]:
         raise InputError(f"{path}: not a readable .npz ({described(exc)})")
 
 
+def _npy_header(fh, where: str) -> tuple[tuple, bool, np.dtype, int]:
+    """Shape, Fortran order, dtype and data bytes from a .npy header, checked to fit in memory before any data is
+    read: a few compressed bytes in a .npz can claim (and inflate to) gigabytes."""
+    version = np.lib.format.read_magic(fh)
+    read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    shape, fortran, dtype = read(fh) if read else np.lib.format._read_array_header(fh, version)  # 3.0: no public one
+    if dtype.hasobject:
+        raise InputError(f"{where}: object array; object arrays are refused (never unpickled)")
+    need = math.prod(shape) * dtype.itemsize
+    check_fits(2 * need, where)  # the array, and the copy Volume.content_hash hashes
+    return shape, fortran, dtype, need
+
+
+def _npz_array(path: Path, key: str, where: str) -> np.ndarray:
+    """One array of a .npz, its .npy header read first; the member must inflate to exactly what the header says
+    (the zip's own size is checked, then the read stops there: zipfile never inflates past it)."""
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        name = key + ".npy" if key + ".npy" in names else key if key in names else None
+        if name is None:
+            name = next((n for n in names if n.endswith(".npy")), None) if not key else None
+        if name is None:
+            raise InputError(f"{where}: no array {key!r} in the .npz (it holds {', '.join(names[:10])})")
+        info = zf.getinfo(name)
+        with zf.open(info) as fh:
+            shape, fortran, dtype, need = _npy_header(fh, where)
+            if info.file_size != fh.tell() + need:
+                raise InputError(f"{where}: member {name} inflates to {info.file_size} bytes, its .npy header says "
+                                 f"shape {list(shape)} {dtype} ({fh.tell() + need} bytes with the header); refused")
+            data, got = bytearray(need), 0
+            while got < need:  # a piece at a time: ZipExtFile.readinto reads into a temporary the size asked
+                n = fh.readinto(memoryview(data)[got:got + 2**24])
+                if not n:
+                    break
+                got += n
+            if got != need or fh.read(1):  # reading to the end checks the member's CRC too
+                raise InputError(f"{where}: member {name} holds {got} data bytes, its .npy header says {need}")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+
+
 def load_numpy(path: Path, name: str, options: dict | None = None, member: str = "") -> Volume:
     """A .npy array, or one array of a .npz, as slices x rows x cols; never unpickles (allow_pickle=False)."""
     meta = read_sidecar(path)
+    where = f"{path}{f'[{member}]' if member else ''}"
     try:
         if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
-                arr = np.asarray(npz[member or meta.get("array") or npz.files[0]])
+            arr = _npz_array(path, member or meta.get("array") or "", where)
         else:
+            with open(path, "rb") as fh:
+                _npy_header(fh, where)
             arr = np.load(path, allow_pickle=False)
+    except MedpipeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - numpy raises ValueError (pickled objects), OSError, zip errors
         raise InputError(f"{path}: not a readable NumPy file ({described(exc)}); object arrays are "
                          "refused (never unpickled)")
-    where = f"{path}{f'[{member}]' if member else ''}"
     notes: list[str] = [] if meta else [f"no JSON sidecar ({path.stem}.json): bits stored from the dtype, "
                                         "modality and spacing unknown"]
     if meta.get("shape") is not None and list(arr.shape) != list(meta["shape"]):
