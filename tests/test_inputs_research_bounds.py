@@ -107,3 +107,34 @@ def test_npz_member_longer_than_its_header_says_is_refused(tmp_path):
     npz_member(folder / "long.npz", (2, 3, 4), "<u2", 48 + 2**20)
     (folder / "long.json").write_text("{}")
     one_line(load_capped(folder), "long.npz", "inflates to 1048752 bytes, its .npy header says shape [2, 3, 4] uint16 (176 bytes")
+
+
+def nifti_gz(path: Path, shape: tuple, data_bytes: int) -> None:
+    """A .nii.gz whose header says ``shape`` int16 and whose stream holds ``data_bytes`` zero bytes of data."""
+    nibabel = pytest.importorskip("nibabel")
+    header = nibabel.Nifti1Header()
+    header.set_data_dtype(np.int16)
+    header.set_data_shape(shape)
+    header.set_sform(np.eye(4), code=1)
+    header.set_data_offset(352)
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        fh.write(header.binaryblock + bytes(4))  # 348 bytes + the empty extension flag: data at 352
+        for start in range(0, data_bytes, 2**26):
+            fh.write(bytes(min(2**26, data_bytes - start)))
+
+
+@linux_only
+def test_nifti_header_claiming_gigabytes_is_refused_before_nibabel_allocates(tmp_path):
+    folder = tmp_path / "in"
+    good_npy(folder)
+    nifti_gz(folder / "claim.nii.gz", (1500, 1500, 700), 64)
+    one_line(load_capped(folder), "claim.nii.gz", "decoding needs 5.9 GiB")
+
+
+@linux_only
+def test_nifti_gzip_inflating_past_its_header_is_refused(tmp_path):
+    folder = tmp_path / "in"
+    good_npy(folder)
+    nifti_gz(folder / "bomb.nii.gz", (2, 3, 4), 300 * 2**20)
+    one_line(load_capped(folder), "bomb.nii.gz", "the gzip stream inflates past the 400 bytes its header says "
+                                                  "(shape [2, 3, 4] int16); refused")

@@ -11,6 +11,7 @@ Each reader library is optional: when it is missing the file gets "reader not av
 """
 from __future__ import annotations
 
+import gzip
 import importlib
 import json
 import math
@@ -110,16 +111,36 @@ def _volume(path: Path, name: str, pixels: np.ndarray, notes: list[str], **facts
                   headers=[], **facts)
 
 
+def _nifti_data(path: Path, proxy) -> np.ndarray:
+    """The stored values, once the header's shape x dtype is known to fit. A .nii.gz is inflated here, stopping at
+    the offset plus the bytes that shape needs (one more byte tells an excess): nibabel would allocate what the
+    header claims before learning how much the stream holds."""
+    need = math.prod(proxy.shape) * proxy.dtype.itemsize
+    check_fits(2 * need, str(path))  # the array, and the copy Volume.content_hash hashes
+    if not str(path).lower().endswith(".gz"):
+        return np.asarray(proxy.get_unscaled())  # a plain file: nibabel reads offset + need bytes, no more
+    with gzip.open(path, "rb") as fh:
+        skipped = fh.seek(proxy.offset)  # past the header and its extensions: inflated a piece at a time
+        data, got = _read_exactly(fh, need)
+        if got != need:
+            raise InputError(f"{path}: the gzip stream holds {skipped + got} bytes, the header says "
+                             f"{proxy.offset} + {need} (shape {list(proxy.shape)} {proxy.dtype}); truncated?")
+        if fh.read(1):
+            raise InputError(f"{path}: the gzip stream inflates past the {proxy.offset + need} bytes its header "
+                             f"says (shape {list(proxy.shape)} {proxy.dtype}); refused")
+    return np.ndarray(proxy.shape, proxy.dtype, buffer=data, order="F")
+
+
 def load_nifti(path: Path, name: str, options: dict | None = None) -> Volume:
     nib = reader("nifti", path)
     try:
-        img = nib.load(str(path), mmap=False)
-        raw = np.asarray(img.dataobj.get_unscaled())
+        img = nib.load(str(path), mmap=False)  # the header only
+        raw = _nifti_data(path, img.dataobj)
         slope, inter = float(img.dataobj.slope), float(img.dataobj.inter)
         zooms = [float(z) for z in img.header.get_zooms()[:3]]
         unit = img.header.get_xyzt_units()[0] if hasattr(img.header, "get_xyzt_units") else "mm"
         descrip = img.header.get("descrip") if hasattr(img.header, "get") else None
-    except InputError:
+    except MedpipeError:
         raise
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on damaged files
         raise InputError(f"{path}: not a readable NIfTI file ({described(exc)})")
@@ -258,15 +279,23 @@ def _npz_array(path: Path, key: str, where: str) -> np.ndarray:
             if info.file_size != fh.tell() + need:
                 raise InputError(f"{where}: member {name} inflates to {info.file_size} bytes, its .npy header says "
                                  f"shape {list(shape)} {dtype} ({fh.tell() + need} bytes with the header); refused")
-            data, got = bytearray(need), 0
-            while got < need:  # a piece at a time: ZipExtFile.readinto reads into a temporary the size asked
-                n = fh.readinto(memoryview(data)[got:got + 2**24])
-                if not n:
-                    break
-                got += n
+            data, got = _read_exactly(fh, need)
             if got != need or fh.read(1):  # reading to the end checks the member's CRC too
                 raise InputError(f"{where}: member {name} holds {got} data bytes, its .npy header says {need}")
-    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+    return data.view(dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _read_exactly(fh, need: int) -> tuple[np.ndarray, int]:
+    """Up to ``need`` bytes from a (decompressing) stream into one buffer, and how many came. np.empty leaves the
+    pages untouched until written, so a header claiming more than the stream holds costs only what it holds; a
+    piece at a time, since readinto on zip and gzip streams reads into a temporary the size asked."""
+    data, got = np.empty(need, np.uint8), 0
+    while got < need:
+        n = fh.readinto(memoryview(data)[got:got + 2**24])
+        if not n:
+            break
+        got += n
+    return data, got
 
 
 def load_numpy(path: Path, name: str, options: dict | None = None, member: str = "") -> Volume:
