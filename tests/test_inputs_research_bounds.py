@@ -138,3 +138,54 @@ def test_nifti_gzip_inflating_past_its_header_is_refused(tmp_path):
     nifti_gz(folder / "bomb.nii.gz", (2, 3, 4), 300 * 2**20)
     one_line(load_capped(folder), "bomb.nii.gz", "the gzip stream inflates past the 400 bytes its header says "
                                                   "(shape [2, 3, 4] int16); refused")
+
+
+def nrrd_text(fields: dict) -> bytes:
+    return ("NRRD0004\n" + "".join(f"{k}: {v}\n" for k, v in fields.items()) + "\n").encode()
+
+
+NRRD_2X2X2 = {"type": "uint16", "dimension": 3, "sizes": "2 2 2", "endian": "little"}
+
+
+@linux_only
+def test_nrrd_gzip_bomb_stops_inflating_at_the_header_size(tmp_path):
+    folder = tmp_path / "in"
+    good_npy(folder)
+    (folder / "bomb.nrrd").write_bytes(nrrd_text({**NRRD_2X2X2, "encoding": "gzip"})
+                                       + zeros_deflated(3000, zlib.MAX_WBITS | 16))  # 3 GB of zeros in 3 MB
+    one_line(load_capped(folder), "bomb.nrrd", "the gzip data inflates past the 16 bytes its header's shape and "
+                                               "type need; refused")
+
+
+@linux_only
+def test_nrrd_line_skip_beyond_the_file_is_refused_at_once(tmp_path):
+    folder = tmp_path / "in"
+    good_npy(folder)
+    (folder / "skip.nrrd").write_bytes(nrrd_text({**NRRD_2X2X2, "encoding": "raw", "line skip": 10**12})
+                                       + bytes(16))
+    one_line(load_capped(folder, timeout=30), "skip.nrrd", "line skip 1000000000000 is beyond the 16 bytes left")
+
+
+@linux_only
+@pytest.mark.parametrize("name", ["../secret.raw", "ABS", "sub/../../secret.raw", "/dev/zero"])
+def test_nrrd_data_file_outside_the_header_folder_is_refused(tmp_path, name):
+    folder = tmp_path / "in"
+    good_npy(folder)
+    (tmp_path / "secret.raw").write_bytes(np.arange(8, dtype="<u2").tobytes())
+    name = str(tmp_path / "secret.raw") if name == "ABS" else name
+    (folder / "v.nhdr").write_bytes(nrrd_text({**NRRD_2X2X2, "encoding": "raw", "data file": name}))
+    one_line(load_capped(folder), "v.nhdr", f"data file {name!r} outside the header's folder; refused")
+
+
+def test_nrrd_bzip2_byte_skip_and_detached_raw_still_read(tmp_path):
+    nrrd = pytest.importorskip("nrrd")
+    from medpipe.volumes import load_volume
+
+    data = np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5)  # (x, y, z)
+    nrrd.write(str(tmp_path / "b.nrrd"), data, {"encoding": "bzip2"}, index_order="F")
+    assert np.array_equal(load_volume(tmp_path / "b.nrrd").pixels, np.transpose(data, (2, 1, 0)))
+    (tmp_path / "d.raw").write_bytes(b"junk\nmore junk\n12" + data.tobytes(order="F"))
+    (tmp_path / "d.nhdr").write_bytes(nrrd_text({"type": "int16", "dimension": 3, "sizes": "3 4 5",
+                                                 "endian": "little", "encoding": "raw", "line skip": 2,
+                                                 "byte skip": 2, "data file": "d.raw"}))
+    assert np.array_equal(load_volume(tmp_path / "d.nhdr").pixels, np.transpose(data, (2, 1, 0)))

@@ -25,6 +25,7 @@ from ..memory import check_fits
 from ..options import Option, check_section
 from .colour import colour_to_slices
 from .input_options import input_settings
+from .research_data import read_exactly, read_nrrd
 from .volume import Volume, exact_integers, smallest_integer_dtype
 
 # kind -> (module to import, what to install): one maintained library per format (see README "Accepted inputs")
@@ -121,7 +122,7 @@ def _nifti_data(path: Path, proxy) -> np.ndarray:
         return np.asarray(proxy.get_unscaled())  # a plain file: nibabel reads offset + need bytes, no more
     with gzip.open(path, "rb") as fh:
         skipped = fh.seek(proxy.offset)  # past the header and its extensions: inflated a piece at a time
-        data, got = _read_exactly(fh, need)
+        data, got = read_exactly(fh, need)
         if got != need:
             raise InputError(f"{path}: the gzip stream holds {skipped + got} bytes, the header says "
                              f"{proxy.offset} + {need} (shape {list(proxy.shape)} {proxy.dtype}); truncated?")
@@ -163,7 +164,9 @@ def load_nifti(path: Path, name: str, options: dict | None = None) -> Volume:
 def load_nrrd(path: Path, name: str, options: dict | None = None) -> Volume:
     nrrd = reader("nrrd", path)
     try:
-        data, header = nrrd.read(str(path), index_order="F")  # (x, y, z, ...) like NIfTI
+        data, header = read_nrrd(path, nrrd)  # (x, y, z, ...) like NIfTI; pynrrd parses the header only
+    except MedpipeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pynrrd raises NRRDError, ValueError, OSError ...
         raise InputError(f"{path}: not a readable NRRD file ({described(exc)})")
     notes: list[str] = []
@@ -279,23 +282,10 @@ def _npz_array(path: Path, key: str, where: str) -> np.ndarray:
             if info.file_size != fh.tell() + need:
                 raise InputError(f"{where}: member {name} inflates to {info.file_size} bytes, its .npy header says "
                                  f"shape {list(shape)} {dtype} ({fh.tell() + need} bytes with the header); refused")
-            data, got = _read_exactly(fh, need)
+            data, got = read_exactly(fh, need)
             if got != need or fh.read(1):  # reading to the end checks the member's CRC too
                 raise InputError(f"{where}: member {name} holds {got} data bytes, its .npy header says {need}")
     return data.view(dtype).reshape(shape, order="F" if fortran else "C")
-
-
-def _read_exactly(fh, need: int) -> tuple[np.ndarray, int]:
-    """Up to ``need`` bytes from a (decompressing) stream into one buffer, and how many came. np.empty leaves the
-    pages untouched until written, so a header claiming more than the stream holds costs only what it holds; a
-    piece at a time, since readinto on zip and gzip streams reads into a temporary the size asked."""
-    data, got = np.empty(need, np.uint8), 0
-    while got < need:
-        n = fh.readinto(memoryview(data)[got:got + 2**24])
-        if not n:
-            break
-        got += n
-    return data, got
 
 
 def load_numpy(path: Path, name: str, options: dict | None = None, member: str = "") -> Volume:
