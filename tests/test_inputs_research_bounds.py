@@ -189,3 +189,54 @@ def test_nrrd_bzip2_byte_skip_and_detached_raw_still_read(tmp_path):
                                                  "endian": "little", "encoding": "raw", "line skip": 2,
                                                  "byte skip": 2, "data file": "d.raw"}))
     assert np.array_equal(load_volume(tmp_path / "d.nhdr").pixels, np.transpose(data, (2, 1, 0)))
+
+
+def mhd_text(fields: dict) -> bytes:
+    return "".join(f"{k} = {v}\n" for k, v in fields.items()).encode()
+
+
+MHD_2X2X2 = {"ObjectType": "Image", "NDims": 3, "DimSize": "2 2 2", "ElementType": "MET_SHORT"}
+
+
+@linux_only
+def test_metaimage_zlib_bomb_stops_inflating_at_the_header_size(tmp_path):
+    folder = tmp_path / "in"
+    good_npy(folder)
+    stream = zeros_deflated(3000, zlib.MAX_WBITS)  # 3 GB of zeros in 3 MB
+    (folder / "bomb.mha").write_bytes(mhd_text({**MHD_2X2X2, "CompressedData": "True",
+                                                "CompressedDataSize": len(stream), "ElementDataFile": "LOCAL"})
+                                      + stream)
+    one_line(load_capped(folder), "bomb.mha", "the zlib data inflates past the 16 bytes its header's shape and "
+                                              "type need; refused")
+
+
+@linux_only
+@pytest.mark.parametrize("entry", ["../secret.raw", "ABS", "/dev/zero", "LINK", "LIST"])
+def test_metaimage_data_file_outside_the_header_folder_is_refused(tmp_path, entry):
+    folder = tmp_path / "in"
+    good_npy(folder)
+    (tmp_path / "secret.raw").write_bytes(np.arange(8, dtype="<i2").tobytes())
+    (folder / "ok.raw").write_bytes(np.arange(4, dtype="<i2").tobytes())
+    name = {"ABS": str(tmp_path / "secret.raw"), "LINK": "zero.raw", "LIST": "LIST"}.get(entry, entry)
+    if entry == "LINK":  # a link inside the folder leading to a device
+        os.symlink("/dev/zero", folder / "zero.raw")
+    text = mhd_text({**MHD_2X2X2, "ElementDataFile": name})
+    if entry == "LIST":  # one slice per file: the second leaves the folder
+        text += b"ok.raw\n../secret.raw\n"
+    (folder / "v.mhd").write_bytes(text)
+    shown = "../secret.raw" if entry == "LIST" else name
+    one_line(load_capped(folder), "v.mhd", f"data file {shown!r} outside the header's folder; refused")
+
+
+def test_metaimage_compressed_list_and_big_endian_still_read(tmp_path):
+    from medpipe.volumes import load_volume
+
+    data = np.arange(2 * 3 * 4, dtype=">i2").reshape(2, 3, 4)  # (z, y, x)
+    for z in range(2):
+        (tmp_path / f"s{z}.z").write_bytes(zlib.compress(data[z].tobytes()))
+    (tmp_path / "v.mhd").write_bytes(mhd_text({**MHD_2X2X2, "DimSize": "4 3 2", "ElementByteOrderMSB": "True",
+                                               "CompressedData": "True", "CompressedDataSize": 10**6,
+                                               "ElementSpacing": "0.5 0.5 2", "ElementDataFile": "LIST"})
+                                     + b"s0.z\ns1.z\n")
+    vol = load_volume(tmp_path / "v.mhd")
+    assert np.array_equal(vol.pixels, data.astype("=i2")) and vol.spacing == (2.0, 0.5, 0.5)

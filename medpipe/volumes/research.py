@@ -25,7 +25,7 @@ from ..memory import check_fits
 from ..options import Option, check_section
 from .colour import colour_to_slices
 from .input_options import input_settings
-from .research_data import read_exactly, read_nrrd
+from .research_data import read_exactly, read_metaimage, read_nrrd
 from .volume import Volume, exact_integers, smallest_integer_dtype
 
 # kind -> (module to import, what to install): one maintained library per format (see README "Accepted inputs")
@@ -196,7 +196,9 @@ def load_nrrd(path: Path, name: str, options: dict | None = None) -> Volume:
 def load_metaimage(path: Path, name: str, options: dict | None = None) -> Volume:
     metaimageio = reader("metaimage", path)
     try:
-        image, meta = metaimageio.read(str(path))
+        image, meta = read_metaimage(path, metaimageio)  # metaimageio.read, within the header's size and folder
+    except MedpipeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - metaimageio raises ValueError, OSError, zlib.error ...
         raise InputError(f"{path}: not a readable MetaImage file ({described(exc)})")
     if image is None:

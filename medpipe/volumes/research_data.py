@@ -158,3 +158,91 @@ def _nrrd_payload(fh, header: dict, need: int, dtype: np.dtype, what: str) -> np
     if got != len(out):
         raise short(what, max(got - byte_skip, 0), need)
     return out[byte_skip:].view(dtype)
+
+
+def _metaimage_header(path: Path, tags: dict) -> tuple[dict, list[str], int]:
+    """The header's fields (by metaimageio's tag spelling), the data files it names ("LOCAL": this file) and the
+    header's size in bytes, parsed as metaimageio parses them (a later field overrides, LIST takes every line
+    after it), so the files checked here are the files metaimageio opens."""
+    fields: dict = {}
+    files: list[str] = []
+    listing, size = False, 0
+    with open(path, "rb") as fh:
+        for raw in fh:
+            size += len(raw)
+            line = raw.decode("latin-1").strip()
+            if listing:
+                files += [line] if line else []
+                continue
+            if not line or line.startswith("#"):
+                continue
+            key, _, value = (part.strip() for part in line.partition("="))
+            key = tags.get(key.upper(), key)
+            fields[key] = value
+            if key != "ElementDataFile":
+                continue
+            listing, files = value.upper() == "LIST", [] if value.upper() == "LIST" else [value]
+            if value.upper() == "LOCAL":
+                return fields, ["LOCAL"], size
+            if "%" in value:
+                files = _pattern(path, value)
+    return fields, files, size
+
+
+def _pattern(path: Path, value: str) -> list[str]:
+    """``ElementDataFile = name%03d.raw first last step``: the names, refused past MAX_DATA_FILES."""
+    import shlex
+
+    args = shlex.split(value)
+    names = range(int(args[1]), int(args[2]) + int(args[3]), int(args[3]))
+    if len(names) > MAX_DATA_FILES:
+        raise InputError(f"{path}: ElementDataFile names {len(names)} files, more than {MAX_DATA_FILES}; refused")
+    return [args[0] % i for i in names]
+
+
+def read_metaimage(path: Path, metaimageio) -> tuple[np.ndarray, dict]:
+    """``metaimageio.read(path)`` once the header's shape x type fits and every data file is inside the header's
+    folder; compressed data is inflated here, to the header's size and no further."""
+    reader = metaimageio.reader
+    fields, files, header_size = _metaimage_header(path, {t.upper(): t for t in reader.TAGS})
+    dims = [int(v) for v in str(fields.get("DimSize", "")).split()]
+    channels = int(fields.get("ElementNumberOfChannels") or 1)
+    etype = reader.TYPES.get(str(fields.get("ElementType", "")).upper())
+    if not dims or min(dims) < 0 or channels < 1 or etype is None or not files:
+        raise InputError(f"{path}: not a readable MetaImage file (DimSize, ElementType or ElementDataFile missing "
+                         "or unsupported)")
+    if len(files) > MAX_DATA_FILES:
+        raise InputError(f"{path}: ElementDataFile names {len(files)} files, more than {MAX_DATA_FILES}; refused")
+    need = math.prod(dims) * channels * np.dtype(etype).itemsize
+    check_fits(2 * need, str(path))  # the array, and the copy Volume.content_hash hashes
+    paths = [path if f == "LOCAL" else data_file(path, f) for f in files]
+    if str(fields.get("CompressedData", "")).upper() != "TRUE":
+        return metaimageio.read(str(path))  # raw: it reads the header's shape from each file, no more
+    data = _metaimage_inflated(path, fields, paths, header_size if files == ["LOCAL"] else 0, need)
+    dtype = np.dtype(etype)
+    if any(str(fields.get(k, "")).upper() == "TRUE" for k in ("BinaryDataByteOrderMSB", "ElementByteOrderMSB")):
+        dtype = dtype.newbyteorder(">")
+    shape = dims[::-1] + ([channels] if channels > 1 else [])
+    meta = {"ElementNumberOfChannels": channels, "Modality": fields.get("Modality", ""),
+            "ElementSpacing": [float(s) for s in str(fields.get("ElementSpacing", "")).split()]}
+    return data.view(dtype).reshape(shape), meta
+
+
+def _metaimage_inflated(path: Path, fields: dict, paths: list[Path], local: int, need: int) -> np.ndarray:
+    """Each data file's zlib stream (after the header sizes) inflated into one buffer of the header's size."""
+    if fields.get("CompressedDataSize") is None:
+        raise InputError(f"{path}: CompressedData without CompressedDataSize")
+    limit = int(fields["CompressedDataSize"])
+    skip = int(fields.get("HeaderSize") or 0)
+    skip = 0 if skip == -1 else skip  # -1: "data at the end" in MetaIO; metaimageio reads it as 0
+    per_file = [int(v) for v in str(fields.get("HeaderSizesPerDataFile", "")).split()]
+    if limit < 0 or skip < 0 or min(per_file, default=0) < 0:
+        raise InputError(f"{path}: negative CompressedDataSize or header size; refused")
+    out, got = np.empty(need, np.uint8), 0
+    for i, data_path in enumerate(paths):
+        with open(data_path, "rb") as fh:
+            fh.seek(local + skip + (per_file[i] if i < len(per_file) else 0))
+            got = inflate_into(fh, out, got, "zlib", str(path), limit=limit)
+    if got != need:
+        raise short(str(path), got, need)
+    return out
