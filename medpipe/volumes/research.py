@@ -15,6 +15,7 @@ import gzip
 import importlib
 import json
 import math
+import os
 import zipfile
 from pathlib import Path
 
@@ -113,20 +114,21 @@ def _volume(path: Path, name: str, pixels: np.ndarray, notes: list[str], **facts
 
 
 def _nifti_data(path: Path, proxy) -> np.ndarray:
-    """The stored values, once the header's shape x dtype is known to fit. A .nii.gz is inflated here, stopping at
-    the offset plus the bytes that shape needs (one more byte tells an excess): nibabel would allocate what the
-    header claims before learning how much the stream holds."""
+    """The stored values, once the header's shape x dtype is known to fit, read into one buffer that only what the
+    file holds touches (nibabel fills what the header claims before learning how much there is). A .nii.gz is
+    inflated here, stopping one byte past the offset plus the bytes that shape needs (that byte tells an excess)."""
     need = math.prod(proxy.shape) * proxy.dtype.itemsize
     check_fits(2 * need, str(path))  # the array, and the copy Volume.content_hash hashes
-    if not str(path).lower().endswith(".gz"):
-        return np.asarray(proxy.get_unscaled())  # a plain file: nibabel reads offset + need bytes, no more
-    with gzip.open(path, "rb") as fh:
-        skipped = fh.seek(proxy.offset)  # past the header and its extensions: inflated a piece at a time
+    gz = str(path).lower().endswith(".gz")
+    what = "gzip stream" if gz else "file"
+    with (gzip.open if gz else open)(path, "rb") as fh:
+        skipped = fh.seek(proxy.offset)  # past the header and its extensions (inflated a piece at a time)
+        skipped = skipped if gz else min(skipped, os.fstat(fh.fileno()).st_size)
         data, got = read_exactly(fh, need)
         if got != need:
-            raise InputError(f"{path}: the gzip stream holds {skipped + got} bytes, the header says "
+            raise InputError(f"{path}: the {what} holds {skipped + got} bytes, the header says "
                              f"{proxy.offset} + {need} (shape {list(proxy.shape)} {proxy.dtype}); truncated?")
-        if fh.read(1):
+        if gz and fh.read(1):  # a plain file's trailing bytes are ignored, as nibabel does
             raise InputError(f"{path}: the gzip stream inflates past the {proxy.offset + need} bytes its header "
                              f"says (shape {list(proxy.shape)} {proxy.dtype}); refused")
     return np.ndarray(proxy.shape, proxy.dtype, buffer=data, order="F")
