@@ -106,7 +106,8 @@ def test_npz_member_longer_than_its_header_says_is_refused(tmp_path):
     good_npy(folder)
     npz_member(folder / "long.npz", (2, 3, 4), "<u2", 48 + 2**20)
     (folder / "long.json").write_text("{}")
-    one_line(load_capped(folder), "long.npz", "inflates to 1048752 bytes, its .npy header says shape [2, 3, 4] uint16 (176 bytes")
+    one_line(load_capped(folder), "long.npz",
+             "inflates to 1048752 bytes, its .npy header says shape [2, 3, 4] uint16 (176 bytes")
 
 
 def nifti_gz(path: Path, shape: tuple, data_bytes: int) -> None:
@@ -240,3 +241,13 @@ def test_metaimage_compressed_list_and_big_endian_still_read(tmp_path):
                                      + b"s0.z\ns1.z\n")
     vol = load_volume(tmp_path / "v.mhd")
     assert np.array_equal(vol.pixels, data.astype("=i2")) and vol.spacing == (2.0, 0.5, 0.5)
+
+
+def test_nrrd_line_skip_across_pieces_lands_after_the_last_skipped_line(tmp_path):
+    from medpipe.volumes.research_data import CHUNK, skip_lines
+
+    path = tmp_path / "lines.raw"
+    path.write_bytes(b"x" * (CHUNK - 1) + b"\n" + b"\n" * 5 + b"y" * CHUNK + b"\nDATA")
+    with open(path, "rb") as fh:
+        skip_lines(fh, 7, str(path))
+        assert fh.read() == b"DATA"

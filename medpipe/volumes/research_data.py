@@ -98,9 +98,8 @@ def skip_lines(fh, count: int, what: str) -> None:
         end = -1
         for _ in range(count):
             end = piece.index(b"\n", end + 1)
-        fh.seek(here + end + 1)
+        fh.seek(fh.tell() - len(piece) + end + 1)
         return
-    return
 
 
 def read_nrrd(path: Path, nrrd) -> tuple[np.ndarray, dict]:
