@@ -15,8 +15,32 @@ class TooLarge(MedpipeError):
 
 
 def free_memory() -> int | None:
-    """Bytes free for this run: the machine's available memory, or less when a cgroup (container, batch job)
-    limits this process (its limit minus its usage, page cache included: conservative)."""
+    """Bytes free for this run: the machine's available memory, or less when a cgroup (container, batch job) or an
+    address-space limit (ulimit -v, prlimit --as) holds this process."""
+    free, room = _machine_free(), _address_space_left()
+    return room if free is None else free if room is None else min(free, room)
+
+
+def _address_space_left() -> int | None:
+    """Room under this process's address-space limit: past it every allocation fails (MemoryError) however much
+    the machine has free. The limit minus the address space mapped now (VmSize)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft == resource.RLIM_INFINITY:
+            return None
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return max(0, soft - int(line.split()[1]) * 1024)
+    except (ImportError, OSError, ValueError, IndexError):  # not Linux / no /proc: the machine's figure only
+        pass
+    return None
+
+
+def _machine_free() -> int | None:
+    """The machine's available memory, or less when a cgroup limits this process (its limit minus its usage, page
+    cache included: conservative)."""
     free = None
     try:
         import psutil

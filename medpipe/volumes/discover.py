@@ -90,13 +90,25 @@ class Discovery:
 
 
 def walk(root: Path) -> list[Path]:
-    """Every regular file under root (hidden files and folders skipped), in natural order."""
-    if root.is_file():
+    """Every file under root (hidden files and folders skipped), in natural order; root itself when not a folder."""
+    if not root.is_dir():
         return [root]
     out = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=natural_key)
         out += [Path(folder) / f for f in sorted(files, key=natural_key) if not f.startswith(".")]
+    return out
+
+
+def _regular(paths: list[Path], found: Discovery) -> list[Path]:
+    """Regular files only (a symlink to one is kept): opening a FIFO blocks for ever and /dev/zero never ends, so a
+    non-regular file is named once and never opened (``stat`` does not open it)."""
+    out = []
+    for path in paths:
+        if path.is_file():
+            out.append(path)
+        else:
+            found.errors.append(f"{path}: not a regular file; skipped")
     return out
 
 
@@ -146,7 +158,7 @@ def discover(root: Path, options: dict | None = None, taken: set[str] | None = N
         found.sources.append(VolumeSource("png_folder", [root], _unique(root.name, taken), dict(options or {}),
                                           label=str(root), source=root))
         return found
-    files = walk(root)
+    files = _regular(walk(root), found)
     found.files = len(files)
     consumed = _consumed(files)
     png_dirs = {p.parent for p in files if p.name == PNG_SIDECAR}

@@ -11,16 +11,22 @@ Each reader library is optional: when it is missing the file gets "reader not av
 """
 from __future__ import annotations
 
+import gzip
 import importlib
 import json
+import math
+import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, PresetError, described
+from ..errors import InputError, MedpipeError, PresetError, described
+from ..memory import check_fits
 from ..options import Option, check_section
 from .colour import colour_to_slices
 from .input_options import input_settings
+from .research_data import read_exactly, read_metaimage, read_nrrd
 from .volume import Volume, exact_integers, smallest_integer_dtype
 
 # kind -> (module to import, what to install): one maintained library per format (see README "Accepted inputs")
@@ -107,16 +113,37 @@ def _volume(path: Path, name: str, pixels: np.ndarray, notes: list[str], **facts
                   headers=[], **facts)
 
 
+def _nifti_data(path: Path, proxy) -> np.ndarray:
+    """The stored values, once the header's shape x dtype is known to fit, read into one buffer that only what the
+    file holds touches (nibabel fills what the header claims before learning how much there is). A .nii.gz is
+    inflated here, stopping one byte past the offset plus the bytes that shape needs (that byte tells an excess)."""
+    need = math.prod(proxy.shape) * proxy.dtype.itemsize
+    check_fits(2 * need, str(path))  # the array, and the copy Volume.content_hash hashes
+    gz = str(path).lower().endswith(".gz")
+    what = "gzip stream" if gz else "file"
+    with (gzip.open if gz else open)(path, "rb") as fh:
+        skipped = fh.seek(proxy.offset)  # past the header and its extensions (inflated a piece at a time)
+        skipped = skipped if gz else min(skipped, os.fstat(fh.fileno()).st_size)
+        data, got = read_exactly(fh, need)
+        if got != need:
+            raise InputError(f"{path}: the {what} holds {skipped + got} bytes, the header says "
+                             f"{proxy.offset} + {need} (shape {list(proxy.shape)} {proxy.dtype}); truncated?")
+        if gz and fh.read(1):  # a plain file's trailing bytes are ignored, as nibabel does
+            raise InputError(f"{path}: the gzip stream inflates past the {proxy.offset + need} bytes its header "
+                             f"says (shape {list(proxy.shape)} {proxy.dtype}); refused")
+    return np.ndarray(proxy.shape, proxy.dtype, buffer=data, order="F")
+
+
 def load_nifti(path: Path, name: str, options: dict | None = None) -> Volume:
     nib = reader("nifti", path)
     try:
-        img = nib.load(str(path), mmap=False)
-        raw = np.asarray(img.dataobj.get_unscaled())
+        img = nib.load(str(path), mmap=False)  # the header only
+        raw = _nifti_data(path, img.dataobj)
         slope, inter = float(img.dataobj.slope), float(img.dataobj.inter)
         zooms = [float(z) for z in img.header.get_zooms()[:3]]
         unit = img.header.get_xyzt_units()[0] if hasattr(img.header, "get_xyzt_units") else "mm"
         descrip = img.header.get("descrip") if hasattr(img.header, "get") else None
-    except InputError:
+    except MedpipeError:
         raise
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on damaged files
         raise InputError(f"{path}: not a readable NIfTI file ({described(exc)})")
@@ -139,7 +166,9 @@ def load_nifti(path: Path, name: str, options: dict | None = None) -> Volume:
 def load_nrrd(path: Path, name: str, options: dict | None = None) -> Volume:
     nrrd = reader("nrrd", path)
     try:
-        data, header = nrrd.read(str(path), index_order="F")  # (x, y, z, ...) like NIfTI
+        data, header = read_nrrd(path, nrrd)  # (x, y, z, ...) like NIfTI; pynrrd parses the header only
+    except MedpipeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pynrrd raises NRRDError, ValueError, OSError ...
         raise InputError(f"{path}: not a readable NRRD file ({described(exc)})")
     notes: list[str] = []
@@ -169,7 +198,9 @@ def load_nrrd(path: Path, name: str, options: dict | None = None) -> Volume:
 def load_metaimage(path: Path, name: str, options: dict | None = None) -> Volume:
     metaimageio = reader("metaimage", path)
     try:
-        image, meta = metaimageio.read(str(path))
+        image, meta = read_metaimage(path, metaimageio)  # metaimageio.read, within the header's size and folder
+    except MedpipeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - metaimageio raises ValueError, OSError, zlib.error ...
         raise InputError(f"{path}: not a readable MetaImage file ({described(exc)})")
     if image is None:
@@ -226,19 +257,57 @@ def numpy_arrays(path: Path) -> list[str]:
         raise InputError(f"{path}: not a readable .npz ({described(exc)})")
 
 
+def _npy_header(fh, where: str) -> tuple[tuple, bool, np.dtype, int]:
+    """Shape, Fortran order, dtype and data bytes from a .npy header, checked to fit in memory before any data is
+    read: a few compressed bytes in a .npz can claim (and inflate to) gigabytes."""
+    version = np.lib.format.read_magic(fh)
+    read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    shape, fortran, dtype = read(fh) if read else np.lib.format._read_array_header(fh, version)  # 3.0: no public one
+    if dtype.hasobject:
+        raise InputError(f"{where}: object array; object arrays are refused (never unpickled)")
+    need = math.prod(shape) * dtype.itemsize
+    check_fits(2 * need, where)  # the array, and the copy Volume.content_hash hashes
+    return shape, fortran, dtype, need
+
+
+def _npz_array(path: Path, key: str, where: str) -> np.ndarray:
+    """One array of a .npz, its .npy header read first; the member must inflate to exactly what the header says
+    (the zip's own size is checked, then the read stops there: zipfile never inflates past it)."""
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        name = key + ".npy" if key + ".npy" in names else key if key in names else None
+        if name is None:
+            name = next((n for n in names if n.endswith(".npy")), None) if not key else None
+        if name is None:
+            raise InputError(f"{where}: no array {key!r} in the .npz (it holds {', '.join(names[:10])})")
+        info = zf.getinfo(name)
+        with zf.open(info) as fh:
+            shape, fortran, dtype, need = _npy_header(fh, where)
+            if info.file_size != fh.tell() + need:
+                raise InputError(f"{where}: member {name} inflates to {info.file_size} bytes, its .npy header says "
+                                 f"shape {list(shape)} {dtype} ({fh.tell() + need} bytes with the header); refused")
+            data, got = read_exactly(fh, need)
+            if got != need or fh.read(1):  # reading to the end checks the member's CRC too
+                raise InputError(f"{where}: member {name} holds {got} data bytes, its .npy header says {need}")
+    return data.view(dtype).reshape(shape, order="F" if fortran else "C")
+
+
 def load_numpy(path: Path, name: str, options: dict | None = None, member: str = "") -> Volume:
     """A .npy array, or one array of a .npz, as slices x rows x cols; never unpickles (allow_pickle=False)."""
     meta = read_sidecar(path)
+    where = f"{path}{f'[{member}]' if member else ''}"
     try:
         if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
-                arr = np.asarray(npz[member or meta.get("array") or npz.files[0]])
+            arr = _npz_array(path, member or meta.get("array") or "", where)
         else:
+            with open(path, "rb") as fh:
+                _npy_header(fh, where)
             arr = np.load(path, allow_pickle=False)
+    except MedpipeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - numpy raises ValueError (pickled objects), OSError, zip errors
         raise InputError(f"{path}: not a readable NumPy file ({described(exc)}); object arrays are "
                          "refused (never unpickled)")
-    where = f"{path}{f'[{member}]' if member else ''}"
     notes: list[str] = [] if meta else [f"no JSON sidecar ({path.stem}.json): bits stored from the dtype, "
                                         "modality and spacing unknown"]
     if meta.get("shape") is not None and list(arr.shape) != list(meta["shape"]):
