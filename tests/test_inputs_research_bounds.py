@@ -71,8 +71,8 @@ def test_fifo_and_link_to_dev_zero_are_skipped_unopened(tmp_path):
     os.mkfifo(tmp_path / "pipe.dcm")
     os.symlink("/dev/zero", tmp_path / "zero.dcm")
     result = load_capped(tmp_path, timeout=60)
-    one_line(result, "pipe.dcm", "not a regular file; skipped")
-    one_line(result, "zero.dcm", "not a regular file; skipped")
+    one_line(result, "pipe.dcm", "not a regular file (a FIFO or device), never opened")
+    one_line(result, "zero.dcm", "not a regular file (a FIFO or device), never opened")
 
 
 def npz_member(path: Path, shape: tuple, dtype: str, data_bytes: int) -> None:

@@ -108,7 +108,7 @@ def _regular(paths: list[Path], found: Discovery) -> list[Path]:
         if path.is_file():
             out.append(path)
         else:
-            found.errors.append(f"{path}: not a regular file; skipped")
+            found.errors.append(f"{path}: not a regular file (a FIFO or device), never opened")
     return out
 
 
