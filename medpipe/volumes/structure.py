@@ -7,7 +7,8 @@
   data set's Rows and Columns, and the codestream's own end:
   - JPEG 2000 / HTJ2K (ISO 15444-1 A.4): SOC, SIZ, then tile-parts chained by their Psot lengths up to EOC at the
     end of the fragment (a truncated or cut codestream, or a damaged SOT, breaks the chain);
-  - JPEG and JPEG-LS (ISO 10918-1 B.2, 14495-1 C.2): SOI, the frame header, EOI at the end;
+  - JPEG (lossless, baseline, extended) and JPEG-LS (ISO 10918-1 B.2, 14495-1 C.2): SOI, the frame header's
+    size, components and precision, EOI at the end;
   - JPEG XL (ISO 18181-1): the size header;
   - RLE (PS3.5 Annex G): decoded here by :mod:`medpipe.rle`, every segment checked (see there).
 - A fragment may end with one padding byte (PS3.5 A.4: items have even length).
@@ -23,17 +24,19 @@ import struct
 import numpy as np
 
 from ..depth import values_from_pattern
-from ..dicom.streaminfo import codestream_info
-from ..dicom.syntaxes import DEFLATED_IMAGE_FRAME, J2K_FAMILY, JPEG_FAMILY, JXL_FAMILY, RLE_LOSSLESS
+from ..dicom.streaminfo import JPEG_STREAMS, codestream_info
+from ..dicom.syntaxes import DEFLATED_IMAGE_FRAME, J2K_FAMILY, JXL_FAMILY, RLE_LOSSLESS
 from ..errors import DamagedInput
 from ..rle import RleError, decode_frame
+from ..syntaxes import PixelAttrs
 
 SOT, EOC = 0xFF90, b"\xff\xd9"
 
 
 def _ends_with(data: bytes, marker: bytes) -> bool:
-    tail = data.rstrip(b"\x00")
-    return tail.endswith(marker) and len(data) - len(tail) <= 1
+    """``marker`` at the end, or before one padding byte: 00 (PS3.5 A.4: items have even length) or FF (a JPEG
+    fill byte, ISO 10918-1 B.1.1.2, which real encoders pad with: pydicom's JPGExtended.dcm)."""
+    return data.endswith(marker) or (data[:-1].endswith(marker) and data[-1:] in (b"\x00", b"\xff"))
 
 
 def j2k_chain_problem(data: bytes) -> str | None:
@@ -65,21 +68,40 @@ def j2k_chain_problem(data: bytes) -> str | None:
     return None
 
 
-def frame_problem(uid: str, data: bytes, rows: int, cols: int) -> str | None:
-    """What the codestream of one frame says against the data set's Rows and Columns, and its end marker."""
-    if uid not in J2K_FAMILY and uid not in JPEG_FAMILY and uid not in JXL_FAMILY:
+def _header_problem(uid: str, info: dict, attrs: PixelAttrs) -> str | None:
+    """The codestream's own header against the data set's Image Pixel module, before any decoder allocates:
+    size and components (PS3.5 8.2: the attributes "shall be consistent with the characteristics of the compressed
+    data stream"), and for JPEG / JPEG 2000 the sample precision, which lies between Bits Stored and Bits Allocated
+    (PS3.5 8.2.1 Note 4: signed data may be coded as the whole cell's bit pattern; 8.2.4: SIZ precision is Bits
+    Stored). SIZ's sign (Ssiz) is not compared with Pixel Representation: real files disagree and pydicom corrects
+    them (its J2K_pixelrep_mismatch.dcm)."""
+    if "rows" in info and (info["rows"], info["columns"]) != (attrs.rows, attrs.columns):
+        return (f"the codestream says {info['rows']} x {info['columns']}, Rows x Columns say {attrs.rows} x "
+                f"{attrs.columns}")
+    if info.get("components") not in (None, attrs.samples):
+        return f"the codestream has {info['components']} component(s), Samples per Pixel says {attrs.samples}"
+    if uid in JXL_FAMILY or info.get("precision") is None:
+        return None
+    if not attrs.bits_stored <= info["precision"] <= attrs.bits_allocated:
+        return (f"the codestream's sample precision is {info['precision']} bits, outside Bits Stored "
+                f"{attrs.bits_stored} .. Bits Allocated {attrs.bits_allocated} (PS3.5 8.2.1, 8.2.4)")
+    return None
+
+
+def frame_problem(uid: str, data: bytes, attrs: PixelAttrs) -> str | None:
+    """What the codestream of one frame says against the data set's Image Pixel module, and its end marker."""
+    if uid not in J2K_FAMILY and uid not in JPEG_STREAMS and uid not in JXL_FAMILY:
         return None
     try:
         info = codestream_info(uid, bytes(data))
     except DamagedInput as exc:
         return str(exc)
-    except (struct.error, IndexError, KeyError):
-        return "its main header is truncated"
-    if "rows" in info and (info["rows"], info["columns"]) != (rows, cols):
-        return f"the codestream says {info['rows']} x {info['columns']}, Rows x Columns say {rows} x {cols}"
+    problem = _header_problem(uid, info, attrs)
+    if problem:
+        return problem
     if uid in J2K_FAMILY:
         return j2k_chain_problem(bytes(data))
-    if uid in JPEG_FAMILY and not _ends_with(bytes(data), EOC):
+    if uid in JPEG_STREAMS and not _ends_with(bytes(data), EOC):
         return "no EOI marker at its end: truncated"
     return None
 
@@ -126,13 +148,13 @@ def structure_problems(ds, uid: str, fragments) -> list[str]:
     if fragments is None:
         problem = native_length_problem(ds)
         return [problem] if problem else []
-    rows, cols = int(ds.Rows), int(ds.Columns)
+    attrs = PixelAttrs.of(ds)
     nframes = int(ds.get("NumberOfFrames", 1) or 1)
     if len(fragments) != nframes:
         return [f"{len(fragments)} frames encapsulated, Number of Frames says {nframes}"]
     out = []
     for k, data in enumerate(fragments):
-        problem = frame_problem(uid, data, rows, cols)
+        problem = frame_problem(uid, data, attrs)
         if problem:
             out.append(f"frame {k}: {problem}" if nframes > 1 else problem)
     return out

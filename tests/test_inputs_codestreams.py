@@ -1,0 +1,100 @@
+"""A codestream's own header against the data set, before any decoder allocates (fuzz findings 1-3, 5): real
+DICOM from pydicom's test files and the shipped sample, damaged in tmp_path the way the fuzz campaign did, read
+through load_inputs; each asserts the one line naming the file."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate, generate_frames
+from rich.console import Console
+
+from medpipe.volumes import load_inputs
+
+
+def _with_frame(name: str, dst: Path, change) -> Path:
+    """pydicom's test file ``name`` written to ``dst`` with its one frame's codestream passed through ``change``."""
+    ds = pydicom.dcmread(get_testdata_file(name))
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([change(bytearray(frame))])
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(dst)
+    return dst
+
+
+def _errors(folder: Path) -> list[str]:
+    vols, errors = load_inputs([folder], Console(file=None, quiet=True))
+    assert vols == [], [v.shape for v in vols]
+    return errors
+
+
+def _sof_size(frame: bytearray, rows: int, cols: int) -> bytearray:
+    at = frame.find(b"\xff\xc0")  # SOF0, ISO 10918-1 B.2.2: Lf, P, Y, X
+    frame[at + 5:at + 9] = struct.pack(">HH", rows, cols)
+    return frame
+
+
+def test_baseline_jpeg_whose_sof_says_65000_x_65000_is_refused_before_decoding(tmp_path):
+    """The fuzz case made the decoder allocate 6 GB for a 100 x 100 RGB image."""
+    f = _with_frame("SC_rgb_jpeg_dcmtk.dcm", tmp_path / "in" / "big.dcm", lambda fr: _sof_size(fr, 65000, 65000))
+    errors = _errors(tmp_path / "in")
+    assert errors == [f"{f}: damaged: the codestream says 65000 x 65000, Rows x Columns say 100 x 100"]
+
+
+def test_baseline_jpeg_whose_sof_says_0_rows_is_refused(tmp_path):
+    f = _with_frame("SC_rgb_jpeg_dcmtk.dcm", tmp_path / "in" / "zero.dcm", lambda fr: _sof_size(fr, 0, 100))
+    assert _errors(tmp_path / "in") == [f"{f}: damaged: the codestream says 0 x 100, Rows x Columns say 100 x 100"]
+
+
+def test_extended_jpeg_cut_short_is_damaged_not_ok(tmp_path):
+    """A .51 frame cut to 208 bytes (no EOI) decoded to garbage and was reported ok."""
+    f = _with_frame("JPGExtended.dcm", tmp_path / "in" / "cut.dcm", lambda fr: fr[:208])
+    assert _errors(tmp_path / "in") == [f"{f}: damaged: no EOI marker at its end: truncated"]
+
+
+def test_extended_jpeg_precision_outside_bits_stored_is_refused(tmp_path):
+    """SOF1 precision 8 while Bits Stored is 12 (PS3.5 8.2.1)."""
+    def precision_8(fr: bytearray) -> bytearray:
+        fr[fr.find(b"\xff\xc1") + 4] = 8
+        return fr
+
+    f = _with_frame("JPGExtended.dcm", tmp_path / "in" / "p8.dcm", precision_8)
+    assert _errors(tmp_path / "in") == [f"{f}: damaged: the codestream's sample precision is 8 bits, outside Bits "
+                                        "Stored 12 .. Bits Allocated 16 (PS3.5 8.2.1, 8.2.4)"]
+
+
+def test_extended_jpeg_with_components_other_than_samples_per_pixel_is_refused(tmp_path):
+    def three(fr: bytearray) -> bytearray:  # Nf 1 -> 3 with Lf unchanged: also a frame header too short
+        fr[fr.find(b"\xff\xc1") + 9] = 3
+        return fr
+
+    f = _with_frame("JPGExtended.dcm", tmp_path / "in" / "nf.dcm", three)
+    assert _errors(tmp_path / "in") == [f"{f}: damaged: JPEG frame header (SOF1) damaged: 9 bytes for 3 "
+                                        "component(s)"]
+
+
+def test_whole_extended_jpeg_with_a_trailing_ff_still_reads(tmp_path):
+    """pydicom's JPGExtended.dcm ends EOI, FF (a fill byte): not damage."""
+    f = _with_frame("JPGExtended.dcm", tmp_path / "in" / "whole.dcm", lambda fr: fr)
+    vols, errors = load_inputs([f.parent], Console(file=None, quiet=True))
+    assert errors == [] and [v.shape for v in vols] == [(1, 1024, 256)]
+
+
+def test_a_short_scan_header_is_one_damage_line_not_a_medpipe_bug(tmp_path):
+    """SOS Ns 1 -> 4 with Ls unchanged: ValueError in the header reader before ("this is a medpipe bug")."""
+    def ns_4(fr: bytearray) -> bytearray:
+        fr[fr.find(b"\xff\xda") + 4] = 4
+        return fr
+
+    f = _with_frame("JPGExtended.dcm", tmp_path / "in" / "sos.dcm", ns_4)
+    assert _errors(tmp_path / "in") == [f"{f}: damaged: JPEG scan header (SOS) damaged: 6 bytes for 4 "
+                                        "component(s)"]
+
+
+def test_a_segment_running_past_the_codestream_is_one_damage_line(tmp_path):
+    f = _with_frame("JPGExtended.dcm", tmp_path / "in" / "cut.dcm", lambda fr: fr[:fr.find(b"\xff\xda") + 6])
+    [line] = _errors(tmp_path / "in")
+    assert line.startswith(f"{f}: damaged: JPEG header damaged: marker segment FFDA at byte ") and \
+        "runs past the" in line
