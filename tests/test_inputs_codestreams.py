@@ -98,3 +98,33 @@ def test_a_segment_running_past_the_codestream_is_one_damage_line(tmp_path):
     [line] = _errors(tmp_path / "in")
     assert line.startswith(f"{f}: damaged: JPEG header damaged: marker segment FFDA at byte ") and \
         "runs past the" in line
+
+
+# ---------------------------------------------------------------- a damaged data set header (fuzz finding 4)
+
+def _sample_copies(dst: Path, n: int) -> list[Path]:
+    """n slices of the shipped sample, written Explicit VR Little Endian (the VR is in the file, PS3.5 7.1.2)."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from conftest import SAMPLE
+
+    dst.mkdir(parents=True, exist_ok=True)
+    out = []
+    for f in sorted(SAMPLE.glob("*.dcm"))[10:10 + n]:
+        ds = pydicom.dcmread(f)
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.save_as(dst / f.name, enforce_file_format=True)
+        out.append(dst / f.name)
+    return out
+
+
+def test_an_unknown_vr_in_the_header_is_one_damaged_header_line(tmp_path):
+    """A flipped byte making Bits Stored's VR 'U\\x0e': NotImplementedError ("this is a medpipe bug") before."""
+    files = _sample_copies(tmp_path / "ct", 3)
+    raw = files[1].read_bytes()
+    at = raw.index(b"\x28\x00\x01\x01US")
+    files[1].write_bytes(raw[:at + 4] + b"U\x0e" + raw[at + 6:])
+    vols, errors = load_inputs([tmp_path / "ct"], Console(file=None, quiet=True))
+    assert [v.shape[0] for v in vols] == [2]
+    assert errors[0].startswith(f"{files[1]}: damaged DICOM header: element (0028,0101) cannot be read "
+                                "(NotImplementedError: Unknown Value Representation '0x55 0x0e' in tag (0028,0101))")

@@ -94,7 +94,28 @@ def read_dicom(path: Path, *, pixels: bool = True, defer_size: int | None = None
             raise InputError(f"{path}: not a DICOM file (no DICM preamble, and pydicom cannot read it as a bare "
                              "DICOM data set either)")
     _fill_transfer_syntax(ds)
+    problem = _unreadable_element(ds)
+    if problem:
+        raise InputError(f"{path}: damaged DICOM header: {problem}")
     return ds
+
+
+PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
+
+
+def _unreadable_element(ds) -> str | None:
+    """The first top-level element pydicom cannot convert (e.g. a flipped byte making an unknown VR, PS3.5 7.1.2),
+    so the damage is one line here rather than an exception wherever the element is first used. pydicom parses
+    values lazily; deferred values (``defer_size``) and pixel data are left unread."""
+    for tag, elem in list(ds._dict.items()):
+        if tag in PIXEL_TAGS or (getattr(elem, "value", 0) is None and getattr(elem, "length", 0)):
+            continue
+        try:
+            with quiet():
+                ds[tag]
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many types on a damaged element
+            return f"element {elem.tag} cannot be read ({described(exc)})"
+    return None
 
 
 def looks_like_dicom(path: Path) -> bool:
