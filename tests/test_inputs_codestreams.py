@@ -128,3 +128,72 @@ def test_an_unknown_vr_in_the_header_is_one_damaged_header_line(tmp_path):
     assert [v.shape[0] for v in vols] == [2]
     assert errors[0].startswith(f"{files[1]}: damaged DICOM header: element (0028,0101) cannot be read "
                                 "(NotImplementedError: Unknown Value Representation '0x55 0x0e' in tag (0028,0101))")
+
+
+# ---------------------------------------------------------------- RLE: memory and exactness (fuzz finding 6)
+
+def _rle_copy(dst: Path, signed12: bool = False) -> Path:
+    """A slice of the shipped sample in RLE Lossless; ``signed12``: its values made signed 12-bit first."""
+    import numpy as np
+    from pydicom.uid import RLELossless
+
+    from conftest import SAMPLE
+
+    ds = pydicom.dcmread(sorted(SAMPLE.glob("*.dcm"))[10])
+    if signed12:
+        values = np.clip(ds.pixel_array.astype(np.int32) - 1024, -2048, 2047).astype(np.int16)
+        ds.PixelRepresentation, ds.BitsStored, ds.HighBit = 1, 12, 11
+        ds.PixelData = values.tobytes()
+    ds.compress(RLELossless)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(dst)
+    return dst
+
+
+def test_rle_decoding_needs_at_most_twice_the_decoded_size():
+    """The decoder built uint64 temporaries (8-16 bytes a sample: a 20000 x 20000 frame asked for 3 GiB more)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from medpipe.rle import decode_frame
+
+    rows = cols = 1024
+    values = (np.arange(rows * cols, dtype=np.uint32) * 2654435761 % 65536).astype(np.uint16).reshape(rows, cols)
+    from pydicom.pixels.encoders.base import RLELosslessEncoder
+
+    frame = RLELosslessEncoder.encode(values, rows=rows, columns=cols, samples_per_pixel=1, number_of_frames=1,
+                                      bits_allocated=16, bits_stored=16, pixel_representation=0,
+                                      photometric_interpretation="MONOCHROME2")
+    tracemalloc.start()
+    try:
+        out = decode_frame(frame, rows, cols, 1, 16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(out, values)
+    assert peak <= 2 * values.nbytes, f"peak {peak} bytes for {values.nbytes} decoded"
+
+
+def test_rle_signed_12_bit_decodes_exactly_as_pydicom(tmp_path):
+    import numpy as np
+
+    from medpipe.volumes.damage import decode_checked
+
+    f = _rle_copy(tmp_path / "s.dcm", signed12=True)
+    ds = pydicom.dcmread(f)
+    decoded = decode_checked(ds, f, cross_check=False)
+    assert decoded.decoder.startswith("medpipe.rle") and not decoded.problems
+    assert np.array_equal(decoded.array, ds.pixel_array) and decoded.array.dtype == ds.pixel_array.dtype
+    assert decoded.array.min() < 0
+
+
+def test_rle_header_saying_30000_rows_is_refused_before_allocating(tmp_path):
+    """Rows 30000 for a 512-row frame: its segments are too short to be that frame, known before any array."""
+    f = _rle_copy(tmp_path / "in" / "big.dcm")
+    ds = pydicom.dcmread(f)
+    ds.Rows = ds.Columns = 30000
+    ds.save_as(f)
+    [line] = _errors(tmp_path / "in")
+    assert line.startswith(f"{f}: damaged: RLE frame damaged: segment 1: ") and line.endswith(
+        "bytes cannot decode to the 900000000 bytes of a frame (a replicate run gives at most 128 bytes for 2, G.3.1)")

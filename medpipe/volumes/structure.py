@@ -23,10 +23,10 @@ import struct
 
 import numpy as np
 
-from ..depth import values_from_pattern
 from ..dicom.streaminfo import JPEG_STREAMS, codestream_info
 from ..dicom.syntaxes import DEFLATED_IMAGE_FRAME, J2K_FAMILY, JXL_FAMILY, RLE_LOSSLESS
-from ..errors import DamagedInput
+from ..errors import DamagedInput, InputError
+from ..memory import TooLarge, check_fits
 from ..rle import RleError, decode_frame
 from ..syntaxes import PixelAttrs
 
@@ -166,15 +166,24 @@ def decode_rle(ds, fragments) -> np.ndarray:
     spp, allocated = int(ds.get("SamplesPerPixel", 1) or 1), int(ds.BitsAllocated)
     stored = int(ds.get("BitsStored", allocated) or allocated)
     signed = bool(int(ds.get("PixelRepresentation", 0) or 0))
+    try:  # the frames, and np.stack's copy of them: known before anything is allocated
+        check_fits(2 * rows * cols * spp * max(1, allocated // 8) * len(fragments),
+                   str(getattr(ds, "filename", None) or "RLE pixel data"))
+    except TooLarge as exc:
+        raise InputError(str(exc)) from None
     try:
         frames = [decode_frame(bytes(f), rows, cols, spp, allocated) for f in fragments]
     except RleError as exc:
         raise DamagedInput(f"RLE frame damaged: {exc}") from None
     arr = frames[0] if len(frames) == 1 else np.stack(frames)
-    if allocated > stored:  # PS3.5 8.1.1: bits above the High Bit are not part of the value
-        arr = arr & np.array((1 << stored) - 1, arr.dtype)
-    if signed:
-        arr = values_from_pattern(arr, stored, True).astype(arr.dtype.str.replace("u", "i"))
+    if signed:  # PS3.5 8.1.1: two's complement from the High Bit; shifted in place, no wider temporary
+        arr = arr.view(arr.dtype.str.replace("u", "i"))
+        unused = arr.dtype.itemsize * 8 - stored
+        if unused > 0:
+            arr <<= unused
+            arr >>= unused
+    elif allocated > stored:  # PS3.5 8.1.1: bits above the High Bit are not part of the value
+        arr &= np.array((1 << stored) - 1, arr.dtype)
     return arr
 
 
