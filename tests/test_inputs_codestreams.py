@@ -197,3 +197,42 @@ def test_rle_header_saying_30000_rows_is_refused_before_allocating(tmp_path):
     [line] = _errors(tmp_path / "in")
     assert line.startswith(f"{f}: damaged: RLE frame damaged: segment 1: ") and line.endswith(
         "bytes cannot decode to the 900000000 bytes of a frame (a replicate run gives at most 128 bytes for 2, G.3.1)")
+
+
+# ---------------------------------------------------------------- JPEG 2000 main header (fuzz finding 5)
+
+def _siz(fr: bytearray) -> int:
+    return fr.find(b"\xff\x51") + 4  # ISO 15444-1 A.5.1: Lsiz, then Rsiz, Xsiz, Ysiz, XOsiz, YOsiz, ...
+
+
+def test_j2k_siz_precision_1_for_bits_stored_16_is_refused_before_decoding(tmp_path):
+    """SIZ precision 12 -> 1 decoded to a flat slice and was reported ok / exact."""
+    def precision_1(fr: bytearray) -> bytearray:
+        at = _siz(fr) + 36  # Csiz at 34, then the first component's Ssiz (sign bit, precision - 1)
+        fr[at] = fr[at] & 0x80
+        return fr
+
+    f = _with_frame("MR_small_jp2klossless.dcm", tmp_path / "in" / "p1.dcm", precision_1)
+    assert _errors(tmp_path / "in") == [f"{f}: damaged: the codestream's sample precision is 1 bits, outside Bits "
+                                        "Stored 16 .. Bits Allocated 16 (PS3.5 8.2.1, 8.2.4)"]
+
+
+def test_j2k_image_offset_is_part_of_its_size(tmp_path):
+    """XOsiz 0 -> 32: the image area is Xsiz - XOsiz = 32 columns, not the 64 Columns says (A.5.1)."""
+    def xosiz_32(fr: bytearray) -> bytearray:
+        at = _siz(fr) + 10
+        fr[at:at + 4] = struct.pack(">I", 32)
+        return fr
+
+    f = _with_frame("MR_small_jp2klossless.dcm", tmp_path / "in" / "xo.dcm", xosiz_32)
+    assert _errors(tmp_path / "in") == [f"{f}: damaged: the codestream says 64 x 32, Rows x Columns say 64 x 64"]
+
+
+def test_j2k_siz_with_fewer_components_than_samples_per_pixel_is_refused(tmp_path):
+    def csiz_3(fr: bytearray) -> bytearray:  # Csiz 1 -> 3 with Lsiz unchanged: the header is too short for it
+        at = _siz(fr) + 34
+        fr[at:at + 2] = struct.pack(">H", 3)
+        return fr
+
+    f = _with_frame("MR_small_jp2klossless.dcm", tmp_path / "in" / "c3.dcm", csiz_3)
+    assert _errors(tmp_path / "in") == [f"{f}: damaged: JPEG 2000 SIZ damaged: 39 bytes for 3 component(s)"]

@@ -29,8 +29,12 @@ def j2k_info(data: bytes) -> dict:
         segment = data[pos + 4:pos + 2 + length]
         if marker == 0xFF51:  # SIZ, A.5.1
             info["rsiz"] = struct.unpack(">H", segment[:2])[0]
-            info["columns"], info["rows"] = struct.unpack(">II", segment[2:10])
+            # the image area is Xsiz - XOsiz by Ysiz - YOsiz (A.5.1, B.2): a damaged offset shrinks it too
+            xsiz, ysiz, xosiz, yosiz = struct.unpack(">IIII", segment[2:18])
+            info["columns"], info["rows"] = xsiz - xosiz, ysiz - yosiz
             count = struct.unpack(">H", segment[34:36])[0]
+            if not count or len(segment) < 36 + 3 * count:
+                raise DamagedInput(f"JPEG 2000 SIZ damaged: {len(segment)} bytes for {count} component(s)")
             ssiz = [segment[36 + 3 * c] for c in range(count)]
             info.update(components=count, precision=(ssiz[0] & 0x7F) + 1, signed=bool(ssiz[0] & 0x80),
                         ht=bool(info["rsiz"] & 0x4000))
