@@ -236,3 +236,42 @@ def test_j2k_siz_with_fewer_components_than_samples_per_pixel_is_refused(tmp_pat
 
     f = _with_frame("MR_small_jp2klossless.dcm", tmp_path / "in" / "c3.dcm", csiz_3)
     assert _errors(tmp_path / "in") == [f"{f}: damaged: JPEG 2000 SIZ damaged: 39 bytes for 3 component(s)"]
+
+
+# ---------------------------------------------------------------- a deflated data set (fuzz finding 7)
+
+def _deflated(dst: Path, padding: int = 0) -> Path:
+    """A sample slice in Deflated Explicit VR Little Endian (PS3.5 A.5); ``padding``: that many zero bytes of Data
+    Set Trailing Padding after Pixel Data, which deflate to almost nothing (a deflate bomb)."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    from conftest import SAMPLE
+
+    ds = pydicom.dcmread(sorted(SAMPLE.glob("*.dcm"))[10])
+    if padding:
+        ds.DataSetTrailingPadding = bytes(padding)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(dst, enforce_file_format=True)
+    return dst
+
+
+def test_a_deflated_data_set_reads_with_its_pixels(tmp_path):
+    import numpy as np
+
+    from conftest import SAMPLE
+
+    _deflated(tmp_path / "in" / "d.dcm")
+    vols, errors = load_inputs([tmp_path / "in"], Console(file=None, quiet=True))
+    assert errors == [] and len(vols) == 1
+    assert np.array_equal(vols[0].pixels[0], pydicom.dcmread(sorted(SAMPLE.glob("*.dcm"))[10]).pixel_array)
+
+
+def test_a_deflated_data_set_that_inflates_past_its_pixels_is_refused_before_inflating(tmp_path):
+    """The fuzz case: 2.4 MB inflated past 4.7 GB in pydicom (42 s, then MemoryError); bounded here by the header's
+    own pixel size: 64 MiB of padding is never inflated."""
+    f = _deflated(tmp_path / "in" / "bomb.dcm", padding=64 << 20)
+    assert f.stat().st_size < 1 << 20
+    line = _errors(tmp_path / "in")[0]  # then the folder's summary line
+    assert line.startswith(f"{f}: the deflated data set inflates to more than ")
+    assert "its header declares 524288 bytes of pixel data; refused (a deflate bomb)" in line

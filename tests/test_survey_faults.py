@@ -65,3 +65,38 @@ def test_sequences_nested_past_the_recursion_limit_are_one_line(tmp_path):
     assert facts["instances"] == 2 and len(facts["skipped"]) == 1
     assert facts["skipped"][0].startswith(f"{files[0]}: damaged DICOM header (RecursionError: ")
     assert f"skipped: {files[0]}: damaged DICOM header" in said
+
+
+def deflated(path: Path, padding: int = 0) -> None:
+    """The file rewritten in Deflated Explicit VR Little Endian (PS3.5 A.5), ``padding`` zero bytes of Data Set
+    Trailing Padding after Pixel Data (they deflate to almost nothing: a deflate bomb)."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds = pydicom.dcmread(path)
+    if padding:
+        ds.DataSetTrailingPadding = bytes(padding)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_a_deflated_data_set_that_does_not_inflate_is_one_line(tmp_path):
+    files = sample_tree(tmp_path / "src")
+    deflated(files[2])
+    raw = bytearray(files[2].read_bytes())
+    at = raw.index(b"1.2.840.10008.1.2.1.99") + 200  # into the deflated data set, after the File Meta Information
+    raw[at:at + 16] = bytes(b ^ 0xFF for b in raw[at:at + 16])
+    files[2].write_bytes(bytes(raw))
+    facts, said = inventory(tmp_path / "src")
+    assert facts["instances"] == 2 and len(facts["skipped"]) == 1, facts["skipped"]
+    assert facts["skipped"][0].startswith(f"{files[2]}: damaged DICOM header (")
+    assert f"skipped: {files[2]}: damaged DICOM header" in said
+
+
+def test_a_deflate_bomb_is_refused_and_a_sound_deflated_file_counted(tmp_path):
+    files = sample_tree(tmp_path / "src")
+    deflated(files[0])
+    deflated(files[1], padding=64 << 20)
+    facts, said = inventory(tmp_path / "src")
+    assert facts["instances"] == 2 and len(facts["skipped"]) == 1
+    assert facts["skipped"][0].startswith(f"{files[1]}: the deflated data set inflates to more than ")
+    assert facts["skipped"][0].endswith("its header declares 524288 bytes of pixel data; refused (a deflate bomb)")

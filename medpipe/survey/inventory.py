@@ -41,9 +41,18 @@ def read_instance(path: Path) -> InstanceInfo | None:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    from ..volumes.dicom import read_deflated
+
     try:
-        with open(path, "rb") as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, defer_size=1024)
+        ds = read_deflated(path, stop_before_pixels=True)  # bounded inflation (PS3.5 A.5), else None
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 - a file read_deflated cannot judge is read below as any other
+        ds = None
+    try:
+        if ds is None:
+            with open(path, "rb") as fh:
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, defer_size=1024)
     except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, AttributeError):
         return None
     except OSError:
