@@ -159,11 +159,15 @@ def read_deflated(path: Path, stop_before_pixels: bool = False):
 
 
 def _unreadable_element(ds) -> str | None:
-    """The first top-level element pydicom cannot convert (e.g. a flipped byte making an unknown VR, PS3.5 7.1.2),
-    so the damage is one line here rather than an exception wherever the element is first used. pydicom parses
-    values lazily; deferred values (``defer_size``) and pixel data are left unread."""
+    """The first top-level element whose VR pydicom does not know (a flipped byte, PS3.5 7.1.2: pydicom parses
+    values lazily and would raise NotImplementedError wherever the element is first used), converted here so its
+    damage is one line. Only such elements are converted (converting every element costs 3 x the header read);
+    others, deferred values and pixel data are left as they are."""
+    from pydicom.valuerep import VR
+
+    known = set(VR.__members__.values())
     for tag, elem in list(ds._dict.items()):
-        if tag in PIXEL_TAGS or (getattr(elem, "value", 0) is None and getattr(elem, "length", 0)):
+        if tag in PIXEL_TAGS or getattr(elem, "VR", None) in known or getattr(elem, "VR", None) is None:
             continue
         try:
             with quiet():
