@@ -75,6 +75,24 @@ def test_extended_jpeg_with_components_other_than_samples_per_pixel_is_refused(t
                                         "component(s)"]
 
 
+def test_extended_jpeg_whose_sof_and_header_agree_on_a_size_its_data_cannot_hold_is_refused(tmp_path):
+    """Rows, Columns and SOF1 all enlarged from 1024 x 256 to 4096 x 4096: every 8 x 8 block needs 2 bits at least
+    (ISO 10918-1 F.1.2), 65536 bytes; the fuzz case (16000 x 16000) decoded to an 'ok' padded volume."""
+    def sof_4096(fr: bytearray) -> bytearray:
+        at = fr.find(b"\xff\xc1")
+        fr[at + 5:at + 9] = struct.pack(">HH", 4096, 4096)
+        return fr
+
+    f = _with_frame("JPGExtended.dcm", tmp_path / "in" / "big.dcm", sof_4096)
+    ds = pydicom.dcmread(f)
+    ds.Rows = ds.Columns = 4096
+    ds.save_as(f)
+    [line] = _errors(tmp_path / "in")
+    assert line.startswith(f"{f}: damaged: ") and line.endswith(
+        "bytes of coded data after its scan header, fewer than the 65536 that a 4096 x 4096 SOF1 frame needs at the "
+        "least (ISO 10918-1 F.1.2, H.1.2): its frame header or the stream is damaged")
+
+
 def test_whole_extended_jpeg_with_a_trailing_ff_still_reads(tmp_path):
     """pydicom's JPGExtended.dcm ends EOI, FF (a fill byte): not damage."""
     f = _with_frame("JPGExtended.dcm", tmp_path / "in" / "whole.dcm", lambda fr: fr)

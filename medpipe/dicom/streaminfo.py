@@ -102,6 +102,7 @@ def jpeg_info(data: bytes) -> dict:
             if len(segment) < 4 + 2 * ns or not ns:
                 raise DamagedInput(f"JPEG scan header (SOS) damaged: {len(segment)} bytes for {ns} component(s)")
             ss, se, ahal = segment[1 + 2 * ns:4 + 2 * ns]
+            info["entropy_bytes"] = len(data) - (pos + 4 + len(segment))  # the scans after the first SOS
             if info.get("process") == "JPEG-LS":
                 info.update(near=ss, interleave=se, point_transform=ahal & 0x0F)
             else:

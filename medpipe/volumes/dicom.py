@@ -153,7 +153,8 @@ def read_deflated(path: Path, stop_before_pixels: bool = False):
     except zlib.error as exc:
         raise InputError(f"{path}: damaged DICOM header (the deflated data set does not inflate: zlib: {exc})") \
             from None
-    ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels)
+    with quiet():
+        ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels)
     ds.file_meta, ds.filename = meta, str(path)
     return ds
 

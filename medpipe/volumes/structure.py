@@ -88,6 +88,27 @@ def _header_problem(uid: str, info: dict, attrs: PixelAttrs) -> str | None:
     return None
 
 
+def _too_short(info: dict) -> str | None:
+    """A Huffman-coded JPEG frame shorter than its frame header's size allows (a SOF enlarged together with Rows
+    and Columns decoded to a padded 16000 x 16000 image): sequential DCT (SOF0, SOF1) codes every 8 x 8 block of
+    a component with at least a DC difference and an EOB, each a Huffman code of 1 bit or more (ISO 10918-1
+    F.1.2.1, F.1.2.2); lossless (SOF3) every sample's difference with at least 1 bit (H.1.2). Progressive and
+    arithmetic coding and JPEG-LS run mode have no such floor."""
+    process, rows, cols = info.get("process"), info.get("rows") or 0, info.get("columns") or 0
+    if process in ("SOF0", "SOF1"):
+        least = -(-rows // 8) * -(-cols // 8) * 2 // 8
+    elif process == "lossless":
+        least = rows * cols // 8
+    else:
+        return None
+    have = info.get("entropy_bytes", least)
+    if have >= least:
+        return None
+    return (f"{have} bytes of coded data after its scan header, fewer than the {least} that a {rows} x {cols} "
+            f"{process} frame needs at the least (ISO 10918-1 F.1.2, H.1.2): its frame header or the stream is "
+            "damaged")
+
+
 def frame_problem(uid: str, data: bytes, attrs: PixelAttrs) -> str | None:
     """What the codestream of one frame says against the data set's Image Pixel module, and its end marker."""
     if uid not in J2K_FAMILY and uid not in JPEG_STREAMS and uid not in JXL_FAMILY:
@@ -103,7 +124,7 @@ def frame_problem(uid: str, data: bytes, attrs: PixelAttrs) -> str | None:
         return j2k_chain_problem(bytes(data))
     if uid in JPEG_STREAMS and not _ends_with(bytes(data), EOC):
         return "no EOI marker at its end: truncated"
-    return None
+    return _too_short(info) if uid in JPEG_STREAMS else None
 
 
 def native_length_problem(ds) -> str | None:
