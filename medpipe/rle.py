@@ -41,7 +41,7 @@ def segment_offsets(data: bytes, expected: int) -> list[int]:
     return used + [len(data)]
 
 
-def unpack_segment(seg: bytes, size: int, which: int) -> bytes:
+def unpack_segment(seg: bytes, size: int, which: int) -> bytearray:
     """G.3.1: PackBits -> exactly ``size`` bytes, or RleError."""
     out = bytearray(size)
     i = o = 0
@@ -69,24 +69,30 @@ def unpack_segment(seg: bytes, size: int, which: int) -> bytes:
             o += k
     if n - i > 1:  # G.3.2: at most one padding byte after the last run
         raise RleError(f"segment {which}: {n - i} bytes left after its {size} bytes were decoded (G.3.1)")
-    return bytes(out)
+    return out  # no bytes() copy: one segment in memory once
 
 
 def decode_frame(data: bytes, rows: int, cols: int, samples: int = 1, bits_allocated: int = 16) -> np.ndarray:
-    """One RLE frame -> (rows, cols) or (rows, cols, samples) unsigned samples; RleError when it is damaged."""
+    """One RLE frame -> (rows, cols) or (rows, cols, samples) unsigned samples; RleError when it is damaged.
+
+    Memory: the output array, plus one segment (Rows x Columns bytes) at a time, written straight into its byte
+    of every cell -- at most twice the decoded size (8-bit), never wider temporaries."""
     nbytes = bits_allocated // 8
     if bits_allocated % 8 or nbytes not in (1, 2, 4):
         raise RleError(f"BitsAllocated {bits_allocated} cannot be coded in RLE (G.2)")
     bounds = segment_offsets(data, samples * nbytes)
     size = rows * cols
-    planes = np.empty((samples, size), np.dtype(f"<u{nbytes}"))
+    for k in range(samples * nbytes):  # G.3.1: two bytes replicate at most 128, so a short segment is known now
+        if 64 * (bounds[k + 1] - bounds[k]) < size:
+            raise RleError(f"segment {k + 1}: {bounds[k + 1] - bounds[k]} bytes cannot decode to the {size} bytes "
+                           "of a frame (a replicate run gives at most 128 bytes for 2, G.3.1)")
+    out = np.empty((rows, cols, samples), np.dtype(f"<u{nbytes}"))
+    cells = out.reshape(size, samples).view(np.uint8).reshape(size, samples, nbytes)  # little endian: LSB first
+    view = memoryview(data)  # segments read in place, not copied
     for s in range(samples):
-        value = np.zeros(size, np.uint64)
-        for b in range(nbytes):  # most significant byte first
+        for b in range(nbytes):  # G.2: most significant byte first
             k = s * nbytes + b
-            seg = unpack_segment(data[bounds[k]:bounds[k + 1]], size, k + 1)
-            value = (value << np.uint64(8)) | np.frombuffer(seg, np.uint8).astype(np.uint64)
-        planes[s] = value
-    if samples == 1:
-        return planes[0].reshape(rows, cols)
-    return np.moveaxis(planes.reshape(samples, rows, cols), 0, -1)
+            seg = unpack_segment(view[bounds[k]:bounds[k + 1]], size, k + 1)
+            cells[:, s, nbytes - 1 - b] = np.frombuffer(seg, np.uint8)
+            del seg
+    return out.reshape(rows, cols) if samples == 1 else out

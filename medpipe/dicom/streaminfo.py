@@ -8,7 +8,12 @@ import struct
 import zlib
 
 from ..errors import CodecSkip, DamagedInput
+from ..syntaxes import BASELINE_JPEG
 from .syntaxes import DEFLATED_IMAGE_FRAME, J2K_FAMILY, JPEG_FAMILY, JXL_FAMILY, RLE_LOSSLESS
+
+# Every syntax whose frames are ISO 10918-1 / 14495-1 codestreams with a frame header to check: the lossless
+# processes and JPEG-LS, and the lossy baseline / extended processes (PS3.5 8.2.1, A.4.1).
+JPEG_STREAMS = tuple(JPEG_FAMILY) + tuple(BASELINE_JPEG)
 
 PROGRESSIONS = ("LRCP", "RLCP", "RPCL", "PCRL", "CPRL")
 
@@ -24,8 +29,12 @@ def j2k_info(data: bytes) -> dict:
         segment = data[pos + 4:pos + 2 + length]
         if marker == 0xFF51:  # SIZ, A.5.1
             info["rsiz"] = struct.unpack(">H", segment[:2])[0]
-            info["columns"], info["rows"] = struct.unpack(">II", segment[2:10])
+            # the image area is Xsiz - XOsiz by Ysiz - YOsiz (A.5.1, B.2): a damaged offset shrinks it too
+            xsiz, ysiz, xosiz, yosiz = struct.unpack(">IIII", segment[2:18])
+            info["columns"], info["rows"] = xsiz - xosiz, ysiz - yosiz
             count = struct.unpack(">H", segment[34:36])[0]
+            if not count or len(segment) < 36 + 3 * count:
+                raise DamagedInput(f"JPEG 2000 SIZ damaged: {len(segment)} bytes for {count} component(s)")
             ssiz = [segment[36 + 3 * c] for c in range(count)]
             info.update(components=count, precision=(ssiz[0] & 0x7F) + 1, signed=bool(ssiz[0] & 0x80),
                         ht=bool(info["rsiz"] & 0x4000))
@@ -50,32 +59,56 @@ def j2k_info(data: bytes) -> dict:
     return info
 
 
+# SOFn markers (ISO 10918-1 B.1.1.3, Table B.1): C0-CF except DHT (C4), JPG (C8) and DAC (CC); F7 is JPEG-LS SOF55
+# (ISO 14495-1 C.2.2). All share one frame header layout: P, Y, X, Nf, then Nf x (Ci, HiVi, Tqi).
+SOF_MARKERS = {m: f"SOF{m - 0xFFC0}" for m in range(0xFFC0, 0xFFD0) if m not in (0xFFC4, 0xFFC8, 0xFFCC)}
+SOF_MARKERS.update({0xFFC3: "lossless", 0xFFF7: "JPEG-LS"})
+
+
+def _jpeg_segment(data: bytes, pos: int) -> tuple[int, bytes]:
+    """(marker, segment body) of the marker segment at ``pos`` (B.1.1.4: a 2-byte length that counts itself), or
+    DamagedInput naming where the header breaks."""
+    marker, length = struct.unpack(">HH", data[pos:pos + 4])
+    if marker >> 8 != 0xFF or length < 2 or pos + 2 + length > len(data):
+        raise DamagedInput(f"JPEG header damaged: marker segment {marker:04X} at byte {pos} (length {length}) is not "
+                           f"a marker or runs past the {len(data)}-byte codestream")
+    return marker, data[pos + 4:pos + 2 + length]
+
+
 def jpeg_info(data: bytes) -> dict:
-    """Frame and scan header facts of a JPEG (ISO 10918-1 B.2) or JPEG-LS (ISO 14495-1 C.2) codestream."""
+    """Frame and scan header facts of a JPEG (ISO 10918-1 B.2) or JPEG-LS (ISO 14495-1 C.2) codestream; a marker
+    segment cut short or shorter than its content raises DamagedInput (one line), never a Python error."""
     if data[:2] != b"\xff\xd8":
         raise DamagedInput("not a JPEG codestream: no SOI marker")
     info: dict = {"app": []}
     pos = 2
     while pos + 4 <= len(data):
-        marker, length = struct.unpack(">HH", data[pos:pos + 4])
-        segment = data[pos + 4:pos + 2 + length]
+        if data[pos:pos + 2] == b"\xff\xff":  # B.1.1.2: fill bytes may precede a marker
+            pos += 1
+            continue
+        marker, segment = _jpeg_segment(data, pos)
         if 0xFFE0 <= marker <= 0xFFEF:
             info["app"].append(marker - 0xFFE0)
-        elif marker in (0xFFC3, 0xFFF7):  # SOF3 lossless Huffman; SOF55 JPEG-LS
+        elif marker in SOF_MARKERS:  # B.2.2 frame header
+            count = segment[5] if len(segment) >= 6 else 0
+            if len(segment) < 6 + 3 * count or not count:
+                raise DamagedInput(f"JPEG frame header ({SOF_MARKERS[marker]}) damaged: {len(segment)} bytes for "
+                                   f"{count} component(s)")
             precision, rows, columns, count = struct.unpack(">BHHB", segment[:6])
-            info.update(process="lossless" if marker == 0xFFC3 else "JPEG-LS", precision=precision, rows=rows,
-                        columns=columns, components=count)
-        elif 0xFFC0 <= marker <= 0xFFCF and marker not in (0xFFC4, 0xFFC8, 0xFFCC):
-            info.update(process=f"SOF{marker - 0xFFC0}", precision=segment[0])
-        elif marker == 0xFFDA:  # SOS: Ns, component specs, then Ss Se Ah/Al
-            ns = segment[0]
+            info.update(process=SOF_MARKERS[marker], precision=precision, rows=rows, columns=columns,
+                        components=count)
+        elif marker == 0xFFDA:  # B.2.3 SOS: Ns, Ns x (Csj, Tdj/Taj), then Ss Se Ah/Al
+            ns = segment[0] if segment else 0
+            if len(segment) < 4 + 2 * ns or not ns:
+                raise DamagedInput(f"JPEG scan header (SOS) damaged: {len(segment)} bytes for {ns} component(s)")
             ss, se, ahal = segment[1 + 2 * ns:4 + 2 * ns]
+            info["entropy_bytes"] = len(data) - (pos + 4 + len(segment))  # the scans after the first SOS
             if info.get("process") == "JPEG-LS":
                 info.update(near=ss, interleave=se, point_transform=ahal & 0x0F)
             else:
                 info.update(predictor=ss, point_transform=ahal & 0x0F)
             break
-        pos += 2 + length
+        pos += 2 + len(segment) + 2
     return info
 
 
@@ -162,10 +195,18 @@ def jxl_info(data: bytes) -> dict:
 
 
 def codestream_info(uid: str, data: bytes) -> dict:
-    """Facts a validator checks against the header: precision, signedness, components, progression, markers."""
+    """Facts a validator checks against the header: precision, signedness, components, progression, markers. A
+    header too short for what it announces raises DamagedInput (one line), whatever the format."""
+    try:
+        return _codestream_info(uid, data)
+    except (struct.error, IndexError, ValueError, KeyError, zlib.error) as exc:
+        raise DamagedInput(f"codestream header damaged or truncated ({type(exc).__name__}: {exc})") from None
+
+
+def _codestream_info(uid: str, data: bytes) -> dict:
     if uid in J2K_FAMILY:
         return j2k_info(data)
-    if uid in JPEG_FAMILY:
+    if uid in JPEG_STREAMS:
         return jpeg_info(data)
     if uid in JXL_FAMILY:
         return jxl_info(data)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..errors import InputError
+from ..errors import InputError, described
 from ..sources import InstanceInfo
 
 UNKNOWN = "?"
@@ -34,15 +34,38 @@ def _int(ds, keyword: str) -> int | None:
 
 def read_instance(path: Path) -> InstanceInfo | None:
     """One file's metadata (header read stopped before Pixel Data), or None when it is not a DICOM image
-    instance (no SOP Instance UID or no Pixel Data is announced by Rows)."""
+    instance (no SOP Instance UID or no Pixel Data is announced by Rows). A file that fails in any other way while
+    its header is read or its elements are converted (pydicom parses values lazily: an unknown VR, a deflated data
+    set that does not inflate, sequences nested past Python's recursion limit) raises one InputError line naming
+    it, so one bad file never ends the survey."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    from ..volumes.dicom import read_deflated
+
     try:
-        with open(path, "rb") as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, defer_size=1024)
+        ds = read_deflated(path, stop_before_pixels=True)  # bounded inflation (PS3.5 A.5), else None
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 - a file read_deflated cannot judge is read below as any other
+        ds = None
+    try:
+        if ds is None:
+            with open(path, "rb") as fh:
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, defer_size=1024)
     except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, AttributeError):
         return None
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pydicom and zlib raise many types on a damaged header
+        raise InputError(f"{path}: damaged DICOM header ({described(exc)}); left out of the inventory") from None
+    try:
+        return _instance(path, ds)
+    except Exception as exc:  # noqa: BLE001 - an element converted lazily may raise anything
+        raise InputError(f"{path}: damaged DICOM header ({described(exc)}); left out of the inventory") from None
+
+
+def _instance(path: Path, ds) -> InstanceInfo | None:
     sop = _text(ds, "SOPInstanceUID")
     if not sop or _int(ds, "Rows") is None:
         return None
@@ -64,6 +87,7 @@ class FolderSource:
         self.root = Path(root)
         self.label = str(self.root)
         self.skipped: list[str] = []  # files that are not DICOM image instances (counted, named in survey.json)
+        self.damaged: list[str] = []  # of those, the ones that could not be read: one line each, also printed
         self._paths: dict[str, list[Path]] = {}
 
     def instances(self) -> Iterator[InstanceInfo]:
@@ -77,6 +101,10 @@ class FolderSource:
                     info = read_instance(path)
                 except OSError as exc:
                     self.skipped.append(f"{path}: cannot be read ({exc.strerror or exc})")
+                    continue
+                except InputError as exc:
+                    self.skipped.append(str(exc))
+                    self.damaged.append(str(exc))
                     continue
                 if info is None:
                     self.skipped.append(f"{path}: not a DICOM image instance")
@@ -157,11 +185,15 @@ def take_inventory(source, console=None) -> tuple[list[SeriesInfo], dict]:
         nonlocal count
         for inst in source.instances():
             count += 1
+            for line in _new_damage(source, console):
+                console.print(f"skipped: {line}", highlight=False, markup=False)
             if console is not None and count % 5000 == 0:
                 console.print(f"inventory: {count} instances ...", highlight=False)
             yield inst
 
     series = series_of(counted())
+    for line in _new_damage(source, console):
+        console.print(f"skipped: {line}", highlight=False, markup=False)
     seconds = time.perf_counter() - t0
     skipped = list(getattr(source, "skipped", []))
     return series, {"source": source.label, "instances": count, "series": len(series),
@@ -169,6 +201,16 @@ def take_inventory(source, console=None) -> tuple[list[SeriesInfo], dict]:
                     "skipped_files": len(skipped), "skipped": skipped[:200],
                     "sizes": "file sizes" if all(s.stored_bytes is not None for s in series) else
                     "not reported by the source: retrieved for the sampled series, estimated for the rest"}
+
+
+def _new_damage(source, console) -> list[str]:
+    """The damaged files' lines the source found since the last call (printed as they come)."""
+    damaged = getattr(source, "damaged", None)
+    if console is None or not damaged:
+        return []
+    done = getattr(source, "_printed", 0)
+    source._printed = len(damaged)
+    return damaged[done:]
 
 
 def summary(series: list[SeriesInfo]) -> list[dict]:

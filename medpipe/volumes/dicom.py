@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from pydicom.uid import JPEGLSNearLossless
+from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGLSNearLossless
 
 from ..errors import InputError, described
-from ..memory import TooLarge, check_fits
+from ..memory import TooLarge, check_fits, free_memory
 from ..syntaxes import JXL_FAMILY, TABLE, DeflatedImageFrameCompression, JPEGXL, PixelAttrs, is_encapsulated, \
     lossy_description
 
@@ -75,7 +77,9 @@ def read_dicom(path: Path, *, pixels: bool = True, defer_size: int | None = None
     kwargs = {"stop_before_pixels": not pixels, "defer_size": defer_size}
     try:
         with quiet():
-            ds = pydicom.dcmread(path, **kwargs)
+            ds = read_deflated(path, not pixels) or pydicom.dcmread(path, **kwargs)
+    except InputError:
+        raise
     except InvalidDicomError:
         ds = None
     except (OSError, MemoryError) as exc:
@@ -94,7 +98,84 @@ def read_dicom(path: Path, *, pixels: bool = True, defer_size: int | None = None
             raise InputError(f"{path}: not a DICOM file (no DICM preamble, and pydicom cannot read it as a bare "
                              "DICOM data set either)")
     _fill_transfer_syntax(ds)
+    problem = _unreadable_element(ds)
+    if problem:
+        raise InputError(f"{path}: damaged DICOM header: {problem}")
     return ds
+
+
+PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
+PREFIX = 16 << 20  # inflated first: the header up to Pixel Data (a header larger than this: the free-memory bound)
+SLACK = 1 << 20  # elements after Pixel Data (PS3.5 7.5: Data Set Trailing Padding is all that should follow)
+
+
+def read_deflated(path: Path, stop_before_pixels: bool = False):
+    """A Deflated Explicit VR Little Endian file (PS3.5 A.5: the whole data set after the File Meta Information
+    deflated, RFC 1951) read with its inflation bounded: the header up to Pixel Data first, then no more than the
+    pixel bytes its Rows x Columns x frames x samples x BitsAllocated declare (pydicom inflates all of it,
+    unbounded: 2.4 MB became more than 4.7 GB); None for any other file. Raises one InputError line."""
+    import pydicom
+    from pydicom.filereader import read_dataset, read_file_meta_info
+
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+        if head[128:132] != b"DICM":
+            return None
+        try:
+            meta = read_file_meta_info(path)
+        except Exception:  # noqa: BLE001 - a damaged meta: the ordinary read names it
+            return None
+        if (str(meta.get("TransferSyntaxUID", "")) != DeflatedExplicitVRLittleEndian
+                or "FileMetaInformationGroupLength" not in meta):  # PS3.10 7.1: Type 1; without it, pydicom reads
+            return None
+        fh.seek(132 + 12 + int(meta.get("FileMetaInformationGroupLength", 0) or 0))
+        deflated = fh.read()
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(deflated, PREFIX)
+        if not inflater.eof:
+            header = io.BytesIO(data)
+            try:
+                with quiet():
+                    declared = decoded_bytes(read_dataset(header, False, True,
+                                                          stop_when=lambda t, *_: t == 0x7FE00010))
+            except Exception:  # noqa: BLE001 - a header longer than PREFIX (or damaged): the free-memory bound
+                declared = 0
+            limit = header.tell() + 12 + declared + SLACK if declared else (free_memory() or PREFIX) // 4
+            check_fits(limit, str(path))
+            if len(data) <= limit:
+                data += inflater.decompress(inflater.unconsumed_tail, limit - len(data) + 1)
+            if len(data) > limit:
+                raise InputError(f"{path}: the deflated data set inflates to more than {limit} bytes, its header "
+                                 f"declares {declared} bytes of pixel data; refused (a deflate bomb)")
+    except TooLarge as exc:
+        raise InputError(str(exc)) from None
+    except zlib.error as exc:
+        raise InputError(f"{path}: damaged DICOM header (the deflated data set does not inflate: zlib: {exc})") \
+            from None
+    with quiet():
+        ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels)
+    ds.file_meta, ds.filename = meta, str(path)
+    return ds
+
+
+def _unreadable_element(ds) -> str | None:
+    """The first top-level element whose VR pydicom does not know (a flipped byte, PS3.5 7.1.2: pydicom parses
+    values lazily and would raise NotImplementedError wherever the element is first used), converted here so its
+    damage is one line. Only such elements are converted (converting every element costs 3 x the header read);
+    others, deferred values and pixel data are left as they are."""
+    from pydicom.valuerep import VR
+
+    known = set(VR.__members__.values())
+    for tag, elem in list(ds._dict.items()):
+        if tag in PIXEL_TAGS or getattr(elem, "VR", None) in known or getattr(elem, "VR", None) is None:
+            continue
+        try:
+            with quiet():
+                ds[tag]
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many types on a damaged element
+            return f"element {elem.tag} cannot be read ({described(exc)})"
+    return None
 
 
 def looks_like_dicom(path: Path) -> bool:
