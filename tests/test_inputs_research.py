@@ -107,6 +107,12 @@ def test_numpy_sidecar_mistakes_get_one_line_each(tmp_path, ct):
     (tmp_path / "a.json").write_text(json.dumps({"bits_stored": 8}))
     with pytest.raises(InputError, match="do not fit the sidecar's bits_stored 8"):
         load_volume(tmp_path / "a.npy")
+    (tmp_path / "a.json").write_text(json.dumps({"padding": [[1], {"a": 2}]}))  # a fuzz case: was a TypeError
+    with pytest.raises(InputError, match=r"a.json.padding\[0\]: expected integer, got \[1\]"):
+        load_volume(tmp_path / "a.npy")
+    (tmp_path / "a.json").write_text(json.dumps({"padding": [1, 2, 3]}))
+    with pytest.raises(InputError, match=r"padding \[1, 2, 3\] is neither one stored value nor \[low, high\]"):
+        load_volume(tmp_path / "a.npy")
 
 
 def test_numpy_unsigned_12bit_in_int16_and_npz_arrays(tmp_path, ct):

@@ -49,7 +49,8 @@ NUMPY_SIDECAR = {
     "body_part": Option(str, "", "body part examined"),
     "rescale_slope": Option((int, float), 1.0, "stored value x slope + intercept = meaningful value"),
     "rescale_intercept": Option((int, float), 0.0, "stored value x slope + intercept = meaningful value"),
-    "padding": Option((int, list), None, "stored value (or [low, high]) marking padding outside the scan"),
+    "padding": Option((int, list), None, "stored value (or [low, high]) marking padding outside the scan",
+                      item=int),
     "lossy_source": Option(str, "", "why the data was already lossy (e.g. 'exported from JPEG q=90')"),
     "array": Option(str, None, ".npz only: the name of the array to read (default: every array)"),
 }
@@ -331,8 +332,9 @@ def load_numpy(path: Path, name: str, options: dict | None = None, member: str =
         if lo < low or hi > top:
             raise InputError(f"{where}: values {lo}..{hi} do not fit the sidecar's bits_stored {bits}")
     pad = meta.get("padding")
-    padding = (tuple(pad) if isinstance(pad, list) and len(pad) == 2 else (pad, pad) if isinstance(pad, int)
-               else None)
+    if isinstance(pad, list) and len(pad) != 2:
+        raise InputError(f"{where}: padding {pad} is neither one stored value nor [low, high]")
+    padding = tuple(pad) if isinstance(pad, list) else (pad, pad) if isinstance(pad, int) else None
     spacing = meta.get("spacing")
     return _volume(path, name, arr, notes, bits_stored=bits, modality=meta.get("modality", ""),
                    description=meta.get("description", ""), body_part=meta.get("body_part", ""),
