@@ -16,12 +16,12 @@ import pytest
 from medpipe import sources
 from medpipe.sources import SourceError, fetch_address, http
 from medpipe.sources.settings import SourceSettings
-from test_sources_badpeers import SERIES, SOPS, STUDY, instance_json, one_line
+from test_sources_badpeers import SERIES, SOPS, STUDY, Peer, instance_json, one_line
 
 MiB = 1 << 20
 
 
-class Streamer:
+class Streamer(Peer):  # Peer's start and stop; answers of its own
     """An HTTP/1.1 peer whose answers are generators of body pieces: {path prefix: (headers, pieces())}; a body
     without Content-Length goes out chunked."""
 
@@ -61,14 +61,6 @@ class Streamer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}/dicom-web"
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def settings(tmp_path, timeout=1.0, retries=0) -> SourceSettings:
