@@ -5,13 +5,15 @@ the inventory's skipped list, while the other files are counted. Real DICOM: sli
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian
 from rich.console import Console
 
-from conftest import SAMPLE
+from conftest import ROOT, SAMPLE
 from medpipe.survey.inventory import FolderSource, take_inventory
 
 
@@ -100,3 +102,17 @@ def test_a_deflate_bomb_is_refused_and_a_sound_deflated_file_counted(tmp_path):
     assert facts["instances"] == 2 and len(facts["skipped"]) == 1
     assert facts["skipped"][0].startswith(f"{files[1]}: the deflated data set inflates to more than ")
     assert facts["skipped"][0].endswith("its header declares 524288 bytes of pixel data; refused (a deflate bomb)")
+
+
+def test_pydicom_warnings_about_odd_values_stay_out_of_the_output(tmp_path):
+    """A value longer than its VR allows (a 122-character LO) made pydicom warn on stderr wherever the value was
+    first converted: in the inventory, and again in the worker that measured the series."""
+    files = sample_tree(tmp_path / "in", 2)
+    ds = pydicom.dcmread(files[0])
+    ds.Manufacturer = "x" * 122  # LO: 64 characters at most (PS3.5 6.2); the inventory reads it
+    ds.save_as(files[0], enforce_file_format=True)
+    done = subprocess.run([sys.executable, "run.py", "survey", str(tmp_path / "in"), "--codecs", "jpegls",
+                           "--sample", "1", "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "measured 1/1" in done.stdout and "Warning" not in done.stdout + done.stderr, done.stdout + done.stderr

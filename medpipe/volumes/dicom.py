@@ -33,6 +33,11 @@ JPEG_LS_NEAR_LOSSLESS = JPEGLSNearLossless
 J2K_LIKE = MAYBE_LOSSY - {JPEGXL}
 
 
+# pydicom converts values lazily and warns about odd ones (a 122-character LO) wherever one is first read, long
+# after quiet() below, in this process or a worker: a file either reads or gets its one line, never those warnings
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\b")
+
+
 @contextlib.contextmanager
 def quiet():
     """pydicom warns (not raises) about many oddities of real files; medpipe reports per file instead."""
