@@ -123,8 +123,12 @@ def read_deflated(path: Path, stop_before_pixels: bool = False):
     from pydicom.filereader import read_dataset, read_file_meta_info
 
     with open(path, "rb") as fh:
-        head = fh.read(132)
-        if head[128:132] != b"DICM":
+        head = fh.read(144)  # preamble, DICM, (0002,0000) UL: the File Meta group's length (PS3.10 7.1)
+        if head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+            return None
+        # every DICOM file passes here: only a meta group naming the deflated syntax is parsed a second time
+        if DeflatedExplicitVRLittleEndian.encode() not in fh.read(min(int.from_bytes(head[140:144], "little"),
+                                                                      1 << 16)):
             return None
         try:
             meta = read_file_meta_info(path)

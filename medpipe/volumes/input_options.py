@@ -1,6 +1,10 @@
 """The input options as data (one schema, checked by medpipe.options like every other section of a preset)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from ..errors import InputError, PresetError, described
 from ..options import Option, check_section
 
 INPUT_OPTIONS: dict[str, Option] = {
@@ -34,3 +38,20 @@ def input_settings(options: dict | None) -> dict:
     same check, so a typo in code fails as loudly as one in a preset.
     """
     return check_section(dict(options or {}), INPUT_OPTIONS, "inputs")
+
+
+def read_json_sidecar(side: Path, schema: dict[str, Option], must_be: str) -> dict:
+    """A JSON sidecar's keys, each checked against ``schema``; InputError naming the file (and the key), ending in
+    ``must_be`` (what the file should be) where the file itself is unusable."""
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except RecursionError:  # JSON nested thousands deep: the parser recurses once a level
+        raise InputError(f"{side}: nested too deeply; {must_be}") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{side}: unreadable sidecar ({described(exc)}); {must_be}") from None
+    if not isinstance(meta, dict):  # checked here: the option checker would print the whole value
+        raise InputError(f"{side}: a JSON {type(meta).__name__}, not an object of keys; {must_be}")
+    try:
+        return check_section(meta, schema, str(side), fill=False)
+    except PresetError as exc:
+        raise InputError(str(exc)) from None

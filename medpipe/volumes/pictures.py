@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, PresetError, described
+from ..errors import InputError, described
 from ..files import atomic_write_bytes
-from ..options import Option, check_section
+from ..options import Option
 from .colour import colour_to_slices
-from .input_options import input_settings
+from .input_options import input_settings, read_json_sidecar
 from .series import natural_key
 from .volume import Volume, exact_integers
 
@@ -102,19 +102,7 @@ def read_png_sidecar(side: Path) -> dict:
     """The sidecar's keys, each of the type dump_png writes; InputError naming the file and the key otherwise."""
     if not side.exists():
         return {}
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except RecursionError:  # JSON nested thousands deep: the parser recurses once a level
-        raise InputError(f"{side}: nested too deeply; it must be the JSON dump_png wrote") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{side}: unreadable sidecar ({described(exc)}); it must be the JSON dump_png wrote")
-    if not isinstance(meta, dict):  # checked here: the option checker would print the whole value
-        raise InputError(f"{side}: a JSON {type(meta).__name__}, not an object of keys; it must be the JSON "
-                         "dump_png wrote")
-    try:
-        meta = check_section(meta, PNG_SIDECAR_KEYS, str(side), fill=False)
-    except PresetError as exc:
-        raise InputError(str(exc)) from None
+    meta = read_json_sidecar(side, PNG_SIDECAR_KEYS, "it must be the JSON dump_png wrote")
     padding = meta.get("padding")
     if padding is not None and (len(padding) != 2 or padding[0] > padding[1]):
         raise InputError(f"{side}.padding: {padding!r} is not [low, high]")

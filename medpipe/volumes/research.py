@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import importlib
-import json
 import math
 import os
 import zipfile
@@ -21,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, MedpipeError, PresetError, described
+from ..errors import InputError, MedpipeError, described
 from ..memory import check_fits
-from ..options import Option, check_section
+from ..options import Option
 from .colour import colour_to_slices
-from .input_options import input_settings
+from .input_options import input_settings, read_json_sidecar
 from .research_data import read_exactly, read_metaimage, read_nrrd
 from .volume import Volume, exact_integers, smallest_integer_dtype
 
@@ -237,14 +236,7 @@ def read_sidecar(path: Path) -> dict:
     side = numpy_sidecar(path)
     if side is None:
         return {}
-    try:
-        data = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{side}: unreadable JSON sidecar ({exc})")
-    try:
-        return check_section(data, NUMPY_SIDECAR, str(side), fill=False)
-    except PresetError as exc:
-        raise InputError(str(exc)) from None
+    return read_json_sidecar(side, NUMPY_SIDECAR, "it must be a JSON object of the keys in the README")
 
 
 def numpy_arrays(path: Path) -> list[str]:

@@ -113,16 +113,17 @@ def frame_problem(uid: str, data: bytes, attrs: PixelAttrs) -> str | None:
     """What the codestream of one frame says against the data set's Image Pixel module, and its end marker."""
     if uid not in J2K_FAMILY and uid not in JPEG_STREAMS and uid not in JXL_FAMILY:
         return None
+    data = bytes(data)  # once: a fragment may be a memoryview, and three readers below take bytes
     try:
-        info = codestream_info(uid, bytes(data))
+        info = codestream_info(uid, data)
     except DamagedInput as exc:
         return str(exc)
     problem = _header_problem(uid, info, attrs)
     if problem:
         return problem
     if uid in J2K_FAMILY:
-        return j2k_chain_problem(bytes(data))
-    if uid in JPEG_STREAMS and not _ends_with(bytes(data), EOC):
+        return j2k_chain_problem(data)
+    if uid in JPEG_STREAMS and not _ends_with(data, EOC):
         return "no EOI marker at its end: truncated"
     return _too_short(info) if uid in JPEG_STREAMS else None
 
